@@ -1,0 +1,1 @@
+//! Procedural macros for `cmdstream`. Use them through the `cmdstream` crate.

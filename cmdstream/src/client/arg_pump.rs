@@ -1,0 +1,87 @@
+//! Sends a caller's stream of arguments, item by item, as the server's
+//! credit allows.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use futures_core::Stream;
+use serde::Serialize;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::AbortHandle;
+
+use super::message::Control;
+use crate::codec::Codec;
+use crate::error::Error;
+use crate::wire::frame::{self, Kind};
+
+/// Stops the pump when the call is over from the caller's side.
+pub(crate) struct PumpGuard(AbortHandle);
+
+impl Drop for PumpGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Spawns the task that feeds `items` to call `id`.
+///
+/// It takes one unit of credit per item; the driver fills the credit with
+/// the server's window once the COMMAND is queued, adds what CREDIT frames
+/// grant, and closes it when the call ends, which stops the pump.
+pub(crate) fn spawn<I, S, C>(
+    id: u64,
+    items: S,
+    credit: Arc<Semaphore>,
+    control: mpsc::UnboundedSender<Control>,
+    codec: C,
+    max_frame: usize,
+) -> PumpGuard
+where
+    I: Serialize + Send + 'static,
+    S: Stream<Item = I> + Send + 'static,
+    C: Codec,
+{
+    let task = tokio::spawn(async move {
+        let mut items = std::pin::pin!(items);
+        loop {
+            let Ok(permit) = credit.acquire().await else {
+                return;
+            };
+            permit.forget();
+            let Some(item) = std::future::poll_fn(|cx| items.as_mut().poll_next(cx)).await else {
+                let mut end = BytesMut::with_capacity(13);
+                frame::put_empty(&mut end, Kind::End, id);
+                let _ = control.send(Control::Frame(id, end));
+                return;
+            };
+            match encode_item(id, &item, &codec, max_frame) {
+                Ok(bytes) => {
+                    if control.send(Control::Frame(id, bytes)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = control.send(Control::Abort(id, e));
+                    return;
+                }
+            }
+        }
+    });
+    PumpGuard(task.abort_handle())
+}
+
+fn encode_item<I: Serialize, C: Codec>(
+    id: u64,
+    item: &I,
+    codec: &C,
+    max: usize,
+) -> Result<BytesMut, Error> {
+    let mut buf = BytesMut::with_capacity(64);
+    let start = frame::begin(&mut buf, Kind::Item, id);
+    codec.encode(item, &mut buf)?;
+    let len = frame::finish(&mut buf, start);
+    if len > max {
+        return Err(Error::FrameTooLarge { size: len, max });
+    }
+    Ok(buf)
+}

@@ -1,0 +1,224 @@
+//! Client configuration and the builder that connects.
+
+#[cfg(unix)]
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpStream, ToSocketAddrs};
+
+use super::connection::Connection;
+use super::options::CallOptions;
+use super::Client;
+use crate::codec::{Codec, DefaultCodec};
+use crate::command::ServiceInfo;
+use crate::error::Error;
+use crate::metadata::Metadata;
+
+/// Client settings. Every field has a documented default; change them
+/// through [`ClientBuilder`].
+#[derive(Debug, Clone)]
+pub(crate) struct ClientConfig {
+    pub(crate) max_frame_size: usize,
+    pub(crate) max_in_flight: usize,
+    pub(crate) stream_window: u32,
+    pub(crate) keepalive_interval: Option<Duration>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) metadata: Metadata,
+    pub(crate) options: CallOptions,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            max_frame_size: crate::DEFAULT_MAX_FRAME_SIZE,
+            max_in_flight: 1024,
+            stream_window: 32,
+            keepalive_interval: Some(Duration::from_secs(10)),
+            connect_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            metadata: Metadata::new(),
+            options: CallOptions::new(),
+        }
+    }
+}
+
+/// Builds a [`Client`]: settings first, then one of the `connect` methods.
+///
+/// # Examples
+///
+/// ```no_run
+/// # use cmdstream::{Client, ServiceInfo};
+/// # async fn f(info: &'static ServiceInfo) -> Result<(), cmdstream::Error> {
+/// use std::time::Duration;
+/// let client = Client::builder()
+///     .max_in_flight(256)
+///     .timeout(Duration::from_secs(2))
+///     .connect("127.0.0.1:7000", info)
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientBuilder<C = DefaultCodec> {
+    config: ClientConfig,
+    codec: C,
+}
+
+impl Default for ClientBuilder<DefaultCodec> {
+    fn default() -> Self {
+        ClientBuilder {
+            config: ClientConfig::default(),
+            codec: DefaultCodec::default(),
+        }
+    }
+}
+
+impl<C: Codec> ClientBuilder<C> {
+    /// Uses `codec` for payloads. The server must use the same codec.
+    pub fn codec<C2: Codec>(self, codec: C2) -> ClientBuilder<C2> {
+        ClientBuilder {
+            config: self.config,
+            codec,
+        }
+    }
+
+    /// The largest frame this client accepts from the server, in bytes.
+    /// The default is 16 MiB.
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.config.max_frame_size = bytes.clamp(64, u32::MAX as usize);
+        self
+    }
+
+    /// The most calls in flight on the connection; further callers wait
+    /// until one completes. The server's own limit applies too, whichever is
+    /// smaller. The default is 1024.
+    pub fn max_in_flight(mut self, calls: usize) -> Self {
+        self.config.max_in_flight = calls.max(1);
+        self
+    }
+
+    /// How many results of a stream the server may send ahead of the
+    /// consumer. The default is 32.
+    pub fn stream_window(mut self, items: u32) -> Self {
+        self.config.stream_window = items.max(1);
+        self
+    }
+
+    /// How long the connection may be silent before the client pings, and
+    /// then before it declares the server dead (failing every pending call
+    /// with [`Error::ConnectionLost`]). `None` turns keepalive off. The
+    /// default is 10 s (or the server's interval, if shorter).
+    pub fn keepalive(mut self, interval: Option<Duration>) -> Self {
+        self.config.keepalive_interval = interval;
+        self
+    }
+
+    /// How long to wait for the TCP connection. The default is 10 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// How long the server may take to complete the handshake. The default
+    /// is 10 s.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.handshake_timeout = timeout;
+        self
+    }
+
+    /// Metadata sent once, in the handshake; the server sees it in every
+    /// call's context.
+    pub fn connection_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.config.metadata.insert(key, value);
+        self
+    }
+
+    /// The default timeout of every call (see [`CallOptions::timeout`]).
+    /// The default is none.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.options.timeout = Some(timeout);
+        self
+    }
+
+    /// The default options of every call.
+    pub fn call_options(mut self, options: CallOptions) -> Self {
+        self.config.options = options;
+        self
+    }
+
+    /// Connects over TCP (with `TCP_NODELAY`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the connection cannot be made,
+    /// [`Error::Incompatible`] when the server runs another service or
+    /// version, [`Error::Unavailable`] when it refuses new connections.
+    pub async fn connect(
+        self,
+        addr: impl ToSocketAddrs,
+        service: &'static ServiceInfo,
+    ) -> Result<Client<C>, Error> {
+        let stream = tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| {
+                Error::Io(Arc::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no TCP connection within {:?}", self.config.connect_timeout),
+                )))
+            })??;
+        stream.set_nodelay(true)?;
+        let peer = stream
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        self.connect_io(stream, service, &peer).await
+    }
+
+    /// Connects over a Unix domain socket.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect).
+    #[cfg(unix)]
+    pub async fn connect_unix(
+        self,
+        path: impl AsRef<Path>,
+        service: &'static ServiceInfo,
+    ) -> Result<Client<C>, Error> {
+        let path = path.as_ref();
+        let stream = tokio::time::timeout(
+            self.config.connect_timeout,
+            tokio::net::UnixStream::connect(path),
+        )
+        .await
+        .map_err(|_| Error::Io(Arc::new(std::io::ErrorKind::TimedOut.into())))??;
+        self.connect_io(stream, service, &path.display().to_string())
+            .await
+    }
+
+    /// Runs the protocol over any byte stream: a TLS stream, an in-memory
+    /// pipe, a socket set up by hand. `peer` names the other side in logs.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect), without the I/O errors of dialing.
+    pub async fn connect_io<IO>(
+        self,
+        io: IO,
+        service: &'static ServiceInfo,
+        peer: &str,
+    ) -> Result<Client<C>, Error>
+    where
+        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let conn = Connection::establish(io, &self.config, service, C::NAME, peer).await?;
+        Ok(Client::from_parts(
+            Arc::new(conn),
+            self.codec,
+            self.config.options,
+            service,
+        ))
+    }
+}

@@ -1,0 +1,127 @@
+//! One established connection as callers see it: the two queues into its
+//! driver, the request-id counter and what the handshake settled.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use super::builder::ClientConfig;
+use super::driver::Driver;
+use super::message::{Control, Request};
+use crate::command::ServiceInfo;
+use crate::conn::framed::FramedIo;
+use crate::error::Error;
+use crate::wire::handshake::{self, ClientHello};
+
+/// What the driver and the handles both read.
+pub(crate) struct Shared {
+    /// Calls in flight at most: the smaller of ours and the server's.
+    pub(crate) max_in_flight: usize,
+    /// Initial credit the server grants each argument stream.
+    pub(crate) server_window: u32,
+    /// Initial credit we grant each result stream.
+    pub(crate) our_window: u32,
+    /// The largest frame the server accepts.
+    pub(crate) server_max_frame: usize,
+    pub(crate) keepalive: Option<Duration>,
+    /// Why the connection closed, once it has.
+    pub(crate) closed: OnceLock<Arc<str>>,
+    /// The server's go-away reason, once it sent one.
+    pub(crate) going_away: OnceLock<Arc<str>>,
+}
+
+pub(crate) struct Connection {
+    requests: mpsc::UnboundedSender<Request>,
+    pub(crate) control: mpsc::UnboundedSender<Control>,
+    next_id: AtomicU64,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Connection {
+    /// Runs the handshake on `io` and spawns the driver.
+    pub(crate) async fn establish<IO>(
+        mut io: IO,
+        config: &ClientConfig,
+        info: &'static ServiceInfo,
+        codec: &'static str,
+        peer: &str,
+    ) -> Result<Connection, Error>
+    where
+        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let hello = ClientHello {
+            fingerprint: info.fingerprint,
+            max_frame: config.max_frame_size as u32,
+            stream_window: config.stream_window,
+            service: info.name.to_owned(),
+            codec: codec.to_owned(),
+            metadata: config.metadata.clone(),
+        };
+        let server = tokio::time::timeout(
+            config.handshake_timeout,
+            handshake::connect(&mut io, &hello),
+        )
+        .await
+        .map_err(|_| {
+            Error::connection_lost(format!(
+                "the server did not complete the handshake within {:?}",
+                config.handshake_timeout
+            ))
+        })??;
+        let keepalive = match (config.keepalive_interval, server.keepalive_ms) {
+            (None, _) => None,
+            (Some(ours), 0) => Some(ours),
+            (Some(ours), theirs) => Some(ours.min(Duration::from_millis(theirs.into()))),
+        };
+        let shared = Arc::new(Shared {
+            max_in_flight: config
+                .max_in_flight
+                .min(server.max_in_flight as usize)
+                .max(1),
+            server_window: server.stream_window,
+            our_window: config.stream_window,
+            server_max_frame: server.max_frame as usize,
+            keepalive,
+            closed: OnceLock::new(),
+            going_away: OnceLock::new(),
+        });
+        let (requests, requests_rx) = mpsc::unbounded_channel();
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let framed = FramedIo::new(io, config.max_frame_size);
+        let driver = Driver::new(framed, requests_rx, control_rx, shared.clone());
+        let span = tracing::debug_span!("cmdstream.client.conn", service = info.name, peer);
+        tokio::spawn(driver.run().instrument(span));
+        Ok(Connection {
+            requests,
+            control,
+            next_id: AtomicU64::new(1),
+            shared,
+        })
+    }
+
+    /// A fresh request id, unique on this connection.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn send(&self, request: Request) -> Result<(), Error> {
+        self.requests.send(request).map_err(|_| self.lost())
+    }
+
+    /// The error for a call on a connection that is gone.
+    pub(crate) fn lost(&self) -> Error {
+        match self.shared.closed.get() {
+            Some(reason) => Error::ConnectionLost(reason.clone()),
+            None => Error::connection_lost("the connection closed"),
+        }
+    }
+
+    /// Whether the driver has stopped.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.requests.is_closed()
+    }
+}

@@ -1,0 +1,391 @@
+//! The task that owns one client connection.
+//!
+//! It is the only owner of the socket and of the in-flight map, so nothing
+//! on the call path takes a lock: callers queue encoded COMMAND frames on
+//! one channel (new calls) and control messages on another (cancel, credit,
+//! streamed arguments); the driver copies them into one write buffer, writes
+//! it once, reads as many frames as the socket has and routes each result
+//! to its caller by request id.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, Semaphore};
+use tracing::{debug, trace};
+
+use super::connection::Shared;
+use super::message::{Control, Reply, Request};
+use crate::conn::framed::FramedIo;
+use crate::conn::id_map::IdMap;
+use crate::conn::keepalive::{Keepalive, Tick};
+use crate::conn::write_policy::WritePolicy;
+use crate::error::{Error, ErrorCode, RemoteError};
+use crate::wire::frame::{self, Frame, Kind};
+
+/// Stop taking new calls while this much is waiting to be written: a peer
+/// that does not read must not make the buffer grow without bound.
+const HIGH_WATER: usize = 1 << 20;
+
+/// One call in flight.
+struct Pending {
+    command: u32,
+    reply: Reply,
+    /// Results the server may still send before it needs more credit.
+    result_credit: u32,
+    args: Option<Arc<Semaphore>>,
+}
+
+impl Pending {
+    fn close_args(&self) {
+        if let Some(args) = &self.args {
+            args.close();
+        }
+    }
+}
+
+pub(crate) struct Driver<IO> {
+    io: FramedIo<IO>,
+    requests: mpsc::UnboundedReceiver<Request>,
+    control: mpsc::UnboundedReceiver<Control>,
+    pending: IdMap<Pending>,
+    shared: Arc<Shared>,
+    keepalive: Keepalive,
+    policy: WritePolicy,
+    /// Callers woken with a result since the last write: each is likely to
+    /// queue a new call in a moment.
+    woken: usize,
+    going_away: Option<String>,
+    handles_gone: bool,
+    ping_seq: u64,
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
+    pub(crate) fn new(
+        io: FramedIo<IO>,
+        requests: mpsc::UnboundedReceiver<Request>,
+        control: mpsc::UnboundedReceiver<Control>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        let keepalive = Keepalive::new(shared.keepalive);
+        Driver {
+            io,
+            requests,
+            control,
+            pending: IdMap::default(),
+            shared,
+            keepalive,
+            policy: WritePolicy::default(),
+            woken: 0,
+            going_away: None,
+            handles_gone: false,
+            ping_seq: 0,
+        }
+    }
+
+    /// Runs the connection until every handle is gone and no call is in
+    /// flight, or until it fails; then fails whatever is still waiting.
+    pub(crate) async fn run(mut self) {
+        let result = poll_fn(|cx| self.poll_drive(cx)).await;
+        let error = match result {
+            Ok(()) => {
+                // Clean close: say goodbye properly.
+                let _ = poll_fn(|cx| self.io.poll_close(cx)).await;
+                Error::connection_lost("the client was dropped")
+            }
+            Err(e) => {
+                debug!(error = %e, "connection failed");
+                e
+            }
+        };
+        self.shutdown(error);
+    }
+
+    fn shutdown(&mut self, error: Error) {
+        let reason: Arc<str> = match &error {
+            Error::ConnectionLost(r) => r.clone(),
+            other => other.to_string().into(),
+        };
+        let _ = self.shared.closed.set(reason.clone());
+        for (_, p) in self.pending.drain() {
+            p.close_args();
+            p.reply.fail(Error::ConnectionLost(reason.clone()));
+        }
+        self.requests.close();
+        while let Ok(r) = self.requests.try_recv() {
+            r.reply.fail(Error::ConnectionLost(reason.clone()));
+        }
+    }
+
+    fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            let mut progress = false;
+
+            while let Poll::Ready(Some(msg)) = self.control.poll_recv(cx) {
+                self.on_control(msg);
+                progress = true;
+            }
+
+            while !self.handles_gone
+                && self.pending.len() < self.shared.max_in_flight
+                && self.io.queued() < HIGH_WATER
+            {
+                match self.requests.poll_recv(cx) {
+                    Poll::Ready(Some(req)) => {
+                        self.on_request(req);
+                        progress = true;
+                    }
+                    Poll::Ready(None) => self.handles_gone = true,
+                    Poll::Pending => break,
+                }
+            }
+
+            match self.io.poll_fill(cx) {
+                Poll::Ready(Ok(true)) => {
+                    progress = true;
+                    while let Some(frame) = self
+                        .io
+                        .next_frame()
+                        .map_err(|e| Error::protocol(e.to_string()))?
+                    {
+                        self.keepalive.heard();
+                        self.on_frame(frame)?;
+                    }
+                }
+                Poll::Ready(Ok(false)) => {
+                    let why = if self.io.has_partial_frame() {
+                        "the server closed the connection in the middle of a frame"
+                    } else if let Some(reason) = &self.going_away {
+                        return Poll::Ready(Err(Error::connection_lost(format!(
+                            "the server shut down ({reason})"
+                        ))));
+                    } else {
+                        "the server closed the connection"
+                    };
+                    return Poll::Ready(Err(Error::connection_lost(why)));
+                }
+                Poll::Ready(Err(e)) => {
+                    return Poll::Ready(Err(Error::connection_lost(format!("read failed: {e}"))));
+                }
+                Poll::Pending => {}
+            }
+
+            if let Poll::Ready(tick) = self.keepalive.poll_tick(cx) {
+                match tick {
+                    Tick::SendPing => {
+                        self.ping_seq += 1;
+                        frame::put_ping(self.io.wbuf(), Kind::Ping, self.ping_seq);
+                        self.policy.queued();
+                        progress = true;
+                    }
+                    Tick::Dead => {
+                        let secs =
+                            self.keepalive.interval().unwrap_or_default().as_secs_f64() * 2.0;
+                        return Poll::Ready(Err(Error::connection_lost(format!(
+                            "the server did not answer a ping for {secs:.1}s"
+                        ))));
+                    }
+                }
+            }
+
+            if self.io.queued() > 0 {
+                if self.policy.should_yield(self.woken) {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                match self.io.poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {
+                        self.policy.wrote();
+                        self.woken = 0;
+                        progress = true;
+                    }
+                    Poll::Ready(Err(e)) => {
+                        return Poll::Ready(Err(Error::connection_lost(format!(
+                            "write failed: {e}"
+                        ))));
+                    }
+                    Poll::Pending => {}
+                }
+            }
+
+            if self.handles_gone && self.pending.is_empty() && self.io.queued() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    fn on_request(&mut self, req: Request) {
+        if req.reply.is_closed() {
+            // The caller gave up before the call was sent: nothing to cancel.
+            return;
+        }
+        if let Some(reason) = &self.going_away {
+            req.reply.fail(Error::unavailable(format!(
+                "the server is shutting down ({reason})"
+            )));
+            return;
+        }
+        self.io.wbuf().extend_from_slice(&req.frame);
+        self.policy.queued();
+        if let Some(args) = &req.args {
+            args.add_permits(self.shared.server_window as usize);
+        }
+        let previous = self.pending.insert(
+            req.id,
+            Pending {
+                command: req.command,
+                reply: req.reply,
+                result_credit: self.shared.our_window,
+                args: req.args,
+            },
+        );
+        debug_assert!(previous.is_none(), "request ids are unique");
+    }
+
+    fn on_control(&mut self, msg: Control) {
+        match msg {
+            Control::Cancel(id) => {
+                if let Some(p) = self.pending.remove(&id) {
+                    trace!(id, "cancel");
+                    p.close_args();
+                    frame::put_empty(self.io.wbuf(), Kind::Cancel, id);
+                    self.policy.queued();
+                }
+            }
+            Control::Credit(id, n) => {
+                if let Some(p) = self.pending.get_mut(&id) {
+                    p.result_credit = p.result_credit.saturating_add(n);
+                    frame::put_credit(self.io.wbuf(), id, n);
+                    self.policy.queued();
+                }
+            }
+            Control::Frame(id, bytes) => {
+                if self.pending.contains_key(&id) {
+                    self.io.wbuf().extend_from_slice(&bytes);
+                    self.policy.queued();
+                }
+            }
+            Control::Abort(id, error) => {
+                if let Some(p) = self.pending.remove(&id) {
+                    p.close_args();
+                    p.reply.fail(error);
+                    frame::put_empty(self.io.wbuf(), Kind::Cancel, id);
+                    self.policy.queued();
+                }
+            }
+        }
+    }
+
+    fn on_frame(&mut self, frame: Frame) -> Result<(), Error> {
+        let protocol = |e: crate::wire::frame::FrameError| Error::protocol(e.to_string());
+        match frame.kind {
+            Kind::ResultLast => {
+                if let Some(p) = self.pending.remove(&frame.id) {
+                    p.close_args();
+                    self.woken += 1;
+                    match p.reply {
+                        Reply::Once(tx) => drop(tx.send(Ok(frame.body))),
+                        Reply::Many(tx) => {
+                            let _ = tx.send(Ok(Some(frame.body)));
+                            let _ = tx.send(Ok(None));
+                        }
+                    }
+                }
+            }
+            Kind::Result => self.on_stream_result(frame.id, frame.body)?,
+            Kind::End => {
+                if let Some(p) = self.pending.remove(&frame.id) {
+                    p.close_args();
+                    self.woken += 1;
+                    match p.reply {
+                        Reply::Many(tx) => drop(tx.send(Ok(None))),
+                        Reply::Once(tx) => drop(tx.send(Err(Error::protocol(
+                            "the server ended a single-result call without a result",
+                        )))),
+                    }
+                }
+            }
+            Kind::Error => {
+                let (code, message) = frame.error().map_err(protocol)?;
+                if let Some(p) = self.pending.remove(&frame.id) {
+                    p.close_args();
+                    self.woken += 1;
+                    p.reply.fail(remote_error(code, message, p.command));
+                }
+            }
+            Kind::Credit => {
+                let n = frame.credit().map_err(protocol)?;
+                if let Some(args) = self.pending.get(&frame.id).and_then(|p| p.args.as_ref()) {
+                    args.add_permits(n as usize);
+                }
+            }
+            Kind::Ping => {
+                let payload = frame.ping_payload().map_err(protocol)?;
+                frame::put_ping(self.io.wbuf(), Kind::Pong, payload);
+                self.policy.queued();
+            }
+            Kind::Pong => {
+                frame.ping_payload().map_err(protocol)?;
+            }
+            Kind::GoAway => {
+                let reason = String::from_utf8_lossy(&frame.body).into_owned();
+                debug!(%reason, "server is going away");
+                let _ = self.shared.going_away.set(reason.clone().into());
+                self.going_away = Some(reason);
+            }
+            Kind::Command | Kind::Cancel | Kind::Item => {
+                return Err(Error::protocol(format!(
+                    "the server sent a {:?} frame, which only clients send",
+                    frame.kind
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_stream_result(&mut self, id: u64, body: Bytes) -> Result<(), Error> {
+        let Some(p) = self.pending.get_mut(&id) else {
+            return Ok(());
+        };
+        let Reply::Many(tx) = &p.reply else {
+            return Err(Error::protocol(
+                "the server streamed results to a single-result call",
+            ));
+        };
+        if p.result_credit == 0 {
+            return Err(Error::protocol(
+                "the server sent a streamed result without credit",
+            ));
+        }
+        p.result_credit -= 1;
+        let _ = tx.send(Ok(Some(body)));
+        Ok(())
+    }
+}
+
+/// The error a caller sees for an ERROR frame.
+fn remote_error(code: ErrorCode, message: String, command: u32) -> Error {
+    match code {
+        ErrorCode::UnknownCommand => Error::UnknownCommand { id: command },
+        ErrorCode::DeadlineExceeded => Error::Timeout,
+        ErrorCode::Overloaded | ErrorCode::ShuttingDown => Error::unavailable(message),
+        ErrorCode::FrameTooLarge => {
+            // The message reads "result of N bytes exceeds the limit of M bytes".
+            let mut numbers = message
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|w| w.parse().ok());
+            let size = numbers.next().unwrap_or(0);
+            let max = numbers.next().unwrap_or(0);
+            Error::FrameTooLarge { size, max }
+        }
+        code => Error::Remote(RemoteError {
+            code,
+            message: message.into(),
+        }),
+    }
+}

@@ -1,0 +1,59 @@
+//! What callers hand the connection driver.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::error::Error;
+
+/// How one call's results reach its caller.
+pub(crate) enum Reply {
+    /// A unary or client-streaming call: one result or one error.
+    Once(oneshot::Sender<Result<Bytes, Error>>),
+    /// A result stream: `Ok(Some)` an item, `Ok(None)` the end, `Err` the
+    /// failure that ends it.
+    Many(mpsc::UnboundedSender<Result<Option<Bytes>, Error>>),
+}
+
+impl Reply {
+    pub(crate) fn fail(self, error: Error) {
+        match self {
+            Reply::Once(tx) => drop(tx.send(Err(error))),
+            Reply::Many(tx) => drop(tx.send(Err(error))),
+        }
+    }
+
+    /// Whether the caller stopped waiting (dropped its future or stream).
+    pub(crate) fn is_closed(&self) -> bool {
+        match self {
+            Reply::Once(tx) => tx.is_closed(),
+            Reply::Many(tx) => tx.is_closed(),
+        }
+    }
+}
+
+/// A new call: its whole COMMAND frame, already encoded by the caller.
+pub(crate) struct Request {
+    pub(crate) id: u64,
+    pub(crate) command: u32,
+    pub(crate) frame: BytesMut,
+    pub(crate) reply: Reply,
+    /// Credit for the client-streamed arguments; starts empty and is filled
+    /// with the server's window once the COMMAND is queued for writing, so
+    /// no ITEM can overtake its COMMAND.
+    pub(crate) args: Option<Arc<Semaphore>>,
+}
+
+/// Messages about calls already in flight. They have their own channel and
+/// are always taken, even when the in-flight limit holds new calls back.
+pub(crate) enum Control {
+    /// The caller gave up: tell the server and forget the call.
+    Cancel(u64),
+    /// The caller consumed this many results: grant the server more credit.
+    Credit(u64, u32),
+    /// An ITEM or END frame of a client-streamed argument.
+    Frame(u64, BytesMut),
+    /// The argument stream failed locally: cancel the call with this error.
+    Abort(u64, Error),
+}

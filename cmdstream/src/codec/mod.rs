@@ -1,0 +1,198 @@
+//! Payload codecs: how command arguments and results become bytes.
+//!
+//! A [`Codec`] turns any `serde` value into bytes and back. The default is
+//! [`Bincode`]; [`Json`] and [`Postcard`] sit behind the `json` and
+//! `postcard` cargo features. Client and server must use the same codec: the
+//! codec's name is part of the handshake's fingerprint check.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+#[cfg(feature = "bincode")]
+mod bincode;
+#[cfg(feature = "json")]
+mod json;
+#[cfg(feature = "postcard")]
+mod postcard;
+
+#[cfg(feature = "bincode")]
+pub use self::bincode::Bincode;
+#[cfg(feature = "json")]
+pub use self::json::Json;
+#[cfg(feature = "postcard")]
+pub use self::postcard::Postcard;
+
+/// The codec used when none is chosen.
+#[cfg(feature = "bincode")]
+pub type DefaultCodec = Bincode;
+
+/// Encodes and decodes payloads with `serde`.
+///
+/// Implementations append to `dst` and must leave it as they found it when
+/// they fail: the runtime encodes into a scratch buffer per frame, so a failed
+/// encode never puts stray bytes on the wire.
+///
+/// # Examples
+///
+/// ```
+/// use cmdstream::codec::{Bincode, Codec};
+///
+/// let mut buf = bytes::BytesMut::new();
+/// Bincode.encode(&(2i64, 3i64), &mut buf).unwrap();
+/// let back: (i64, i64) = Bincode.decode(&buf).unwrap();
+/// assert_eq!(back, (2, 3));
+/// ```
+pub trait Codec: Clone + Send + Sync + 'static {
+    /// A short name, compared in the handshake so that peers with different
+    /// codecs refuse each other instead of misreading payloads.
+    const NAME: &'static str;
+
+    /// Appends the encoding of `value` to `dst`.
+    ///
+    /// # Errors
+    ///
+    /// Fails when `serde` cannot represent the value in this format.
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        dst: &mut BytesMut,
+    ) -> Result<(), CodecError>;
+
+    /// Decodes one value from the whole of `src`.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the bytes are not a valid encoding of `T`.
+    fn decode<T: DeserializeOwned>(&self, src: &[u8]) -> Result<T, CodecError>;
+}
+
+/// A payload that could not be encoded or decoded.
+#[derive(Debug, Clone)]
+pub struct CodecError {
+    direction: Direction,
+    codec: &'static str,
+    message: Arc<str>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Direction {
+    Encode,
+    Decode,
+}
+
+impl CodecError {
+    /// An encoding failure reported by the codec named `codec`.
+    pub fn encode(codec: &'static str, message: impl fmt::Display) -> Self {
+        CodecError {
+            direction: Direction::Encode,
+            codec,
+            message: message.to_string().into(),
+        }
+    }
+
+    /// A decoding failure reported by the codec named `codec`.
+    pub fn decode(codec: &'static str, message: impl fmt::Display) -> Self {
+        CodecError {
+            direction: Direction::Decode,
+            codec,
+            message: message.to_string().into(),
+        }
+    }
+
+    /// Whether this error happened while decoding.
+    pub fn is_decode(&self) -> bool {
+        matches!(self.direction, Direction::Decode)
+    }
+}
+
+impl fmt::Display for CodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (verb, hint) = match self.direction {
+            Direction::Encode => ("encode", "the value cannot be represented in this format"),
+            Direction::Decode => (
+                "decode",
+                "the peer sent bytes of another type or codec; check both sides use the same definitions",
+            ),
+        };
+        write!(
+            f,
+            "could not {verb} payload with {}: {} ({hint})",
+            self.codec, self.message
+        )
+    }
+}
+
+impl std::error::Error for CodecError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Sample {
+        name: String,
+        values: Vec<i64>,
+        nested: Option<(u8, bool)>,
+    }
+
+    fn sample() -> Sample {
+        Sample {
+            name: "calc".into(),
+            values: vec![1, -2, 3_000_000_000],
+            nested: Some((7, true)),
+        }
+    }
+
+    fn round_trip<C: Codec>(codec: C) {
+        let mut buf = BytesMut::new();
+        codec.encode(&sample(), &mut buf).unwrap();
+        let back: Sample = codec.decode(&buf).unwrap();
+        assert_eq!(back, sample());
+        // Truncated input fails with a decode error, never a panic.
+        let err = codec.decode::<Sample>(&buf[..buf.len() / 2]).unwrap_err();
+        assert!(err.is_decode(), "{err}");
+        // Garbage fails too.
+        assert!(codec.decode::<Sample>(&[0xff; 7]).is_err());
+    }
+
+    #[cfg(feature = "bincode")]
+    #[test]
+    fn bincode_round_trips() {
+        round_trip(Bincode);
+    }
+
+    #[cfg(feature = "json")]
+    #[test]
+    fn json_round_trips() {
+        round_trip(Json);
+    }
+
+    #[cfg(feature = "postcard")]
+    #[test]
+    fn postcard_round_trips() {
+        round_trip(Postcard);
+    }
+
+    #[cfg(feature = "bincode")]
+    #[test]
+    fn bincode_rejects_trailing_bytes() {
+        let mut buf = BytesMut::new();
+        Bincode.encode(&5u32, &mut buf).unwrap();
+        buf.extend_from_slice(&[1, 2]);
+        assert!(Bincode.decode::<u32>(&buf).is_err());
+    }
+
+    #[cfg(feature = "bincode")]
+    #[test]
+    fn bincode_huge_length_claim_fails_without_allocating() {
+        // A varint length claiming u64::MAX bytes of string, then nothing.
+        let bytes = [253u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        assert!(Bincode.decode::<String>(&bytes).is_err());
+        assert!(Bincode.decode::<Vec<u64>>(&bytes).is_err());
+    }
+}

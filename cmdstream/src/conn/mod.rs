@@ -1,0 +1,8 @@
+//! What the client's and the server's connection drivers share: the
+//! buffered frame I/O, the keepalive schedule, the write-coalescing policy
+//! and the request-id map.
+
+pub(crate) mod framed;
+pub(crate) mod id_map;
+pub(crate) mod keepalive;
+pub(crate) mod write_policy;

@@ -1,0 +1,195 @@
+//! The one error type users match on.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::codec::CodecError;
+
+/// Everything that can go wrong with a call or a connection.
+///
+/// Each variant is a decision the caller can make: retry elsewhere
+/// ([`Error::Unavailable`], [`Error::ConnectionLost`]), give up or raise the
+/// timeout ([`Error::Timeout`]), fix the program ([`Error::UnknownCommand`],
+/// [`Error::Incompatible`], [`Error::Codec`]), or report the server's
+/// failure ([`Error::Remote`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Error {
+    /// The call did not complete before its deadline; it was cancelled on the
+    /// server too.
+    Timeout,
+    /// The connection closed or the peer stopped answering. The call may or
+    /// may not have run on the server.
+    ConnectionLost(Arc<str>),
+    /// The server refused the work: it is at its connection or in-flight
+    /// limit, or shutting down. Nothing ran; retrying later is safe.
+    Unavailable(Arc<str>),
+    /// The command ran on the server and failed there.
+    Remote(RemoteError),
+    /// The server does not know this command id.
+    UnknownCommand {
+        /// The command id the server did not recognise.
+        id: u32,
+    },
+    /// A frame was larger than the limit of the side that would receive it.
+    FrameTooLarge {
+        /// The size of the frame, in bytes.
+        size: usize,
+        /// The limit, in bytes.
+        max: usize,
+    },
+    /// Client and server disagree on the protocol or the command set; the
+    /// message names both sides' values.
+    Incompatible(Arc<str>),
+    /// A payload could not be encoded or decoded with the connection's codec.
+    Codec(CodecError),
+    /// The peer broke the wire protocol; the connection was closed.
+    Protocol(Arc<str>),
+    /// An I/O error while connecting or accepting.
+    Io(Arc<std::io::Error>),
+}
+
+impl Error {
+    pub(crate) fn connection_lost(reason: impl Into<Arc<str>>) -> Self {
+        Error::ConnectionLost(reason.into())
+    }
+
+    pub(crate) fn unavailable(reason: impl Into<Arc<str>>) -> Self {
+        Error::Unavailable(reason.into())
+    }
+
+    pub(crate) fn protocol(reason: impl Into<Arc<str>>) -> Self {
+        Error::Protocol(reason.into())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Timeout => f.write_str(
+                "the call timed out before a result arrived; it was cancelled on the server (raise the timeout if the command needs longer)",
+            ),
+            Error::ConnectionLost(reason) => write!(
+                f,
+                "connection lost: {reason}; the call may or may not have run (reconnect and retry if it is idempotent)"
+            ),
+            Error::Unavailable(reason) => {
+                write!(f, "the server refused the call: {reason}; nothing ran, retry later")
+            }
+            Error::Remote(e) => write!(f, "the command failed on the server: {e}"),
+            Error::UnknownCommand { id } => write!(
+                f,
+                "the server does not know command id {id}; client and server were built from different service definitions"
+            ),
+            Error::FrameTooLarge { size, max } => write!(
+                f,
+                "frame of {size} bytes exceeds the limit of {max} bytes; send less per call or raise max_frame_size on both sides"
+            ),
+            Error::Incompatible(msg) => write!(f, "incompatible peers: {msg}"),
+            Error::Codec(e) => write!(f, "{e}"),
+            Error::Protocol(msg) => {
+                write!(f, "protocol violation: {msg}; the connection was closed")
+            }
+            Error::Io(e) => write!(f, "i/o error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Codec(e) => Some(e),
+            Error::Io(e) => Some(&**e),
+            Error::Remote(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(Arc::new(e))
+    }
+}
+
+impl From<CodecError> for Error {
+    fn from(e: CodecError) -> Self {
+        Error::Codec(e)
+    }
+}
+
+/// Why a command failed on the server, as the server described it.
+#[derive(Debug, Clone)]
+pub struct RemoteError {
+    /// What kind of failure it was.
+    pub code: ErrorCode,
+    /// The server's description.
+    pub message: Arc<str>,
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({:?})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for RemoteError {}
+
+/// The error codes of ERROR frames (see `docs/PROTOCOL.md`, §2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The server does not know the command id.
+    UnknownCommand,
+    /// The arguments (or a streamed item) did not decode on the server.
+    BadPayload,
+    /// The deadline expired on the server.
+    DeadlineExceeded,
+    /// The command panicked or ended without producing a result.
+    Internal,
+    /// Too many calls in flight on the connection.
+    Overloaded,
+    /// The server is shutting down.
+    ShuttingDown,
+    /// The handler failed and described the failure as text.
+    Application,
+    /// The result was larger than the client accepts.
+    FrameTooLarge,
+    /// A code this version does not know.
+    Other(u16),
+}
+
+impl ErrorCode {
+    /// The code's number on the wire.
+    pub fn to_u16(self) -> u16 {
+        match self {
+            ErrorCode::UnknownCommand => 1,
+            ErrorCode::BadPayload => 2,
+            ErrorCode::DeadlineExceeded => 3,
+            ErrorCode::Internal => 4,
+            ErrorCode::Overloaded => 5,
+            ErrorCode::ShuttingDown => 6,
+            ErrorCode::Application => 7,
+            ErrorCode::FrameTooLarge => 8,
+            ErrorCode::Other(n) => n,
+        }
+    }
+
+    /// The code for a number read from the wire.
+    pub fn from_u16(n: u16) -> Self {
+        match n {
+            1 => ErrorCode::UnknownCommand,
+            2 => ErrorCode::BadPayload,
+            3 => ErrorCode::DeadlineExceeded,
+            4 => ErrorCode::Internal,
+            5 => ErrorCode::Overloaded,
+            6 => ErrorCode::ShuttingDown,
+            7 => ErrorCode::Application,
+            8 => ErrorCode::FrameTooLarge,
+            n => ErrorCode::Other(n),
+        }
+    }
+}
+
+/// The result type of cmdstream operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,36 @@
+//! # cmdstream
+//!
+//! The Distributed Command Pattern for Rust: commands as values, sent over
+//! one multiplexed connection per client, with results streamed back.
+//!
+//! A service is a set of commands ([`ServiceInfo`]). The server runs each
+//! incoming command in a task of its own through the service's
+//! [`Dispatch`] implementation; the [`Client`] is a cheap, cloneable handle
+//! over one connection that any number of tasks can call at once. Calls are
+//! unary, server-streaming, client-streaming or bidirectional, each stream
+//! under credit-based flow control. The wire protocol is specified byte by
+//! byte in `docs/PROTOCOL.md`.
+//!
+//! Most users never implement [`Dispatch`] by hand: `#[cmdstream::receiver]`
+//! generates it, together with a typed client, from a plain trait.
+
+mod client;
+pub mod codec;
+mod command;
+mod conn;
+mod error;
+mod metadata;
+mod server;
+mod wire;
+
+pub use client::{CallOptions, Client, ClientBuilder, ResultStream};
+pub use codec::Codec;
+pub use command::{fingerprint, CommandInfo, CommandKind, Dispatch, ServiceInfo};
+pub use error::{Error, ErrorCode, RemoteError, Result};
+pub use futures_core::Stream;
+pub use metadata::Metadata;
+pub use server::{ArgStream, Call, CallContext, ConnectionInfo, Listener, Server, ServerBuilder};
+pub use wire::PROTOCOL_VERSION;
+
+/// The default limit on a frame's size, for both sides: 16 MiB.
+pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 * 1024 * 1024;

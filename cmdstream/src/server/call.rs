@@ -1,0 +1,275 @@
+//! One incoming call, as generated dispatch code answers it.
+
+use std::fmt::Display;
+use std::sync::{Arc, OnceLock};
+
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::{mpsc, Semaphore};
+use tracing::debug;
+
+use super::arg_stream::ArgStream;
+use super::context::CallContext;
+use super::outbox::{Out, Outbox};
+use crate::codec::{Codec, CodecError};
+use crate::command::CommandInfo;
+use crate::error::ErrorCode;
+use crate::wire::frame::{self, Kind};
+
+/// Where a client-streaming call's items come from.
+pub(crate) struct ArgSource {
+    pub(crate) items: mpsc::UnboundedReceiver<Bytes>,
+    pub(crate) window: u32,
+}
+
+/// One command to run and the means to answer it.
+///
+/// Generated [`Dispatch`](crate::Dispatch) code decodes the arguments with
+/// [`args`](Self::args), runs the receiver, and answers with exactly one of
+/// [`reply`](Self::reply), [`reply_stream`](Self::reply_stream) or
+/// [`fail`](Self::fail). Dropped without an answer, the call tells the
+/// client why: the command panicked, or its deadline passed.
+pub struct Call<C> {
+    id: u64,
+    payload: Bytes,
+    context: CallContext,
+    codec: C,
+    outbox: Outbox,
+    args: Option<ArgSource>,
+    /// Credit for streamed results, granted by the client.
+    credit: Option<Arc<Semaphore>>,
+    /// Set by an [`ArgStream`] whose item did not decode.
+    arg_error: Option<Arc<OnceLock<CodecError>>>,
+    answered: bool,
+}
+
+impl<C: Codec> Call<C> {
+    pub(crate) fn new(
+        id: u64,
+        payload: Bytes,
+        context: CallContext,
+        codec: C,
+        outbox: Outbox,
+        args: Option<ArgSource>,
+        credit: Option<Arc<Semaphore>>,
+    ) -> Self {
+        Call {
+            id,
+            payload,
+            context,
+            codec,
+            outbox,
+            args,
+            credit,
+            arg_error: None,
+            answered: false,
+        }
+    }
+
+    /// The command to run.
+    pub fn command(&self) -> &'static CommandInfo {
+        self.context.command
+    }
+
+    /// The call's context: peer, deadline, metadata.
+    pub fn context(&self) -> &CallContext {
+        &self.context
+    }
+
+    /// Decodes the command's arguments.
+    ///
+    /// # Errors
+    ///
+    /// When the payload is not a valid encoding of `A`; answer with
+    /// [`reject_args`](Self::reject_args).
+    pub fn args<A: DeserializeOwned>(&self) -> Result<A, CodecError> {
+        self.codec.decode(&self.payload)
+    }
+
+    /// The stream of items the client sends after the command. Empty for
+    /// commands that do not stream arguments, and when taken twice.
+    pub fn arg_stream<T: DeserializeOwned>(&mut self) -> ArgStream<T, C> {
+        let error = self.arg_error.get_or_insert_with(Default::default).clone();
+        let (items, window) = match self.args.take() {
+            Some(src) => (src.items, src.window),
+            None => (mpsc::unbounded_channel().1, 1),
+        };
+        ArgStream::new(
+            self.id,
+            items,
+            self.outbox.clone(),
+            self.codec.clone(),
+            window,
+            error,
+        )
+    }
+
+    /// Answers with the one result.
+    pub fn reply<R: Serialize + ?Sized>(mut self, result: &R) {
+        if self.fail_on_bad_item() {
+            return;
+        }
+        match self.encode(Kind::ResultLast, result) {
+            Ok(frame) => {
+                self.answered = true;
+                debug!(outcome = "ok");
+                self.outbox.send(Out::Frame {
+                    id: self.id,
+                    last: true,
+                    frame,
+                });
+            }
+            Err((code, message)) => self.fail(code, message),
+        }
+    }
+
+    /// Answers with a stream of results, sent as the client's credit allows,
+    /// then the end of the stream.
+    pub async fn reply_stream<R, S>(mut self, results: S)
+    where
+        R: Serialize,
+        S: Stream<Item = R> + Send,
+    {
+        let mut results = std::pin::pin!(results);
+        let credit = self.credit.clone();
+        while let Some(item) = std::future::poll_fn(|cx| results.as_mut().poll_next(cx)).await {
+            if let Some(credit) = &credit {
+                match credit.acquire().await {
+                    Ok(permit) => permit.forget(),
+                    // The call ended on the driver's side (cancel): stop.
+                    Err(_) => return self.abandon(),
+                }
+            }
+            match self.encode(Kind::Result, &item) {
+                Ok(frame) => self.outbox.send(Out::Frame {
+                    id: self.id,
+                    last: false,
+                    frame,
+                }),
+                Err((code, message)) => return self.fail(code, message),
+            }
+        }
+        if self.fail_on_bad_item() {
+            return;
+        }
+        let mut end = BytesMut::with_capacity(13);
+        frame::put_empty(&mut end, Kind::End, self.id);
+        self.answered = true;
+        debug!(outcome = "ok");
+        self.outbox.send(Out::Frame {
+            id: self.id,
+            last: true,
+            frame: end,
+        });
+    }
+
+    /// Answers with an error the client sees as
+    /// [`Error::Remote`](crate::Error::Remote) (or the matching variant of
+    /// [`Error`](crate::Error) for codes that have one).
+    pub fn fail(mut self, code: ErrorCode, message: impl Display) {
+        self.send_error(code, &message.to_string());
+    }
+
+    /// Answers that the arguments did not decode.
+    pub fn reject_args(self, error: CodecError) {
+        self.fail(
+            ErrorCode::BadPayload,
+            format_args!("arguments did not decode: {error}"),
+        );
+    }
+
+    fn abandon(mut self) {
+        self.answered = true;
+    }
+
+    fn fail_on_bad_item(&mut self) -> bool {
+        let Some(e) = self.arg_error.as_ref().and_then(|e| e.get()).cloned() else {
+            return false;
+        };
+        self.send_error(
+            ErrorCode::BadPayload,
+            &format!("a streamed item did not decode: {e}"),
+        );
+        true
+    }
+
+    fn send_error(&mut self, code: ErrorCode, message: &str) {
+        self.answered = true;
+        debug!(outcome = "error", ?code, message);
+        let mut buf = BytesMut::with_capacity(15 + message.len());
+        frame::put_error(&mut buf, self.id, code, message);
+        self.outbox.send(Out::Frame {
+            id: self.id,
+            last: true,
+            frame: buf,
+        });
+    }
+
+    fn encode<R: Serialize + ?Sized>(
+        &self,
+        kind: Kind,
+        value: &R,
+    ) -> Result<BytesMut, (ErrorCode, String)> {
+        let mut buf = BytesMut::with_capacity(64);
+        let start = frame::begin(&mut buf, kind, self.id);
+        self.codec.encode(value, &mut buf).map_err(|e| {
+            (
+                ErrorCode::Internal,
+                format!("the server could not encode the result: {e}"),
+            )
+        })?;
+        let len = frame::finish(&mut buf, start);
+        let max = self.outbox.client_max_frame;
+        if len > max {
+            return Err((
+                ErrorCode::FrameTooLarge,
+                format!("result of {len} bytes exceeds the limit of {max} bytes"),
+            ));
+        }
+        Ok(buf)
+    }
+}
+
+impl<C> Drop for Call<C> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let expired = self
+            .context
+            .deadline
+            .is_some_and(|d| tokio::time::Instant::now() >= d);
+        let (code, message) = if std::thread::panicking() {
+            (
+                ErrorCode::Internal,
+                "the command panicked; see the server's log",
+            )
+        } else if expired {
+            (
+                ErrorCode::DeadlineExceeded,
+                "the deadline passed; the server stopped the command",
+            )
+        } else {
+            (ErrorCode::Internal, "the command ended without a result")
+        };
+        debug!(outcome = "error", ?code, message);
+        let mut buf = BytesMut::with_capacity(15 + message.len());
+        frame::put_error(&mut buf, self.id, code, message);
+        self.outbox.send(Out::Frame {
+            id: self.id,
+            last: true,
+            frame: buf,
+        });
+    }
+}
+
+impl<C> std::fmt::Debug for Call<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("id", &self.id)
+            .field("command", &self.context.command.name)
+            .finish()
+    }
+}

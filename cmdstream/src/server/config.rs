@@ -1,0 +1,170 @@
+//! Server settings and the builder that sets them.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::hooks::{ConnectionInfo, Hooks};
+use super::Server;
+use crate::codec::{Codec, DefaultCodec};
+use crate::command::Dispatch;
+use crate::error::Error;
+
+/// Server limits and timings. Every field has a documented default; change
+/// them through [`ServerBuilder`].
+#[derive(Debug, Clone)]
+pub(crate) struct ServerConfig {
+    pub(crate) max_connections: usize,
+    pub(crate) max_frame_size: usize,
+    pub(crate) max_in_flight: usize,
+    pub(crate) stream_window: u32,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) keepalive_interval: Option<Duration>,
+    pub(crate) shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_connections: 1024,
+            max_frame_size: crate::DEFAULT_MAX_FRAME_SIZE,
+            max_in_flight: 1024,
+            stream_window: 32,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Some(Duration::from_secs(300)),
+            keepalive_interval: Some(Duration::from_secs(10)),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Builds a [`Server`].
+///
+/// # Examples
+///
+/// ```no_run
+/// # fn f<D: cmdstream::Dispatch>(service: D) {
+/// use std::time::Duration;
+/// let server = cmdstream::Server::builder()
+///     .max_connections(10_000)
+///     .idle_timeout(Some(Duration::from_secs(60)))
+///     .build(service);
+/// # }
+/// ```
+pub struct ServerBuilder<C = DefaultCodec> {
+    config: ServerConfig,
+    codec: C,
+    hooks: Hooks,
+}
+
+impl Default for ServerBuilder<DefaultCodec> {
+    fn default() -> Self {
+        ServerBuilder {
+            config: ServerConfig::default(),
+            codec: DefaultCodec::default(),
+            hooks: Hooks::default(),
+        }
+    }
+}
+
+impl<C> fmt::Debug for ServerBuilder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Codec> ServerBuilder<C> {
+    /// Uses `codec` for payloads. Clients must use the same codec.
+    pub fn codec<C2: Codec>(self, codec: C2) -> ServerBuilder<C2> {
+        ServerBuilder {
+            config: self.config,
+            codec,
+            hooks: self.hooks,
+        }
+    }
+
+    /// The most connections served at once. Beyond it, a new connection is
+    /// told "too many connections" in the handshake and closed; it is not
+    /// queued. The default is 1024.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.config.max_connections = n.max(1);
+        self
+    }
+
+    /// The largest frame accepted from a client, in bytes; a larger one
+    /// closes the connection. The default is 16 MiB.
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.config.max_frame_size = bytes.clamp(64, u32::MAX as usize);
+        self
+    }
+
+    /// The most commands running at once per connection. Clients are told
+    /// and keep to it; extra commands are answered with
+    /// [`Error::Unavailable`]. The default is 1024.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.config.max_in_flight = n.clamp(1, u32::MAX as usize);
+        self
+    }
+
+    /// How many client-streamed items a command may have queued before it
+    /// takes them. The default is 32.
+    pub fn stream_window(mut self, items: u32) -> Self {
+        self.config.stream_window = items.max(1);
+        self
+    }
+
+    /// How long a new connection may take to complete the handshake. The
+    /// default is 10 s.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.handshake_timeout = timeout;
+        self
+    }
+
+    /// How long a connection may go without any command before the server
+    /// closes it (with a go-away). `None` keeps idle connections open. The
+    /// default is 5 minutes.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// How long a connection may be silent before the server pings the
+    /// client, and then before it declares the client dead and stops its
+    /// commands. Announced to clients, which ping at least as often.
+    /// `None` turns server pings off. The default is 10 s.
+    pub fn keepalive(mut self, interval: Option<Duration>) -> Self {
+        self.config.keepalive_interval = interval;
+        self
+    }
+
+    /// How long a graceful shutdown waits for commands in flight before it
+    /// stops them. The default is 30 s.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.config.shutdown_grace = grace;
+        self
+    }
+
+    /// Called when a connection has completed its handshake.
+    pub fn on_connect(mut self, hook: impl Fn(&ConnectionInfo) + Send + Sync + 'static) -> Self {
+        self.hooks.on_connect = Some(Arc::new(hook));
+        self
+    }
+
+    /// Called when a connection that completed its handshake closes, with
+    /// the error that closed it (`None` for a clean close).
+    pub fn on_disconnect(
+        mut self,
+        hook: impl Fn(&ConnectionInfo, Option<&Error>) + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.on_disconnect = Some(Arc::new(hook));
+        self
+    }
+
+    /// A server for `service` with these settings.
+    pub fn build<D: Dispatch>(self, service: D) -> Server<D, C> {
+        Server::from_parts(Arc::new(service), self.codec, self.config, self.hooks)
+    }
+}

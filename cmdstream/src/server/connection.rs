@@ -1,0 +1,469 @@
+//! The task that owns one server connection.
+//!
+//! It reads frames, starts one task per command, routes streamed arguments,
+//! cancels and credit to the commands they belong to, and writes what the
+//! command tasks queue in as few writes as it can. It alone owns the socket
+//! and the map of running commands, so command tasks never take a lock to
+//! answer.
+
+use std::future::poll_fn;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::AbortHandle;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::WaitForCancellationFutureOwned;
+use tracing::{debug, Instrument};
+
+use super::call::{ArgSource, Call};
+use super::config::ServerConfig;
+use super::context::CallContext;
+use super::outbox::{Out, Outbox};
+use crate::codec::Codec;
+use crate::command::Dispatch;
+use crate::conn::framed::FramedIo;
+use crate::conn::id_map::IdMap;
+use crate::conn::keepalive::{Keepalive, Tick};
+use crate::conn::write_policy::WritePolicy;
+use crate::error::{Error, ErrorCode};
+use crate::metadata::Metadata;
+use crate::wire::command;
+use crate::wire::frame::{self, Frame, Kind};
+
+/// Stop taking frames from command tasks while this much is waiting to be
+/// written to a client that does not read.
+const HIGH_WATER: usize = 1 << 20;
+
+/// One command running in its own task.
+struct Running {
+    abort: AbortHandle,
+    /// Where the client's streamed arguments go; dropped at END.
+    args: Option<mpsc::UnboundedSender<Bytes>>,
+    /// Items the client may still send before it needs more credit.
+    arg_credit: u32,
+    /// Credit for the command's streamed results.
+    results: Option<Arc<Semaphore>>,
+}
+
+impl Running {
+    fn stop(self) {
+        self.abort.abort();
+        if let Some(results) = self.results {
+            results.close();
+        }
+    }
+}
+
+/// What the handshake settled about the client.
+pub(crate) struct Peer {
+    pub(crate) addr: Option<SocketAddr>,
+    pub(crate) max_frame: usize,
+    pub(crate) stream_window: u32,
+    pub(crate) metadata: Arc<Metadata>,
+}
+
+pub(crate) struct Connection<IO, D, C> {
+    io: FramedIo<IO>,
+    outbox_rx: mpsc::UnboundedReceiver<Out>,
+    outbox: Outbox,
+    running: IdMap<Running>,
+    service: Arc<D>,
+    codec: C,
+    config: Arc<ServerConfig>,
+    peer: Peer,
+    keepalive: Keepalive,
+    policy: WritePolicy,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Set once the connection is going away: the grace period's end.
+    draining: Option<Pin<Box<Sleep>>>,
+    idle: Option<Pin<Box<Sleep>>>,
+    commands_seen: u64,
+    commands_at_idle_check: u64,
+}
+
+impl<IO, D, C> Connection<IO, D, C>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    D: Dispatch,
+    C: Codec,
+{
+    pub(crate) fn new(
+        io: FramedIo<IO>,
+        service: Arc<D>,
+        codec: C,
+        config: Arc<ServerConfig>,
+        peer: Peer,
+        shutdown: WaitForCancellationFutureOwned,
+    ) -> Self {
+        let (tx, outbox_rx) = mpsc::unbounded_channel();
+        let outbox = Outbox {
+            tx,
+            client_max_frame: peer.max_frame,
+        };
+        let keepalive = Keepalive::new(config.keepalive_interval);
+        let idle = config.idle_timeout.map(|d| Box::pin(tokio::time::sleep(d)));
+        Connection {
+            io,
+            outbox_rx,
+            outbox,
+            running: IdMap::default(),
+            service,
+            codec,
+            config,
+            peer,
+            keepalive,
+            policy: WritePolicy::default(),
+            shutdown: Box::pin(shutdown),
+            draining: None,
+            idle,
+            commands_seen: 0,
+            commands_at_idle_check: 0,
+        }
+    }
+
+    /// Serves the connection until the client leaves, the connection fails,
+    /// or a shutdown or idle timeout has drained it.
+    pub(crate) async fn run(mut self) -> Result<(), Error> {
+        let result = poll_fn(|cx| self.poll_drive(cx)).await;
+        if result.is_ok() {
+            let _ = poll_fn(|cx| self.io.poll_close(cx)).await;
+        }
+        result
+    }
+
+    fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            let mut progress = false;
+
+            if self.draining.is_none() && self.shutdown.as_mut().poll(cx).is_ready() {
+                self.go_away("the server is shutting down");
+                progress = true;
+            }
+
+            while self.io.queued() < HIGH_WATER {
+                match self.outbox_rx.poll_recv(cx) {
+                    Poll::Ready(Some(out)) => {
+                        self.on_out(out);
+                        progress = true;
+                    }
+                    // The connection holds a sender itself: never closed.
+                    Poll::Ready(None) | Poll::Pending => break,
+                }
+            }
+
+            match self.io.poll_fill(cx) {
+                Poll::Ready(Ok(true)) => {
+                    progress = true;
+                    while let Some(frame) = self
+                        .io
+                        .next_frame()
+                        .map_err(|e| Error::protocol(e.to_string()))?
+                    {
+                        self.keepalive.heard();
+                        self.on_frame(frame)?;
+                    }
+                }
+                Poll::Ready(Ok(false)) => {
+                    if self.io.has_partial_frame() {
+                        return Poll::Ready(Err(Error::connection_lost(
+                            "the client closed the connection in the middle of a frame",
+                        )));
+                    }
+                    // The client is done with us: whatever still runs has
+                    // nobody to answer to.
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(Err(e)) => {
+                    return Poll::Ready(Err(Error::connection_lost(format!("read failed: {e}"))));
+                }
+                Poll::Pending => {}
+            }
+
+            if let Poll::Ready(tick) = self.keepalive.poll_tick(cx) {
+                match tick {
+                    Tick::SendPing => {
+                        frame::put_ping(self.io.wbuf(), Kind::Ping, self.commands_seen);
+                        self.policy.queued();
+                        progress = true;
+                    }
+                    Tick::Dead => {
+                        return Poll::Ready(Err(Error::connection_lost(
+                            "the client stopped answering pings",
+                        )));
+                    }
+                }
+            }
+
+            if self.poll_idle(cx) {
+                self.go_away("the connection was idle");
+                progress = true;
+            }
+
+            if let Some(grace) = &mut self.draining {
+                if grace.as_mut().poll(cx).is_ready() && !self.running.is_empty() {
+                    debug!(
+                        running = self.running.len(),
+                        "grace period over; stopping commands"
+                    );
+                    for (_, r) in self.running.drain() {
+                        r.stop();
+                    }
+                }
+                if self.running.is_empty() && self.io.queued() == 0 {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+
+            if self.io.queued() > 0 {
+                if self.policy.should_yield(self.running.len()) {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                match self.io.poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {
+                        self.policy.wrote();
+                        progress = true;
+                    }
+                    Poll::Ready(Err(e)) => {
+                        return Poll::Ready(Err(Error::connection_lost(format!(
+                            "write failed: {e}"
+                        ))));
+                    }
+                    Poll::Pending => {}
+                }
+            }
+
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Whether the idle timeout expired with no command in flight and none
+    /// received since the last check.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> bool {
+        let (Some(idle), Some(timeout)) = (&mut self.idle, self.config.idle_timeout) else {
+            return false;
+        };
+        if self.draining.is_some() || idle.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        if self.running.is_empty() && self.commands_seen == self.commands_at_idle_check {
+            return true;
+        }
+        self.commands_at_idle_check = self.commands_seen;
+        idle.as_mut().reset(Instant::now() + timeout);
+        // Register the new deadline.
+        let _ = idle.as_mut().poll(cx);
+        false
+    }
+
+    /// Tells the client to send nothing new and starts the grace period.
+    fn go_away(&mut self, reason: &str) {
+        debug!(reason, running = self.running.len(), "going away");
+        frame::put(self.io.wbuf(), Kind::GoAway, 0, reason.as_bytes());
+        self.policy.queued();
+        self.draining = Some(Box::pin(tokio::time::sleep(self.config.shutdown_grace)));
+    }
+
+    fn on_out(&mut self, out: Out) {
+        match out {
+            Out::Frame {
+                id,
+                last: true,
+                frame,
+            } => {
+                if self.running.remove(&id).is_some() {
+                    self.io.wbuf().extend_from_slice(&frame);
+                    self.policy.queued();
+                }
+            }
+            Out::Frame {
+                id,
+                last: false,
+                frame,
+            } => {
+                if self.running.contains_key(&id) {
+                    self.io.wbuf().extend_from_slice(&frame);
+                    self.policy.queued();
+                }
+            }
+            Out::ArgCredit { id, n } => {
+                if let Some(r) = self.running.get_mut(&id) {
+                    r.arg_credit = r.arg_credit.saturating_add(n);
+                    frame::put_credit(self.io.wbuf(), id, n);
+                    self.policy.queued();
+                }
+            }
+        }
+    }
+
+    fn on_frame(&mut self, frame: Frame) -> Result<(), Error> {
+        let protocol = |e: crate::wire::frame::FrameError| Error::protocol(e.to_string());
+        match frame.kind {
+            Kind::Command => self.on_command(frame.id, frame.body)?,
+            Kind::Cancel => {
+                if let Some(r) = self.running.remove(&frame.id) {
+                    debug!(id = frame.id, "cancelled by the client");
+                    r.stop();
+                }
+            }
+            Kind::Item => {
+                if let Some(r) = self.running.get_mut(&frame.id) {
+                    let Some(args) = &r.args else {
+                        return Err(Error::protocol(
+                            "the client sent an item for a call that takes no (more) items",
+                        ));
+                    };
+                    if r.arg_credit == 0 {
+                        return Err(Error::protocol(
+                            "the client sent a streamed item without credit",
+                        ));
+                    }
+                    r.arg_credit -= 1;
+                    let _ = args.send(frame.body);
+                }
+            }
+            Kind::End => {
+                if let Some(r) = self.running.get_mut(&frame.id) {
+                    r.args = None;
+                }
+            }
+            Kind::Credit => {
+                let n = frame.credit().map_err(protocol)?;
+                if let Some(results) = self.running.get(&frame.id).and_then(|r| r.results.as_ref())
+                {
+                    results.add_permits(n as usize);
+                }
+            }
+            Kind::Ping => {
+                let payload = frame.ping_payload().map_err(protocol)?;
+                frame::put_ping(self.io.wbuf(), Kind::Pong, payload);
+                self.policy.queued();
+            }
+            Kind::Pong => {
+                frame.ping_payload().map_err(protocol)?;
+            }
+            Kind::Result | Kind::ResultLast | Kind::Error | Kind::GoAway => {
+                return Err(Error::protocol(format!(
+                    "the client sent a {:?} frame, which only servers send",
+                    frame.kind
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, id: u64, code: ErrorCode, message: &str) {
+        frame::put_error(self.io.wbuf(), id, code, message);
+        self.policy.queued();
+    }
+
+    fn on_command(&mut self, id: u64, body: Bytes) -> Result<(), Error> {
+        if id == 0 {
+            return Err(Error::protocol("the client used request id 0"));
+        }
+        if self.running.contains_key(&id) {
+            return Err(Error::protocol(format!(
+                "the client reused request id {id} while it was in flight"
+            )));
+        }
+        let (head, payload) = command::parse(body).map_err(|e| Error::protocol(e.to_string()))?;
+        self.commands_seen += 1;
+        if self.draining.is_some() {
+            self.reject(id, ErrorCode::ShuttingDown, "the server is shutting down");
+            return Ok(());
+        }
+        let Some(info) = D::INFO.command(head.command) else {
+            let message = format!(
+                "unknown command id {} for service {}",
+                head.command,
+                D::INFO.name
+            );
+            self.reject(id, ErrorCode::UnknownCommand, &message);
+            return Ok(());
+        };
+        if self.running.len() >= self.config.max_in_flight {
+            let message = format!(
+                "too many calls in flight (limit {})",
+                self.config.max_in_flight
+            );
+            self.reject(id, ErrorCode::Overloaded, &message);
+            return Ok(());
+        }
+
+        let (args_tx, args) = if info.kind.streams_arguments() {
+            let (tx, items) = mpsc::unbounded_channel();
+            (
+                Some(tx),
+                Some(ArgSource {
+                    items,
+                    window: self.config.stream_window,
+                }),
+            )
+        } else {
+            (None, None)
+        };
+        let results = info
+            .kind
+            .streams_results()
+            .then(|| Arc::new(Semaphore::new(self.peer.stream_window as usize)));
+        let deadline = head.deadline.map(|d| Instant::now() + d);
+        let context = CallContext {
+            request_id: id,
+            command: info,
+            peer: self.peer.addr,
+            deadline,
+            traceparent: head.traceparent,
+            metadata: head.metadata,
+            connection_metadata: self.peer.metadata.clone(),
+        };
+        let call = Call::new(
+            id,
+            payload,
+            context,
+            self.codec.clone(),
+            self.outbox.clone(),
+            args,
+            results.clone(),
+        );
+        let run = D::dispatch(self.service.clone(), call);
+        let span = tracing::debug_span!("cmdstream.command", command = info.name, id);
+        let task = tokio::spawn(
+            async move {
+                match deadline {
+                    None => run.await,
+                    // On expiry the call is dropped unanswered and reports
+                    // the deadline to the client.
+                    Some(at) => drop(tokio::time::timeout_at(at, run).await),
+                }
+            }
+            .instrument(span),
+        );
+        self.running.insert(
+            id,
+            Running {
+                abort: task.abort_handle(),
+                args: args_tx,
+                arg_credit: self.config.stream_window,
+                results,
+            },
+        );
+        Ok(())
+    }
+}
+
+impl<IO, D, C> Drop for Connection<IO, D, C> {
+    fn drop(&mut self) {
+        // Commands of a closed connection have nobody to answer to.
+        for (_, r) in self.running.drain() {
+            r.stop();
+        }
+    }
+}

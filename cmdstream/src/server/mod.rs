@@ -1,0 +1,327 @@
+//! The server: accepts connections, runs each command in a task of its own,
+//! and shuts down gracefully.
+//!
+//! ```no_run
+//! # async fn f<D: cmdstream::Dispatch>(service: D) -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:7000").await?;
+//! let server = cmdstream::Server::new(service);
+//! server.serve(listener).await
+//! # }
+//! ```
+
+mod arg_stream;
+mod call;
+mod config;
+mod connection;
+mod context;
+mod hooks;
+mod listener;
+mod outbox;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn, Instrument};
+
+pub use self::arg_stream::ArgStream;
+pub use self::call::Call;
+pub use self::config::ServerBuilder;
+pub use self::context::CallContext;
+pub use self::hooks::ConnectionInfo;
+pub use self::listener::Listener;
+
+use self::config::ServerConfig;
+use self::connection::{Connection, Peer};
+use self::hooks::Hooks;
+use crate::codec::{Codec, DefaultCodec};
+use crate::command::Dispatch;
+use crate::conn::framed::FramedIo;
+use crate::error::Error;
+use crate::wire::handshake::{self, Refusal, ServerHello};
+
+/// A cmdstream server for one service.
+///
+/// Cheap to clone: clones share the service value, the limits and the
+/// shutdown signal, so one clone can [`serve`](Self::serve) while another
+/// calls [`shutdown`](Self::shutdown).
+pub struct Server<D, C = DefaultCodec> {
+    inner: Arc<Inner<D, C>>,
+}
+
+struct Inner<D, C> {
+    service: Arc<D>,
+    codec: C,
+    config: Arc<ServerConfig>,
+    hooks: Hooks,
+    connections: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    next_conn: AtomicU64,
+}
+
+impl<D, C> Clone for Server<D, C> {
+    fn clone(&self) -> Self {
+        Server {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<D, C> std::fmt::Debug for Server<D, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("config", &self.inner.config)
+            .field("connections", &self.inner.tracker.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server<(), DefaultCodec> {
+    /// Settings for a new server.
+    pub fn builder() -> ServerBuilder<DefaultCodec> {
+        ServerBuilder::default()
+    }
+}
+
+impl<D: Dispatch> Server<D, DefaultCodec> {
+    /// A server for `service` with the default settings.
+    pub fn new(service: D) -> Self {
+        ServerBuilder::default().build(service)
+    }
+}
+
+impl<D: Dispatch, C: Codec> Server<D, C> {
+    pub(crate) fn from_parts(
+        service: Arc<D>,
+        codec: C,
+        config: ServerConfig,
+        hooks: Hooks,
+    ) -> Self {
+        let connections = Arc::new(Semaphore::new(config.max_connections));
+        Server {
+            inner: Arc::new(Inner {
+                service,
+                codec,
+                config: Arc::new(config),
+                hooks,
+                connections,
+                shutdown: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+                next_conn: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// Accepts and serves connections until [`shutdown`](Self::shutdown),
+    /// then waits for every connection to finish draining.
+    ///
+    /// Connections beyond the limit are refused in the handshake, not
+    /// queued. Accept errors (such as running out of file descriptors) are
+    /// logged and retried with a growing pause.
+    ///
+    /// # Errors
+    ///
+    /// None yet: the signature leaves room for listeners whose errors are
+    /// fatal.
+    pub async fn serve<L: Listener>(&self, mut listener: L) -> std::io::Result<()> {
+        let inner = &self.inner;
+        let mut backoff = Duration::from_millis(1);
+        loop {
+            let accepted = tokio::select! {
+                biased;
+                _ = inner.shutdown.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (io, addr) = match accepted {
+                Ok(conn) => {
+                    backoff = Duration::from_millis(1);
+                    conn
+                }
+                Err(e) => {
+                    warn!(error = %e, ?backoff, "accept failed; retrying");
+                    tokio::select! {
+                        _ = inner.shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            let this = self.clone();
+            inner.tracker.spawn(async move {
+                let _ = this.serve_connection(io, addr).await;
+            });
+        }
+        self.drain().await;
+        Ok(())
+    }
+
+    /// Like [`serve`](Self::serve), and also shuts down when `signal`
+    /// completes (for example `tokio::signal::ctrl_c()`).
+    ///
+    /// # Errors
+    ///
+    /// As [`serve`](Self::serve).
+    pub async fn serve_with_shutdown<L: Listener>(
+        &self,
+        listener: L,
+        signal: impl std::future::Future<Output = ()> + Send,
+    ) -> std::io::Result<()> {
+        let token = self.inner.shutdown.clone();
+        let watcher = async move {
+            signal.await;
+            token.cancel();
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            result = self.serve(listener) => result,
+            _ = watcher => unreachable!(),
+        }
+    }
+
+    /// Serves one connection over any byte stream (a TLS stream, an
+    /// in-memory pipe), counting against the connection limit. Returns when
+    /// the connection closes.
+    ///
+    /// # Errors
+    ///
+    /// Why the connection ended, when it was not a clean close: a failed
+    /// handshake, a protocol violation, a dead peer.
+    pub async fn serve_connection<IO>(
+        &self,
+        mut io: IO,
+        peer: Option<SocketAddr>,
+    ) -> Result<(), Error>
+    where
+        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let inner = &self.inner;
+        let refusal = if inner.shutdown.is_cancelled() {
+            Some((
+                Refusal::ShuttingDown,
+                "the server is shutting down".to_owned(),
+            ))
+        } else {
+            None
+        };
+        let permit = match (refusal, inner.connections.clone().try_acquire_owned()) {
+            (None, Ok(permit)) => permit,
+            (refusal, _) => {
+                let (why, reason) = refusal.unwrap_or_else(|| {
+                    let max = inner.config.max_connections;
+                    (
+                        Refusal::TooManyConnections,
+                        format!("the server is at its limit of {max} connections"),
+                    )
+                });
+                debug!(?peer, reason, "refusing connection");
+                let refuse = handshake::refuse(&mut io, why, &reason);
+                let _ = tokio::time::timeout(inner.config.handshake_timeout, refuse).await;
+                return Err(Error::unavailable(reason));
+            }
+        };
+        let conn_id = inner.next_conn.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::debug_span!("cmdstream.server.conn", conn = conn_id, peer = ?peer);
+        let result = self
+            .run_connection(io, peer, conn_id)
+            .instrument(span)
+            .await;
+        drop(permit);
+        result
+    }
+
+    async fn run_connection<IO>(
+        &self,
+        mut io: IO,
+        addr: Option<SocketAddr>,
+        conn_id: u64,
+    ) -> Result<(), Error>
+    where
+        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let inner = &self.inner;
+        let config = &inner.config;
+        let hello = ServerHello {
+            fingerprint: D::INFO.fingerprint,
+            max_frame: config.max_frame_size as u32,
+            max_in_flight: config.max_in_flight as u32,
+            keepalive_ms: config
+                .keepalive_interval
+                .map_or(0, |d| d.as_millis().min(u32::MAX as u128) as u32),
+            stream_window: config.stream_window,
+            service: D::INFO.name.to_owned(),
+            codec: C::NAME.to_owned(),
+        };
+        let client = match tokio::time::timeout(
+            config.handshake_timeout,
+            handshake::accept(&mut io, &hello),
+        )
+        .await
+        {
+            Ok(Ok(client)) => client,
+            Ok(Err(e)) => {
+                debug!(error = %e, "handshake failed");
+                return Err(e);
+            }
+            Err(_) => {
+                debug!("handshake timed out");
+                return Err(Error::Timeout);
+            }
+        };
+        let peer = Peer {
+            addr,
+            max_frame: client.max_frame as usize,
+            stream_window: client.stream_window,
+            metadata: Arc::new(client.metadata),
+        };
+        let info = ConnectionInfo {
+            id: conn_id,
+            peer: addr,
+            metadata: peer.metadata.clone(),
+        };
+        inner.hooks.connected(&info);
+        debug!("connected");
+        let framed = FramedIo::new(io, config.max_frame_size);
+        let shutdown = inner.shutdown.clone().cancelled_owned();
+        let conn = Connection::new(
+            framed,
+            inner.service.clone(),
+            inner.codec.clone(),
+            config.clone(),
+            peer,
+            shutdown,
+        );
+        let result = conn.run().await;
+        match &result {
+            Ok(()) => debug!("closed"),
+            Err(e) => debug!(error = %e, "closed with an error"),
+        }
+        inner.hooks.disconnected(&info, result.as_ref().err());
+        result
+    }
+
+    /// Starts a graceful shutdown and waits for it to finish: no new
+    /// connections; each open one is told to go away, its commands in flight
+    /// finish (or are stopped at the end of the grace period), then it
+    /// closes.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.drain().await;
+    }
+
+    async fn drain(&self) {
+        self.inner.tracker.close();
+        self.inner.tracker.wait().await;
+    }
+
+    /// The number of connections being served now.
+    pub fn connections(&self) -> usize {
+        self.inner.config.max_connections - self.inner.connections.available_permits()
+    }
+}

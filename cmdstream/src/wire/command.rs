@@ -1,0 +1,146 @@
+//! The head of a COMMAND frame's body: command id, flags, deadline, trace
+//! context and user metadata (`docs/PROTOCOL.md`, §2.1).
+
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::frame::FrameError;
+use crate::metadata::Metadata;
+
+const DEADLINE: u8 = 1;
+const TRACE: u8 = 2;
+const USER: u8 = 4;
+
+/// What a COMMAND carries besides its payload.
+#[derive(Debug, Default)]
+pub(crate) struct CommandHead {
+    pub(crate) command: u32,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) traceparent: Option<String>,
+    pub(crate) metadata: Metadata,
+}
+
+/// Appends the head of a COMMAND body.
+pub(crate) fn put_head(
+    dst: &mut BytesMut,
+    command: u32,
+    deadline: Option<Duration>,
+    traceparent: Option<&str>,
+    metadata: Option<&Metadata>,
+) {
+    let metadata = metadata.filter(|m| !m.is_empty());
+    let traceparent = traceparent.filter(|t| t.len() <= u8::MAX as usize);
+    let mut flags = 0;
+    if deadline.is_some() {
+        flags |= DEADLINE;
+    }
+    if traceparent.is_some() {
+        flags |= TRACE;
+    }
+    if metadata.is_some() {
+        flags |= USER;
+    }
+    dst.put_u32(command);
+    dst.put_u8(flags);
+    if let Some(d) = deadline {
+        // At least 1 ms: a zero deadline would expire before the command starts.
+        dst.put_u32(d.as_millis().clamp(1, u32::MAX as u128) as u32);
+    }
+    if let Some(t) = traceparent {
+        dst.put_u8(t.len() as u8);
+        dst.put_slice(t.as_bytes());
+    }
+    if let Some(m) = metadata {
+        m.put(dst);
+    }
+}
+
+/// Splits a COMMAND body into its head and its payload.
+pub(crate) fn parse(mut body: Bytes) -> Result<(CommandHead, Bytes), FrameError> {
+    const BAD: FrameError = FrameError::Malformed("COMMAND head is truncated or invalid");
+    let mut src = &body[..];
+    if src.len() < 5 {
+        return Err(BAD);
+    }
+    let command = src.get_u32();
+    let flags = src.get_u8();
+    if flags & !(DEADLINE | TRACE | USER) != 0 {
+        return Err(FrameError::Malformed("COMMAND has unknown flag bits"));
+    }
+    let mut head = CommandHead {
+        command,
+        ..CommandHead::default()
+    };
+    if flags & DEADLINE != 0 {
+        if src.len() < 4 {
+            return Err(BAD);
+        }
+        head.deadline = Some(Duration::from_millis(src.get_u32().into()));
+    }
+    if flags & TRACE != 0 {
+        let n = *src.first().ok_or(BAD)? as usize;
+        if src.len() < 1 + n {
+            return Err(BAD);
+        }
+        let t = std::str::from_utf8(&src[1..1 + n]).map_err(|_| BAD)?;
+        head.traceparent = Some(t.to_owned());
+        src.advance(1 + n);
+    }
+    if flags & USER != 0 {
+        head.metadata = Metadata::take(&mut src).ok_or(BAD)?;
+    }
+    let consumed = body.len() - src.len();
+    body.advance(consumed);
+    Ok((head, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_head_is_five_bytes() {
+        let mut buf = BytesMut::new();
+        put_head(&mut buf, 42, None, None, None);
+        buf.extend_from_slice(b"payload");
+        assert_eq!(buf.len(), 5 + 7);
+        let (head, payload) = parse(buf.freeze()).unwrap();
+        assert_eq!(head.command, 42);
+        assert!(head.deadline.is_none() && head.traceparent.is_none() && head.metadata.is_empty());
+        assert_eq!(&payload[..], b"payload");
+    }
+
+    #[test]
+    fn full_head_round_trips_and_truncation_fails() {
+        let md: Metadata = [("k", "v")].into_iter().collect();
+        let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let mut buf = BytesMut::new();
+        put_head(
+            &mut buf,
+            7,
+            Some(Duration::from_millis(1500)),
+            Some(tp),
+            Some(&md),
+        );
+        let head_len = buf.len();
+        buf.extend_from_slice(b"xy");
+        let (head, payload) = parse(buf.clone().freeze()).unwrap();
+        assert_eq!(head.deadline, Some(Duration::from_millis(1500)));
+        assert_eq!(head.traceparent.as_deref(), Some(tp));
+        assert_eq!(head.metadata, md);
+        assert_eq!(&payload[..], b"xy");
+        for cut in 0..head_len {
+            assert!(
+                parse(buf.clone().split_to(cut).freeze()).is_err(),
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_flags_are_rejected() {
+        let body = Bytes::from_static(&[0, 0, 0, 1, 0x80]);
+        assert!(parse(body).is_err());
+    }
+}

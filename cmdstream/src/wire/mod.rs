@@ -1,0 +1,9 @@
+//! The wire protocol: frames and the handshake, as `docs/PROTOCOL.md`
+//! describes them byte by byte.
+
+pub(crate) mod command;
+pub(crate) mod frame;
+pub(crate) mod handshake;
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u16 = 1;

@@ -114,6 +114,9 @@ impl Connection {
 
     /// The error for a call on a connection that is gone.
     pub(crate) fn lost(&self) -> Error {
+        if let Some(reason) = self.shared.going_away.get() {
+            return Error::unavailable(format!("the server is shutting down ({reason})"));
+        }
         match self.shared.closed.get() {
             Some(reason) => Error::ConnectionLost(reason.clone()),
             None => Error::connection_lost("the connection closed"),

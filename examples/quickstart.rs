@@ -10,7 +10,9 @@
 use std::sync::Arc;
 
 use cmdstream::codec::Codec;
-use cmdstream::{Call, Client, CommandInfo, CommandKind, Dispatch, ResultStream, Server, ServiceInfo};
+use cmdstream::{
+    Call, Client, CommandInfo, CommandKind, Dispatch, ResultStream, Server, ServiceInfo,
+};
 use futures_util::StreamExt;
 
 /// The commands, their stable ids and shapes.
@@ -18,8 +20,18 @@ static CALC: ServiceInfo = ServiceInfo {
     name: "Calc",
     fingerprint: cmdstream::fingerprint(b"Calc: 1 add(i64,i64)->i64; 2 countdown(u32)->stream u32"),
     commands: &[
-        CommandInfo { id: 1, name: "add", kind: CommandKind::Unary },
-        CommandInfo { id: 2, name: "countdown", kind: CommandKind::ServerStream },
+        CommandInfo {
+            id: 1,
+            name: "add",
+            kind: CommandKind::Unary,
+            timeout: None,
+        },
+        CommandInfo {
+            id: 2,
+            name: "countdown",
+            kind: CommandKind::ServerStream,
+            timeout: None,
+        },
     ],
 };
 
@@ -36,7 +48,10 @@ impl Dispatch for Calc {
                 Err(e) => call.reject_args(e),
             },
             2 => match call.args::<(u32,)>() {
-                Ok((from,)) => call.reply_stream(futures_util::stream::iter((0..=from).rev())).await,
+                Ok((from,)) => {
+                    call.reply_stream(futures_util::stream::iter((0..=from).rev()))
+                        .await
+                }
                 Err(e) => call.reject_args(e),
             },
             _ => unreachable!("the server only dispatches ids listed in CALC"),
@@ -50,11 +65,14 @@ struct CalcClient(Client);
 
 impl CalcClient {
     async fn add(&self, a: i64, b: i64) -> Result<i64, cmdstream::Error> {
-        self.0.unary(1, &(a, b)).await
+        self.0.unary(&CALC.commands[0], &(a, b)).await
     }
 
-    fn countdown(&self, from: u32) -> Result<ResultStream<u32, cmdstream::codec::Bincode>, cmdstream::Error> {
-        self.0.server_stream(2, &(from,))
+    fn countdown(
+        &self,
+        from: u32,
+    ) -> Result<ResultStream<u32, cmdstream::codec::Bincode>, cmdstream::Error> {
+        self.0.server_stream(&CALC.commands[1], &(from,))
     }
 }
 
@@ -83,7 +101,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("client: 100 concurrent calls over one connection, results sum to {sum}");
 
-    let items: Vec<u32> = client.countdown(5)?.map(|r| r.expect("stream item")).collect().await;
+    let items: Vec<u32> = client
+        .countdown(5)?
+        .map(|r| r.expect("stream item"))
+        .collect()
+        .await;
     println!("client: countdown(5) streamed {items:?}");
 
     drop(client);

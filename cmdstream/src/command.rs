@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::codec::Codec;
 use crate::server::Call;
@@ -44,6 +45,8 @@ pub struct CommandInfo {
     pub name: &'static str,
     /// What flows each way.
     pub kind: CommandKind,
+    /// The timeout of calls whose options set none.
+    pub timeout: Option<Duration>,
 }
 
 /// A whole service: its name, its commands and the fingerprint that client
@@ -57,7 +60,7 @@ pub struct CommandInfo {
 /// static CALC: ServiceInfo = ServiceInfo {
 ///     name: "Calc",
 ///     fingerprint: cmdstream::fingerprint(b"Calc v1: 1 add(i64,i64)->i64"),
-///     commands: &[CommandInfo { id: 1, name: "add", kind: CommandKind::Unary }],
+///     commands: &[CommandInfo { id: 1, name: "add", kind: CommandKind::Unary, timeout: None }],
 /// };
 /// assert_eq!(CALC.command(1).unwrap().name, "add");
 /// ```

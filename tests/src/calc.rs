@@ -23,46 +23,55 @@ pub static INFO: ServiceInfo = ServiceInfo {
             id: 1,
             name: "add",
             kind: CommandKind::Unary,
+            timeout: None,
         },
         CommandInfo {
             id: 2,
             name: "div",
             kind: CommandKind::Unary,
+            timeout: None,
         },
         CommandInfo {
             id: 3,
             name: "countdown",
             kind: CommandKind::ServerStream,
+            timeout: None,
         },
         CommandInfo {
             id: 4,
             name: "total",
             kind: CommandKind::ClientStream,
+            timeout: None,
         },
         CommandInfo {
             id: 5,
             name: "echo",
             kind: CommandKind::Bidi,
+            timeout: None,
         },
         CommandInfo {
             id: 6,
             name: "sleep",
             kind: CommandKind::Unary,
+            timeout: None,
         },
         CommandInfo {
             id: 7,
             name: "boom",
             kind: CommandKind::Unary,
+            timeout: None,
         },
         CommandInfo {
             id: 8,
             name: "whoami",
             kind: CommandKind::Unary,
+            timeout: None,
         },
         CommandInfo {
             id: 9,
             name: "blob",
             kind: CommandKind::Unary,
+            timeout: None,
         },
     ],
 };
@@ -289,17 +298,17 @@ impl<C: Codec> CalcClient<C> {
 
     /// Adds two numbers.
     pub async fn add(&self, a: i64, b: i64) -> Result<i64, Error> {
-        self.inner.unary(1, &(a, b)).await
+        self.inner.unary(&INFO.commands[0], &(a, b)).await
     }
 
     /// Divides, failing typed on zero.
     pub async fn div(&self, a: i64, b: i64) -> Result<Result<i64, DivError>, Error> {
-        self.inner.unary(2, &(a, b)).await
+        self.inner.unary(&INFO.commands[1], &(a, b)).await
     }
 
     /// Counts down from `from` to 0.
     pub fn countdown(&self, from: u32) -> Result<ResultStream<u32, C>, Error> {
-        self.inner.server_stream(3, &(from,))
+        self.inner.server_stream(&INFO.commands[2], &(from,))
     }
 
     /// Sums a stream.
@@ -307,7 +316,7 @@ impl<C: Codec> CalcClient<C> {
         &self,
         nums: impl Stream<Item = i64> + Send + 'static,
     ) -> Result<i64, Error> {
-        self.inner.client_stream(4, &(), nums).await
+        self.inner.client_stream(&INFO.commands[3], &(), nums).await
     }
 
     /// Upper-cases each line as it arrives.
@@ -315,29 +324,29 @@ impl<C: Codec> CalcClient<C> {
         &self,
         lines: impl Stream<Item = String> + Send + 'static,
     ) -> Result<ResultStream<String, C>, Error> {
-        self.inner.bidi(5, &(), lines)
+        self.inner.bidi(&INFO.commands[4], &(), lines)
     }
 
     /// Sleeps on the server.
     pub async fn sleep(&self, millis: u64) -> Result<u64, Error> {
-        self.inner.unary(6, &(millis,)).await
+        self.inner.unary(&INFO.commands[5], &(millis,)).await
     }
 
     /// Panics on the server.
     pub async fn boom(&self) -> Result<u8, Error> {
-        self.inner.unary(7, &()).await
+        self.inner.unary(&INFO.commands[6], &()).await
     }
 
     /// What the server sees of this call's context.
     pub async fn whoami(
         &self,
     ) -> Result<(Option<String>, Option<String>, Option<String>, bool), Error> {
-        self.inner.unary(8, &()).await
+        self.inner.unary(&INFO.commands[7], &()).await
     }
 
     /// A result of `len` bytes.
     pub async fn blob(&self, len: usize) -> Result<Vec<u8>, Error> {
-        self.inner.unary(9, &(len,)).await
+        self.inner.unary(&INFO.commands[8], &(len,)).await
     }
 
     /// Calls any command id with any arguments (for unknown-command tests).
@@ -346,6 +355,17 @@ impl<C: Codec> CalcClient<C> {
         id: u32,
         args: &A,
     ) -> Result<R, Error> {
-        self.inner.unary(id, args).await
+        let command = match INFO.command(id) {
+            Some(known) => known,
+            // A command the service does not define: leaked once per call,
+            // which is fine in tests.
+            None => Box::leak(Box::new(CommandInfo {
+                id,
+                name: "unknown",
+                kind: CommandKind::Unary,
+                timeout: None,
+            })),
+        };
+        self.inner.unary(command, args).await
     }
 }

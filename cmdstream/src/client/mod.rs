@@ -27,7 +27,7 @@ pub use self::result_stream::ResultStream;
 use self::connection::Connection;
 use self::message::{Control, Reply, Request};
 use crate::codec::{Codec, DefaultCodec};
-use crate::command::ServiceInfo;
+use crate::command::{CommandInfo, ServiceInfo};
 use crate::error::Error;
 use crate::wire::command::put_head;
 use crate::wire::frame::{self, Kind};
@@ -138,7 +138,7 @@ impl<C: Codec> Client<C> {
     /// # Errors
     ///
     /// See [`Client`].
-    pub async fn unary<A, R>(&self, command: u32, args: &A) -> Result<R, Error>
+    pub async fn unary<A, R>(&self, command: &'static CommandInfo, args: &A) -> Result<R, Error>
     where
         A: Serialize + ?Sized,
         R: DeserializeOwned,
@@ -148,12 +148,12 @@ impl<C: Codec> Client<C> {
         let (tx, rx) = oneshot::channel();
         self.conn.send(Request {
             id,
-            command,
+            command: command.id,
             frame,
             reply: Reply::Once(tx),
             args: None,
         })?;
-        let bytes = self.wait(id, rx).await?;
+        let bytes = self.wait(id, command, rx).await?;
         Ok(self.codec.decode(&bytes)?)
     }
 
@@ -167,7 +167,11 @@ impl<C: Codec> Client<C> {
     ///
     /// Fails at once only when the arguments cannot be encoded or the
     /// connection is gone.
-    pub fn server_stream<A, R>(&self, command: u32, args: &A) -> Result<ResultStream<R, C>, Error>
+    pub fn server_stream<A, R>(
+        &self,
+        command: &'static CommandInfo,
+        args: &A,
+    ) -> Result<ResultStream<R, C>, Error>
     where
         A: Serialize + ?Sized,
         R: DeserializeOwned,
@@ -186,7 +190,7 @@ impl<C: Codec> Client<C> {
     /// [`Error::Codec`].
     pub async fn client_stream<A, I, S, R>(
         &self,
-        command: u32,
+        command: &'static CommandInfo,
         args: &A,
         items: S,
     ) -> Result<R, Error>
@@ -202,13 +206,13 @@ impl<C: Codec> Client<C> {
         let credit = Arc::new(Semaphore::new(0));
         self.conn.send(Request {
             id,
-            command,
+            command: command.id,
             frame,
             reply: Reply::Once(tx),
             args: Some(credit.clone()),
         })?;
         let _pump = self.spawn_pump(id, items, credit);
-        let bytes = self.wait(id, rx).await?;
+        let bytes = self.wait(id, command, rx).await?;
         Ok(self.codec.decode(&bytes)?)
     }
 
@@ -223,7 +227,7 @@ impl<C: Codec> Client<C> {
     /// As [`server_stream`](Self::server_stream).
     pub fn bidi<A, I, S, R>(
         &self,
-        command: u32,
+        command: &'static CommandInfo,
         args: &A,
         items: S,
     ) -> Result<ResultStream<R, C>, Error>
@@ -241,7 +245,7 @@ impl<C: Codec> Client<C> {
 
     fn open_stream<A: Serialize + ?Sized>(
         &self,
-        command: u32,
+        command: &'static CommandInfo,
         args: &A,
         credit: Option<Arc<Semaphore>>,
     ) -> Result<(u64, result_stream::Events), Error> {
@@ -250,7 +254,7 @@ impl<C: Codec> Client<C> {
         let (tx, rx) = mpsc::unbounded_channel();
         self.conn.send(Request {
             id,
-            command,
+            command: command.id,
             frame,
             reply: Reply::Many(tx),
             args: credit,
@@ -289,20 +293,26 @@ impl<C: Codec> Client<C> {
         )
     }
 
+    /// The call's timeout: the handle's options first, then the command's
+    /// default.
+    fn timeout(&self, command: &CommandInfo) -> Option<std::time::Duration> {
+        self.options.timeout.or(command.timeout)
+    }
+
     /// Encodes a whole COMMAND frame into a buffer of its own, so a failed
     /// encode leaves nothing behind.
     fn encode_command<A: Serialize + ?Sized>(
         &self,
         id: u64,
-        command: u32,
+        command: &'static CommandInfo,
         args: &A,
     ) -> Result<BytesMut, Error> {
         let mut buf = BytesMut::with_capacity(64);
         let start = frame::begin(&mut buf, Kind::Command, id);
         put_head(
             &mut buf,
-            command,
-            self.options.timeout,
+            command.id,
+            self.timeout(command),
             self.options.traceparent.as_deref(),
             self.options.metadata.as_deref(),
         );
@@ -320,6 +330,7 @@ impl<C: Codec> Client<C> {
     async fn wait(
         &self,
         id: u64,
+        command: &'static CommandInfo,
         rx: oneshot::Receiver<Result<bytes::Bytes, Error>>,
     ) -> Result<bytes::Bytes, Error> {
         let guard = CancelOnDrop {
@@ -327,7 +338,7 @@ impl<C: Codec> Client<C> {
             id,
             armed: true,
         };
-        let result = match self.options.timeout {
+        let result = match self.timeout(command) {
             None => rx.await,
             Some(t) => match tokio::time::timeout(t, rx).await {
                 Ok(r) => r,

@@ -34,3 +34,24 @@ pub use wire::PROTOCOL_VERSION;
 
 /// The default limit on a frame's size, for both sides: 16 MiB.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 * 1024 * 1024;
+
+pub use cmdstream_macros::receiver;
+
+/// What generated code refers to. Not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use core::clone::Clone;
+    pub use core::convert::{From, Infallible as Never};
+    pub use core::fmt;
+    pub use core::future::Future;
+    pub use core::marker::{PhantomData, Send, Sync};
+    pub use core::option::Option;
+    pub use core::result::Result;
+    pub use serde;
+    pub use std::sync::Arc;
+    pub use std::time::Duration;
+    pub use tokio::net::ToSocketAddrs;
+
+    /// Compiles only for types that can cross the wire.
+    pub fn assert_wire_type<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static>() {}
+}

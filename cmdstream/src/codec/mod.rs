@@ -1,8 +1,8 @@
 //! Payload codecs: how command arguments and results become bytes.
 //!
-//! A [`Codec`] turns any `serde` value into bytes and back. The default is
-//! [`Bincode`]; [`Json`] and [`Postcard`] sit behind the `json` and
-//! `postcard` cargo features. Client and server must use the same codec: the
+//! A [`Codec`] turns any `serde` value into bytes and back. The default,
+//! always available, is [`Bincode`]; [`Json`] and [`Postcard`] sit behind
+//! the `json` and `postcard` cargo features. Client and server must use the same codec: the
 //! codec's name is part of the handshake's fingerprint check.
 
 use std::fmt;
@@ -12,14 +12,12 @@ use bytes::BytesMut;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-#[cfg(feature = "bincode")]
 mod bincode;
 #[cfg(feature = "json")]
 mod json;
 #[cfg(feature = "postcard")]
 mod postcard;
 
-#[cfg(feature = "bincode")]
 pub use self::bincode::Bincode;
 #[cfg(feature = "json")]
 pub use self::json::Json;
@@ -27,7 +25,6 @@ pub use self::json::Json;
 pub use self::postcard::Postcard;
 
 /// The codec used when none is chosen.
-#[cfg(feature = "bincode")]
 pub type DefaultCodec = Bincode;
 
 /// Encodes and decodes payloads with `serde`.
@@ -160,7 +157,6 @@ mod tests {
         assert!(codec.decode::<Sample>(&[0xff; 7]).is_err());
     }
 
-    #[cfg(feature = "bincode")]
     #[test]
     fn bincode_round_trips() {
         round_trip(Bincode);
@@ -178,7 +174,6 @@ mod tests {
         round_trip(Postcard);
     }
 
-    #[cfg(feature = "bincode")]
     #[test]
     fn bincode_rejects_trailing_bytes() {
         let mut buf = BytesMut::new();
@@ -187,7 +182,6 @@ mod tests {
         assert!(Bincode.decode::<u32>(&buf).is_err());
     }
 
-    #[cfg(feature = "bincode")]
     #[test]
     fn bincode_huge_length_claim_fails_without_allocating() {
         // A varint length claiming u64::MAX bytes of string, then nothing.

@@ -1,0 +1,171 @@
+//! `{Trait}Client`: one async method per receiver method, with the same
+//! names, argument types and docs, over a `cmdstream::Client`.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::info::static_name;
+use crate::model::{Kind, Method, Receiver, Returns};
+
+pub(crate) fn expand(r: &Receiver) -> TokenStream {
+    let krate = &r.krate;
+    let vis = &r.vis;
+    let trait_ident = &r.ident;
+    let client = r.named("Client");
+    let command = r.named("Command");
+    let reply = r.named("Reply");
+    let info = static_name(r);
+    let methods = r
+        .methods
+        .iter()
+        .enumerate()
+        .map(|(index, m)| method(r, index, m));
+    let sends = r.methods.iter().filter(|m| m.kind.is_value()).map(|m| {
+        let (name, variant) = (&m.ident, m.variant());
+        let fields: Vec<_> = m.args.iter().map(|a| &a.ident).collect();
+        quote! {
+            #command::#variant { #(#fields),* } => {
+                #krate::__private::Result::Ok(#reply::#variant(self.#name(#(#fields),*).await?))
+            }
+        }
+    });
+    let doc = format!(
+        "A client of the [`{trait_ident}`] service: one method per command. Cheap to clone; every clone shares one connection."
+    );
+    quote! {
+        #[doc = #doc]
+        #vis struct #client<C = #krate::codec::DefaultCodec> {
+            inner: #krate::Client<C>,
+        }
+
+        impl<C: #krate::Codec> #krate::__private::Clone for #client<C> {
+            fn clone(&self) -> Self {
+                #client { inner: #krate::__private::Clone::clone(&self.inner) }
+            }
+        }
+
+        impl<C> #krate::__private::fmt::Debug for #client<C> {
+            fn fmt(&self, f: &mut #krate::__private::fmt::Formatter<'_>) -> #krate::__private::fmt::Result {
+                #krate::__private::fmt::Debug::fmt(&self.inner, f)
+            }
+        }
+
+        impl<C: #krate::Codec> #krate::__private::From<#krate::Client<C>> for #client<C> {
+            fn from(inner: #krate::Client<C>) -> Self {
+                #client { inner }
+            }
+        }
+
+        impl #client {
+            /// The service description client and server compare when they connect.
+            pub const INFO: &'static #krate::ServiceInfo = &#info;
+
+            /// Connects over TCP with the default settings.
+            ///
+            /// # Errors
+            ///
+            /// See [`ClientBuilder::connect`](cmdstream::ClientBuilder::connect).
+            pub async fn connect(
+                addr: impl #krate::__private::ToSocketAddrs,
+            ) -> #krate::__private::Result<Self, #krate::Error> {
+                #krate::__private::Result::Ok(#client { inner: #krate::Client::connect(addr, &#info).await? })
+            }
+        }
+
+        impl<C: #krate::Codec> #client<C> {
+            /// Connects over TCP with the builder's settings (codec, limits, timeouts).
+            ///
+            /// # Errors
+            ///
+            /// See [`ClientBuilder::connect`](cmdstream::ClientBuilder::connect).
+            pub async fn connect_with(
+                builder: #krate::ClientBuilder<C>,
+                addr: impl #krate::__private::ToSocketAddrs,
+            ) -> #krate::__private::Result<Self, #krate::Error> {
+                #krate::__private::Result::Ok(#client { inner: builder.connect(addr, &#info).await? })
+            }
+
+            /// Wraps a runtime client connected to this service (over any transport).
+            pub fn from_client(inner: #krate::Client<C>) -> Self {
+                #client { inner }
+            }
+
+            /// The runtime client underneath.
+            pub fn client(&self) -> &#krate::Client<C> {
+                &self.inner
+            }
+
+            /// A handle on the same connection whose calls use `options`
+            /// (timeout, trace context, metadata).
+            pub fn with_options(&self, options: #krate::CallOptions) -> Self {
+                #client { inner: self.inner.with_options(options) }
+            }
+
+            /// Sends a command built earlier as a value.
+            ///
+            /// # Errors
+            ///
+            /// As the command's own method.
+            pub async fn send(&self, command: #command) -> #krate::__private::Result<#reply<C>, #krate::Error> {
+                match command {
+                    #(#sends)*
+                }
+            }
+
+            #(#methods)*
+        }
+    }
+}
+
+fn method(r: &Receiver, index: usize, m: &Method) -> TokenStream {
+    let krate = &r.krate;
+    let info = static_name(r);
+    let (attrs, name) = (&m.attrs, &m.ident);
+    let args = m.args.iter().map(|a| {
+        let (ident, ty) = (&a.ident, &a.ty);
+        quote!(#ident: #ty)
+    });
+    let arg_idents: Vec<_> = m.args.iter().map(|a| &a.ident).collect();
+    let stream_param = m.stream_arg.as_ref().map(|s| {
+        let (ident, item) = (&s.ident, &s.item);
+        quote!(#ident: impl #krate::Stream<Item = #item> + #krate::__private::Send + 'static)
+    });
+    let params = args.chain(stream_param);
+    let command = quote!(&#info.commands[#index]);
+    let tuple = quote!(&(#(#arg_idents,)*));
+    let item = m.returns.item();
+    let result = quote!(#krate::__private::Result);
+    let error = quote!(#krate::Error);
+    match (m.kind, &m.returns) {
+        (Kind::Unary, _) => quote! {
+            #(#attrs)*
+            pub async fn #name(&self, #(#params),*) -> #result<#item, #error> {
+                self.inner.unary(#command, #tuple).await
+            }
+        },
+        (Kind::ClientStream, _) => {
+            let stream = &m.stream_arg.as_ref().map(|s| &s.ident);
+            quote! {
+                #(#attrs)*
+                pub async fn #name(&self, #(#params),*) -> #result<#item, #error> {
+                    self.inner.client_stream(#command, #tuple, #stream).await
+                }
+            }
+        }
+        (Kind::ServerStream, Returns::Stream { .. }) => quote! {
+            #(#attrs)*
+            pub async fn #name(&self, #(#params),*) -> #result<#krate::ResultStream<#item, C>, #error> {
+                self.inner.server_stream(#command, #tuple)
+            }
+        },
+        (Kind::Bidi, _) | (Kind::ServerStream, _) => {
+            let stream = &m.stream_arg.as_ref().map(|s| &s.ident);
+            quote! {
+                #(#attrs)*
+                pub async fn #name(&self, #(#params),*) -> #result<#krate::ResultStream<#item, C>, #error> {
+                    self.inner.bidi(#command, #tuple, #stream)
+                }
+            }
+        }
+    }
+}

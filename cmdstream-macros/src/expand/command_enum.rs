@@ -1,0 +1,82 @@
+//! `{Trait}Command`: every command whose arguments are plain values, as a
+//! serializable value; and `{Trait}Reply`, what sending one returns.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use crate::model::{Receiver, Returns};
+
+pub(crate) fn expand(r: &Receiver) -> TokenStream {
+    let krate = &r.krate;
+    let vis = &r.vis;
+    let command = r.named("Command");
+    let reply = r.named("Reply");
+    let serde_path = format!(
+        "{}::__private::serde",
+        quote!(#krate).to_string().replace(' ', "")
+    );
+    let values: Vec<_> = r.methods.iter().filter(|m| m.kind.is_value()).collect();
+
+    let variants = values.iter().map(|m| {
+        let variant = m.variant();
+        let fields = m.args.iter().map(|a| {
+            let (ident, ty) = (&a.ident, &a.ty);
+            let doc = format!("The `{ident}` argument.");
+            quote!(#[doc = #doc] #ident: #ty)
+        });
+        let doc = format!("A call of [`{}::{}`].", r.ident, m.ident);
+        quote!(#[doc = #doc] #variant { #(#fields),* })
+    });
+    let reply_variants = values.iter().map(|m| {
+        let variant = m.variant();
+        let doc = format!("The result of [`{}::{}`].", r.ident, m.ident);
+        match &m.returns {
+            Returns::Value(ty) => quote!(#[doc = #doc] #variant(#ty)),
+            Returns::Stream { item, .. } => {
+                quote!(#[doc = #doc] #variant(#krate::ResultStream<#item, C>))
+            }
+        }
+    });
+    let names = values.iter().map(|m| {
+        let variant = m.variant();
+        let wire = &m.wire_name;
+        quote!(#command::#variant { .. } => #wire)
+    });
+    let ids = values.iter().map(|m| {
+        let variant = m.variant();
+        let id = m.id;
+        quote!(#command::#variant { .. } => #id)
+    });
+    let command_doc = format!(
+        "A command of [`{0}`] as a value: build it, store it, log it, queue it, and send it later with [`{0}Client::send`].",
+        r.ident
+    );
+    let reply_doc = format!("What [`{}Client::send`] returns for each command.", r.ident);
+    quote! {
+        #[doc = #command_doc]
+        #[derive(#krate::__private::serde::Serialize, #krate::__private::serde::Deserialize)]
+        #[serde(crate = #serde_path)]
+        #vis enum #command {
+            #(#variants,)*
+        }
+
+        impl #command {
+            /// The command's wire name.
+            pub fn name(&self) -> &'static str {
+                match *self { #(#names,)* }
+            }
+
+            /// The command's id on the wire.
+            pub fn id(&self) -> u32 {
+                match *self { #(#ids,)* }
+            }
+        }
+
+        #[doc = #reply_doc]
+        #vis enum #reply<C = #krate::codec::DefaultCodec> {
+            #(#reply_variants,)*
+            #[doc(hidden)]
+            __Codec(#krate::__private::PhantomData<C>, #krate::__private::Never),
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! `{Trait}Server`: runs each command on a receiver, through
+//! `cmdstream::Dispatch`.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use super::info::static_name;
+use crate::model::{Kind, Method, Receiver};
+
+pub(crate) fn expand(r: &Receiver) -> TokenStream {
+    let krate = &r.krate;
+    let vis = &r.vis;
+    let trait_ident = &r.ident;
+    let server = r.named("Server");
+    let info = static_name(r);
+    let arms = r.methods.iter().map(|m| arm(r, m));
+    let doc = format!(
+        "Serves any [`{trait_ident}`]: hand it to [`Server::new`]({}::Server::new).",
+        quote!(#krate).to_string().replace(' ', "")
+    );
+    quote! {
+        #[doc = #doc]
+        #vis struct #server<T> {
+            receiver: T,
+        }
+
+        impl<T: #trait_ident> #server<T> {
+            /// Wraps the receiver that runs the commands.
+            pub fn new(receiver: T) -> Self {
+                #server { receiver }
+            }
+
+            /// The receiver.
+            pub fn receiver(&self) -> &T {
+                &self.receiver
+            }
+        }
+
+        impl<T: #trait_ident> #krate::Dispatch for #server<T> {
+            const INFO: &'static #krate::ServiceInfo = &#info;
+
+            async fn dispatch<C: #krate::Codec>(
+                self: #krate::__private::Arc<Self>,
+                mut call: #krate::Call<C>,
+            ) {
+                let receiver = &self.receiver;
+                match call.command().id {
+                    #(#arms)*
+                    other => call.fail(#krate::ErrorCode::UnknownCommand, other),
+                }
+            }
+        }
+    }
+}
+
+fn arm(r: &Receiver, m: &Method) -> TokenStream {
+    let krate = &r.krate;
+    let trait_ident = &r.ident;
+    let name = &m.ident;
+    let id = m.id;
+    let arg_idents: Vec<_> = m.args.iter().map(|a| &a.ident).collect();
+    let arg_types = m.args.iter().map(|a| &a.ty);
+    let decode = quote! {
+        let (#(#arg_idents,)*): (#(#arg_types,)*) = match call.args() {
+            #krate::__private::Result::Ok(args) => args,
+            #krate::__private::Result::Err(error) => return call.reject_args(error),
+        };
+    };
+    let stream = m.stream_arg.as_ref().map(|s| {
+        let (ident, item) = (&s.ident, &s.item);
+        quote!(let #ident = call.arg_stream::<#item>();)
+    });
+    let ctx_ident = format_ident!("__cmdstream_context");
+    let context = m
+        .context
+        .as_ref()
+        .map(|_| quote!(let #ctx_ident = call.context().clone();));
+
+    // Arguments in the order the method declares them.
+    let mut ordered: Vec<TokenStream> = Vec::new();
+    let mut wire = m.args.iter();
+    let total = m.inputs.len();
+    for pos in 0..total {
+        if m.context.as_ref().is_some_and(|(_, p, _)| *p == pos) {
+            ordered.push(quote!(&#ctx_ident));
+        } else if m.stream_arg.is_some() && m.stream_pos == pos {
+            let ident = &m.stream_arg.as_ref().map(|s| &s.ident);
+            ordered.push(quote!(#ident));
+        } else if let Some(a) = wire.next() {
+            let ident = &a.ident;
+            ordered.push(quote!(#ident));
+        }
+    }
+    let run = quote!(<T as #trait_ident>::#name(receiver, #(#ordered),*).await);
+    let answer = match m.kind {
+        Kind::Unary | Kind::ClientStream => quote!(call.reply(&#run)),
+        Kind::ServerStream | Kind::Bidi => quote!(call.reply_stream(#run).await),
+    };
+    quote! {
+        #id => {
+            #decode
+            #stream
+            #context
+            #answer
+        }
+    }
+}

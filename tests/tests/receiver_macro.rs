@@ -1,0 +1,177 @@
+#![allow(missing_docs)] // a test crate: the receiver trait here documents only what matters
+//! `#[cmdstream::receiver]` end to end: every method shape through the
+//! generated client, server and command enum, over real loopback sockets.
+
+use std::time::Duration;
+
+use cmdstream::{CallContext, Error, Server, Stream};
+use futures_util::{stream, StreamExt};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum DivError {
+    DivideByZero,
+}
+
+#[cmdstream::receiver]
+pub trait Calc {
+    /// Adds two numbers.
+    async fn add(&self, a: i64, b: i64) -> i64;
+    async fn div(&self, a: i64, b: i64) -> Result<i64, DivError>;
+    #[command(id = 7)]
+    async fn countdown(&self, from: u32) -> impl Stream<Item = u32> + Send;
+    async fn total(&self, nums: impl Stream<Item = i64> + Send) -> i64;
+    async fn echo(
+        &self,
+        lines: impl Stream<Item = String> + Send,
+    ) -> impl Stream<Item = String> + Send;
+    async fn who(&self, ctx: &CallContext, greeting: String) -> String;
+    #[command(timeout = "50ms")]
+    async fn nap(&self, millis: u64);
+}
+
+struct MyCalc;
+
+impl Calc for MyCalc {
+    async fn add(&self, a: i64, b: i64) -> i64 {
+        a + b
+    }
+
+    async fn div(&self, a: i64, b: i64) -> Result<i64, DivError> {
+        if b == 0 {
+            Err(DivError::DivideByZero)
+        } else {
+            Ok(a / b)
+        }
+    }
+
+    async fn countdown(&self, from: u32) -> impl Stream<Item = u32> + Send {
+        stream::iter((0..=from).rev())
+    }
+
+    async fn total(&self, nums: impl Stream<Item = i64> + Send) -> i64 {
+        nums.fold(0, |acc, n| async move { acc + n }).await
+    }
+
+    async fn echo(
+        &self,
+        lines: impl Stream<Item = String> + Send,
+    ) -> impl Stream<Item = String> + Send {
+        lines.map(|l| l.to_uppercase())
+    }
+
+    async fn who(&self, ctx: &CallContext, greeting: String) -> String {
+        format!(
+            "{greeting}, {}",
+            ctx.metadata().get("user").unwrap_or("stranger")
+        )
+    }
+
+    async fn nap(&self, millis: u64) {
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+    }
+}
+
+async fn start() -> CalcClient {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new(CalcServer::new(MyCalc));
+    tokio::spawn(async move { server.serve(listener).await });
+    CalcClient::connect(addr).await.unwrap()
+}
+
+#[tokio::test]
+async fn unary_methods_and_typed_application_errors() {
+    let client = start().await;
+    assert_eq!(client.add(2, 3).await.unwrap(), 5);
+    assert_eq!(client.div(9, 3).await.unwrap(), Ok(3));
+    assert_eq!(client.div(1, 0).await.unwrap(), Err(DivError::DivideByZero));
+}
+
+#[tokio::test]
+async fn every_stream_shape() {
+    let client = start().await;
+    let down: Vec<u32> = client
+        .countdown(3)
+        .await
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    assert_eq!(down, [3, 2, 1, 0]);
+    assert_eq!(client.total(stream::iter(1..=100)).await.unwrap(), 5050);
+    let up: Vec<String> = client
+        .echo(stream::iter(["a".to_string(), "b".to_string()]))
+        .await
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    assert_eq!(up, ["A", "B"]);
+}
+
+#[tokio::test]
+async fn context_reaches_methods_that_ask_for_it() {
+    let client = start().await;
+    assert_eq!(client.who("hi".into()).await.unwrap(), "hi, stranger");
+    let ada = client.with_options(cmdstream::CallOptions::new().metadata("user", "ada"));
+    assert_eq!(ada.who("hello".into()).await.unwrap(), "hello, ada");
+}
+
+#[tokio::test]
+async fn a_command_default_timeout_applies_unless_the_call_sets_one() {
+    let client = start().await;
+    assert!(matches!(client.nap(5_000).await, Err(Error::Timeout)));
+    let patient =
+        client.with_options(cmdstream::CallOptions::new().timeout(Duration::from_secs(10)));
+    patient.nap(60).await.unwrap();
+}
+
+#[tokio::test]
+async fn commands_are_values_that_can_be_queued_and_sent_later() {
+    let client = start().await;
+    let queue = vec![
+        CalcCommand::Add { a: 1, b: 2 },
+        CalcCommand::Div { a: 8, b: 0 },
+        CalcCommand::Countdown { from: 2 },
+    ];
+    // A command survives a round trip through any serde format.
+    let stored = serde_json::to_string(&queue).unwrap();
+    let queue: Vec<CalcCommand> = serde_json::from_str(&stored).unwrap();
+    assert_eq!(
+        queue.iter().map(|c| c.name()).collect::<Vec<_>>(),
+        ["add", "div", "countdown"]
+    );
+    assert_eq!(queue[2].id(), 7);
+    let mut replies = Vec::new();
+    for command in queue {
+        replies.push(client.send(command).await.unwrap());
+    }
+    assert!(matches!(replies[0], CalcReply::Add(3)));
+    assert!(matches!(
+        replies[1],
+        CalcReply::Div(Err(DivError::DivideByZero))
+    ));
+    let CalcReply::Countdown(items) = replies.pop().unwrap() else {
+        panic!("not a countdown")
+    };
+    assert_eq!(
+        items.map(Result::unwrap).collect::<Vec<_>>().await,
+        [2, 1, 0]
+    );
+}
+
+#[test]
+fn ids_are_stable_and_explicit_ones_are_kept() {
+    let info = CalcClient::INFO;
+    assert_eq!(info.name, "Calc");
+    let countdown = info
+        .commands
+        .iter()
+        .find(|c| c.name == "countdown")
+        .unwrap();
+    assert_eq!(countdown.id, 7);
+    assert_eq!(countdown.kind, cmdstream::CommandKind::ServerStream);
+    let nap = info.commands.iter().find(|c| c.name == "nap").unwrap();
+    assert_eq!(nap.timeout, Some(Duration::from_millis(50)));
+}

@@ -22,7 +22,15 @@ pub(crate) fn receiver(cx: &mut Ctxt, r: &Receiver) {
     let mut names = HashMap::new();
     let mut variants = HashMap::new();
     for m in &r.methods {
-        if let Some(first) = ids.insert(m.id, &m.ident) {
+        // Two derived ids collide when their names do: the name error says it.
+        let same_name = r
+            .methods
+            .iter()
+            .any(|o| o.ident != m.ident && o.wire_name == m.wire_name);
+        if let Some(first) = ids
+            .insert(m.id, &m.ident)
+            .filter(|_| m.id_explicit || !same_name)
+        {
             cx.error_at(
                 m.id_span,
                 format!(

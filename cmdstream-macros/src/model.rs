@@ -80,6 +80,8 @@ pub(crate) struct Method {
     pub(crate) kind: Kind,
     /// The wire id: from `#[command(id = N)]` or derived from the name.
     pub(crate) id: u32,
+    /// Whether the id was given with `#[command(id = N)]`.
+    pub(crate) id_explicit: bool,
     pub(crate) id_span: Span,
     /// The name on the wire and in fingerprints.
     pub(crate) wire_name: String,

@@ -219,6 +219,7 @@ fn method(cx: &mut Ctxt, f: &TraitItemFn) -> Option<Method> {
             sig.ident.span(),
         )
     });
+    let id_explicit = opts.id.is_some();
     let (id, id_span) = opts
         .id
         .unwrap_or_else(|| (derived_id(&wire_name), sig.ident.span()));
@@ -233,6 +234,7 @@ fn method(cx: &mut Ctxt, f: &TraitItemFn) -> Option<Method> {
             .collect(),
         kind,
         id,
+        id_explicit,
         id_span,
         wire_name,
         name_span,

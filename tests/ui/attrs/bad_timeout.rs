@@ -1,0 +1,7 @@
+#[cmdstream::receiver]
+pub trait Calc {
+    #[command(timeout = "soon")]
+    async fn add(&self, a: i64, b: i64) -> i64;
+}
+
+fn main() {}

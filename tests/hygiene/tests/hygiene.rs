@@ -1,64 +1,71 @@
 //! The receiver macro's expansion is hygienic: it compiles with no prelude
 //! and with the runtime crate renamed, naming everything by absolute path.
 
-#![no_implicit_prelude]
 #![allow(missing_docs)]
 
-use renamed_cmdstream::Stream;
+#[no_implicit_prelude]
+mod service {
+    use ::renamed_cmdstream::Stream;
 
-#[renamed_cmdstream::receiver(crate = "::renamed_cmdstream")]
-pub trait Calc {
-    async fn add(&self, a: i64, b: i64) -> i64;
-    async fn div(&self, a: i64, b: i64) -> ::std::result::Result<i64, ::std::string::String>;
-    async fn countdown(&self, from: u32) -> impl Stream<Item = u32> + ::std::marker::Send;
-    async fn total(&self, nums: impl Stream<Item = i64> + ::std::marker::Send) -> i64;
-    async fn nothing(&self);
+    #[::renamed_cmdstream::receiver(crate = "::renamed_cmdstream")]
+    pub trait Calc {
+        async fn add(&self, a: i64, b: i64) -> i64;
+        async fn div(&self, a: i64, b: i64) -> ::std::result::Result<i64, ::std::string::String>;
+        async fn countdown(&self, from: u32) -> impl Stream<Item = u32> + ::std::marker::Send;
+        async fn total(&self, nums: impl Stream<Item = i64> + ::std::marker::Send) -> i64;
+        async fn nothing(&self);
+    }
+
+    pub(crate) struct Impl;
+
+    impl Calc for Impl {
+        async fn add(&self, a: i64, b: i64) -> i64 {
+            a + b
+        }
+
+        async fn div(&self, a: i64, b: i64) -> ::std::result::Result<i64, ::std::string::String> {
+            a.checked_div(b)
+                .ok_or_else(|| ::std::string::ToString::to_string("divide by zero"))
+        }
+
+        async fn countdown(&self, from: u32) -> impl Stream<Item = u32> + ::std::marker::Send {
+            ::futures_util::stream::iter(::std::iter::Iterator::rev(0..=from))
+        }
+
+        async fn total(&self, nums: impl Stream<Item = i64> + ::std::marker::Send) -> i64 {
+            ::futures_util::StreamExt::fold(nums, 0, |acc, n| async move { acc + n }).await
+        }
+
+        async fn nothing(&self) {}
+    }
 }
 
-struct Impl;
+use service::{CalcClient, CalcCommand, CalcReply, CalcServer, Impl};
 
-impl Calc for Impl {
-    async fn add(&self, a: i64, b: i64) -> i64 {
-        a + b
-    }
-
-    async fn div(&self, a: i64, b: i64) -> ::std::result::Result<i64, ::std::string::String> {
-        a.checked_div(b)
-            .ok_or_else(|| ::std::string::ToString::to_string("divide by zero"))
-    }
-
-    async fn countdown(&self, from: u32) -> impl Stream<Item = u32> + ::std::marker::Send {
-        futures_util::stream::iter(::std::iter::Iterator::rev(0..=from))
-    }
-
-    async fn total(&self, nums: impl Stream<Item = i64> + ::std::marker::Send) -> i64 {
-        futures_util::StreamExt::fold(nums, 0, |acc, n| async move { acc + n }).await
-    }
-
-    async fn nothing(&self) {}
-}
-
-#[::tokio::test]
+#[tokio::test]
 async fn expands_and_works_without_prelude_and_with_a_renamed_crate() {
     let listener = ::tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = renamed_cmdstream::Server::new(CalcServer::new(Impl));
+    let server = ::renamed_cmdstream::Server::new(CalcServer::new(Impl));
     ::tokio::spawn(async move { server.serve(listener).await });
     let client = CalcClient::connect(addr).await.unwrap();
     ::std::assert_eq!(client.add(20, 22).await.unwrap(), 42);
     ::std::assert!(client.div(1, 0).await.unwrap().is_err());
-    let items =
-        futures_util::StreamExt::collect::<::std::vec::Vec<_>>(client.countdown(2).await.unwrap())
-            .await;
+    let items = ::futures_util::StreamExt::collect::<::std::vec::Vec<_>>(
+        client.countdown(2).await.unwrap(),
+    )
+    .await;
     ::std::assert_eq!(items.len(), 3);
     let total = client
-        .total(futures_util::stream::iter(::std::vec![1i64, 2, 3]))
+        .total(::futures_util::stream::iter(::std::vec![1i64, 2, 3]))
         .await
         .unwrap();
     ::std::assert_eq!(total, 6);
     client.nothing().await.unwrap();
+    let reply = client.send(CalcCommand::Div { a: 4, b: 2 }).await.unwrap();
+    assert!(matches!(reply, CalcReply::Div(Ok(2))));
     let reply = client.send(CalcCommand::Add { a: 1, b: 1 }).await.unwrap();
     ::std::assert!(::std::matches!(reply, CalcReply::Add(2)));
 }

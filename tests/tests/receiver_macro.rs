@@ -2,6 +2,7 @@
 //! `#[cmdstream::receiver]` end to end: every method shape through the
 //! generated client, server and command enum, over real loopback sockets.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cmdstream::{CallContext, Error, Server, Stream};
@@ -29,6 +30,8 @@ pub trait Calc {
     #[command(timeout = "50ms")]
     async fn nap(&self, millis: u64);
 }
+
+static LONG_NAPS_CANCELLED: AtomicUsize = AtomicUsize::new(0);
 
 struct MyCalc;
 
@@ -68,7 +71,18 @@ impl Calc for MyCalc {
     }
 
     async fn nap(&self, millis: u64) {
+        // Counts naps of exactly 30 s that were dropped before waking.
+        struct Abandoned(bool);
+        impl Drop for Abandoned {
+            fn drop(&mut self) {
+                if self.0 {
+                    LONG_NAPS_CANCELLED.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+        let mut guard = Abandoned(millis == 30_000);
         tokio::time::sleep(Duration::from_millis(millis)).await;
+        guard.0 = false;
     }
 }
 
@@ -174,4 +188,24 @@ fn ids_are_stable_and_explicit_ones_are_kept() {
     assert_eq!(countdown.kind, cmdstream::CommandKind::ServerStream);
     let nap = info.commands.iter().find(|c| c.name == "nap").unwrap();
     assert_eq!(nap.timeout, Some(Duration::from_millis(50)));
+}
+
+#[tokio::test]
+async fn dropping_a_generated_call_cancels_it_on_the_server() {
+    let client = start().await;
+    let patient =
+        client.with_options(cmdstream::CallOptions::new().timeout(Duration::from_secs(60)));
+    // Abandon a long nap after a moment; the connection must stay usable and
+    // the abandoned call must not linger in flight.
+    let abandoned = tokio::time::timeout(Duration::from_millis(20), patient.nap(30_000)).await;
+    assert!(abandoned.is_err(), "the nap cannot have finished");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while LONG_NAPS_CANCELLED.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never dropped the abandoned nap"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(client.add(1, 2).await.unwrap(), 3);
 }

@@ -37,6 +37,11 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 * 1024 * 1024;
 
 pub use cmdstream_macros::receiver;
 
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 /// What generated code refers to. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {

@@ -158,6 +158,9 @@ impl<D: Dispatch, C: Codec> Server<D, C> {
                 let _ = this.serve_connection(io, addr).await;
             });
         }
+        // Close the socket now: connection attempts during the drain are
+        // refused at once instead of waiting in the backlog.
+        drop(listener);
         self.drain().await;
         Ok(())
     }

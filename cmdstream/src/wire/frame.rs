@@ -158,8 +158,9 @@ impl Decoder for FrameDecoder {
             return Err(FrameError::TooSmall(len));
         }
         if src.len() < LEN_SIZE + len {
-            // Reserve only what this (already checked) frame still needs.
-            src.reserve(LEN_SIZE + len - src.len());
+            // Nothing is reserved for the rest of the body: the reader grows
+            // its buffer as bytes arrive, so a header alone cannot make the
+            // receiver set aside a whole frame's worth of memory.
             return Ok(None);
         }
         let kind = Kind::from_u8(src[LEN_SIZE]).ok_or(FrameError::UnknownKind(src[LEN_SIZE]))?;
@@ -280,6 +281,16 @@ mod tests {
             }
         ));
         assert_eq!(buf.capacity(), cap, "nothing reserved for a rejected frame");
+    }
+
+    #[test]
+    fn a_header_alone_reserves_nothing_for_the_body() {
+        let mut buf = BytesMut::with_capacity(64);
+        buf.put_u32(1 << 20);
+        buf.put_u8(Kind::Result as u8);
+        buf.put_u64(1);
+        assert!(FrameDecoder::new(2 << 20).decode(&mut buf).unwrap().is_none());
+        assert!(buf.capacity() < 1024, "capacity grew to {}", buf.capacity());
     }
 
     #[test]

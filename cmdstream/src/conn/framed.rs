@@ -43,7 +43,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FramedIo<IO> {
     /// its side.
     pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
         if self.rbuf.capacity() - self.rbuf.len() < READ_MIN_FREE {
-            self.rbuf.reserve(READ_CHUNK);
+            // Grow by what has actually arrived (at least a chunk): a large
+            // frame costs a logarithmic number of copies, and memory stays
+            // within twice what the peer really sent.
+            self.rbuf.reserve(READ_CHUNK.max(self.rbuf.len()));
         }
         let n = ready!(tokio_util::io::poll_read_buf(
             Pin::new(&mut self.io),

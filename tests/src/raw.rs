@@ -1,6 +1,7 @@
 //! Speaking the wire protocol by hand, byte by byte (`docs/PROTOCOL.md`),
 //! to send what a well-behaved client never would.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -43,6 +44,31 @@ pub fn command(id: u64, command: u32, payload: &[u8]) -> Vec<u8> {
     frame(kind::COMMAND, id, &body)
 }
 
+/// How long a test waits for any one thing on the network before it fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Awaits `fut` for at most [`WAIT`] and panics naming `what` otherwise, so
+/// that a bug shows as a failing test, never as a hung one.
+pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
+    match tokio::time::timeout(WAIT, fut).await {
+        Ok(out) => out,
+        Err(_) => panic!("{what}: nothing happened within {WAIT:?}"),
+    }
+}
+
+/// `value` encoded with the default codec.
+pub fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    let mut out = bytes::BytesMut::new();
+    cmdstream::Codec::encode(&cmdstream::codec::Bincode, value, &mut out).unwrap();
+    out.to_vec()
+}
+
+/// A COMMAND for `sleep(millis)` (command id 6) encoded with the default
+/// codec.
+pub fn sleep(id: u64, millis: u64) -> Vec<u8> {
+    command(id, 6, &encode(&(millis,)))
+}
+
 /// A COMMAND for `add(a, b)` encoded with the default codec.
 pub fn add(id: u64, a: i64, b: i64) -> Vec<u8> {
     let mut payload = bytes::BytesMut::new();
@@ -66,6 +92,12 @@ impl RawFrame {
     pub fn error_code(&self) -> u16 {
         assert_eq!(self.kind, kind::ERROR, "{self:?}");
         u16::from_be_bytes([self.body[0], self.body[1]])
+    }
+
+    /// The body of a RESULT_LAST, decoded as a `T`.
+    pub fn result<T: serde::de::DeserializeOwned>(&self) -> T {
+        assert_eq!(self.kind, kind::RESULT_LAST, "{self:?}");
+        cmdstream::Codec::decode(&cmdstream::codec::Bincode, &self.body).unwrap()
     }
 
     /// The result of an `add`, decoded.
@@ -102,7 +134,63 @@ pub fn client_hello(fingerprint: u64) -> Vec<u8> {
     out
 }
 
+/// A whole server hello accepting the connection, for a fake `Calc` server
+/// with the default codec: no keepalive pings and a stream window of 32.
+pub fn server_hello(fingerprint: u64, max_frame: u32, max_in_flight: u32) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&fingerprint.to_be_bytes());
+    body.extend_from_slice(&max_frame.to_be_bytes());
+    body.extend_from_slice(&max_in_flight.to_be_bytes());
+    body.extend_from_slice(&0u32.to_be_bytes());
+    body.extend_from_slice(&32u32.to_be_bytes());
+    str16(&mut body, INFO.name);
+    str16(&mut body, "bincode");
+    let mut out = b"CMDS".to_vec();
+    out.extend_from_slice(&1u16.to_be_bytes());
+    out.push(0);
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
 impl RawConn {
+    /// Reads the server's ack of a client hello; returns its status byte and
+    /// its reason.
+    pub async fn read_ack(&mut self) -> (u8, String) {
+        within("the server's ack", async {
+            let mut head = [0u8; 3];
+            self.stream.read_exact(&mut head).await.unwrap();
+            let mut reason = vec![0; u16::from_be_bytes([head[1], head[2]]) as usize];
+            self.stream.read_exact(&mut reason).await.unwrap();
+            (head[0], String::from_utf8(reason).unwrap())
+        })
+        .await
+    }
+
+    /// Reads a client's hello (when playing the server); returns the
+    /// fingerprint it announces.
+    pub async fn read_client_hello(&mut self) -> u64 {
+        within("the client's hello", async {
+            let mut head = [0u8; 10];
+            self.stream.read_exact(&mut head).await.unwrap();
+            assert_eq!(&head[..4], b"CMDC");
+            let len = u32::from_be_bytes([head[6], head[7], head[8], head[9]]) as usize;
+            let mut body = vec![0; len];
+            self.stream.read_exact(&mut body).await.unwrap();
+            u64::from_be_bytes(body[..8].try_into().unwrap())
+        })
+        .await
+    }
+
+    /// Plays a correct `Calc` server's side of the handshake: sends the
+    /// hello, reads the client's and acks it.
+    pub async fn accept_handshake(&mut self) {
+        self.send(&server_hello(INFO.fingerprint, 16 << 20, 1024))
+            .await;
+        assert_eq!(self.read_client_hello().await, INFO.fingerprint);
+        self.send(&[0, 0, 0]).await;
+    }
+
     /// Connects without a handshake.
     pub async fn open(addr: SocketAddr) -> Self {
         RawConn {
@@ -178,5 +266,100 @@ impl RawConn {
             frames.push(f);
         }
         frames
+    }
+}
+
+/// A COMMAND frame with the deadline flag (bit 0) set and no other: the
+/// body is the command id, the flags byte `1`, the deadline in milliseconds
+/// (`u32`, counted from when the server reads the frame) and the payload
+/// (`docs/PROTOCOL.md`, §2.1).
+pub fn command_with_deadline(id: u64, command: u32, deadline_ms: u32, payload: &[u8]) -> Vec<u8> {
+    let mut body = command.to_be_bytes().to_vec();
+    body.push(1);
+    body.extend_from_slice(&deadline_ms.to_be_bytes());
+    body.extend_from_slice(payload);
+    frame(kind::COMMAND, id, &body)
+}
+
+/// The protocol spoken by hand over any byte stream, such as one end of a
+/// `tokio::io::duplex` pipe, for tests that run on paused time.
+///
+/// Nothing here has a timeout of its own: callers bound their waits (on
+/// paused time a `tokio::time::timeout` costs no real time, and fires as soon
+/// as nothing else can happen).
+pub mod pipe {
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+    use super::{client_hello, str16, RawFrame};
+    use crate::calc::INFO;
+
+    /// The whole hello of a `Calc` server (default codec) that accepts the
+    /// connection and announces `keepalive_ms` (`0`: it never pings) and
+    /// `stream_window`; its frame and in-flight limits are the defaults.
+    pub fn server_hello(keepalive_ms: u32, stream_window: u32) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&INFO.fingerprint.to_be_bytes());
+        body.extend_from_slice(&(16u32 << 20).to_be_bytes());
+        body.extend_from_slice(&1024u32.to_be_bytes());
+        body.extend_from_slice(&keepalive_ms.to_be_bytes());
+        body.extend_from_slice(&stream_window.to_be_bytes());
+        str16(&mut body, INFO.name);
+        str16(&mut body, "bincode");
+        let mut out = b"CMDS".to_vec();
+        out.extend_from_slice(&1u16.to_be_bytes());
+        out.push(0);
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Plays a `Calc` server's side of the handshake: sends
+    /// [`server_hello`], reads the client's hello (checking its magic and
+    /// fingerprint) and acks it.
+    pub async fn accept<IO: AsyncRead + AsyncWrite + Unpin>(
+        io: &mut IO,
+        keepalive_ms: u32,
+        stream_window: u32,
+    ) {
+        io.write_all(&server_hello(keepalive_ms, stream_window))
+            .await
+            .unwrap();
+        let mut head = [0u8; 10];
+        io.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head[..4], b"CMDC", "not a client hello");
+        let len = u32::from_be_bytes([head[6], head[7], head[8], head[9]]) as usize;
+        let mut body = vec![0; len];
+        io.read_exact(&mut body).await.unwrap();
+        assert_eq!(body[..8], INFO.fingerprint.to_be_bytes(), "fingerprint");
+        io.write_all(&[0, 0, 0]).await.unwrap();
+    }
+
+    /// Plays a correct client's side of the handshake: reads the server's
+    /// hello (which must accept), sends [`client_hello`] and checks the ack.
+    pub async fn connect<IO: AsyncRead + AsyncWrite + Unpin>(io: &mut IO) {
+        let mut head = [0u8; 11];
+        io.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head[..4], b"CMDS", "not a server hello");
+        assert_eq!(head[6], 0, "the server refused the connection");
+        let len = u32::from_be_bytes([head[7], head[8], head[9], head[10]]) as usize;
+        let mut body = vec![0; len];
+        io.read_exact(&mut body).await.unwrap();
+        io.write_all(&client_hello(INFO.fingerprint)).await.unwrap();
+        let mut ack = [0u8; 3];
+        io.read_exact(&mut ack).await.unwrap();
+        assert_eq!(ack, [0, 0, 0], "the server did not accept the hello");
+    }
+
+    /// Reads one frame; `None` when the peer closed the stream.
+    pub async fn read_frame<R: AsyncRead + Unpin>(io: &mut R) -> Option<RawFrame> {
+        let mut len = [0u8; 4];
+        io.read_exact(&mut len).await.ok()?;
+        let mut rest = vec![0; u32::from_be_bytes(len) as usize];
+        io.read_exact(&mut rest).await.ok()?;
+        Some(RawFrame {
+            kind: rest[0],
+            id: u64::from_be_bytes(rest[1..9].try_into().unwrap()),
+            body: rest[9..].to_vec(),
+        })
     }
 }

@@ -1,0 +1,100 @@
+//! The server's limits on connections and on calls in flight: what is
+//! refused, how, and that the refused work never hangs or breaks anyone else.
+
+use cmdstream::{Client, Error, Server};
+use cmdstream_tests::calc::INFO;
+use cmdstream_tests::raw::{self, kind, within, RawConn};
+use cmdstream_tests::{connect, eventually, serve_with, CalcClient, Probe};
+
+#[tokio::test]
+async fn beyond_max_connections_a_client_is_refused_as_unavailable_until_a_slot_frees() {
+    let srv = serve_with(Server::builder().max_connections(2)).await;
+    let first = within("the first client connects", connect(srv.addr)).await;
+    let second = within("the second client connects", connect(srv.addr)).await;
+    assert_eq!(srv.server.connections(), 2);
+
+    let third = within("the third connect", Client::connect(srv.addr, &INFO)).await;
+    let err = third.expect_err("a third client got in beyond the limit of 2");
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+
+    // The two inside are not disturbed by the refusal.
+    assert_eq!(within("a call", first.add(1, 2)).await.unwrap(), 3);
+    assert_eq!(within("a call", second.add(3, 4)).await.unwrap(), 7);
+
+    drop(first);
+    eventually("the server frees the dropped client's slot", || {
+        srv.server.connections() == 1
+    })
+    .await;
+    let fourth = within("a client connects into the freed slot", connect(srv.addr)).await;
+    assert_eq!(within("a call", fourth.add(5, 6)).await.unwrap(), 11);
+    assert_eq!(within("a call", second.add(7, 8)).await.unwrap(), 15);
+}
+
+#[tokio::test]
+async fn a_connection_beyond_the_limit_is_refused_in_the_server_hello_and_closed() {
+    let srv = serve_with(Server::builder().max_connections(1)).await;
+    let inside = within("the first client connects", connect(srv.addr)).await;
+    let mut raw = within("the raw client dials", RawConn::open(srv.addr)).await;
+    let status = within("the server's hello", raw.read_server_hello()).await;
+    assert_eq!(status, 1, "status 1: too many connections");
+    assert!(raw.expect_closed().await.is_empty());
+    assert_eq!(within("a call", inside.add(1, 2)).await.unwrap(), 3);
+    assert_eq!(srv.server.connections(), 1);
+}
+
+#[tokio::test]
+async fn a_command_beyond_max_in_flight_gets_error_5_while_the_others_complete() {
+    let srv = serve_with(Server::builder().max_in_flight(2)).await;
+    let mut raw = within("the raw client's handshake", RawConn::connect(srv.addr)).await;
+    // All three in one write: the server reads them together, so the first
+    // two are certainly still running when it reads the third.
+    let mut three = raw::sleep(1, 500);
+    three.extend(raw::sleep(2, 500));
+    three.extend(raw::sleep(3, 500));
+    raw.send(&three).await;
+
+    let refused = raw.read_non_ping().await.expect("an answer");
+    assert_eq!((refused.id, refused.error_code()), (3, 5), "{refused:?}");
+    let mut done = Vec::new();
+    for _ in 0..2 {
+        let f = raw.read_non_ping().await.expect("an answer");
+        assert_eq!(f.result::<u64>(), 500, "{f:?}");
+        done.push(f.id);
+    }
+    done.sort_unstable();
+    assert_eq!(done, [1, 2]);
+    assert_eq!(Probe::get(&srv.probe.started), 2, "the refused call ran");
+
+    // The connection lives, and the finished calls freed their slots.
+    let mut two = raw::sleep(4, 1);
+    two.extend(raw::sleep(5, 1));
+    raw.send(&two).await;
+    let mut done = Vec::new();
+    for _ in 0..2 {
+        let f = raw.read_non_ping().await.expect("an answer");
+        assert_eq!(f.kind, kind::RESULT_LAST, "{f:?}");
+        done.push(f.id);
+    }
+    done.sort_unstable();
+    assert_eq!(done, [4, 5]);
+}
+
+#[tokio::test]
+async fn a_client_queues_calls_beyond_the_servers_in_flight_limit_instead_of_failing_them() {
+    let srv = serve_with(Server::builder().max_in_flight(2)).await;
+    let client = within("the client connects", connect(srv.addr)).await;
+    let calls = (0..20).map(|_| {
+        let client: CalcClient = client.clone();
+        async move { client.sleep(20).await }
+    });
+    let results = within(
+        "twenty calls",
+        futures_util::future::join_all(calls.collect::<Vec<_>>()),
+    )
+    .await;
+    for (i, r) in results.into_iter().enumerate() {
+        assert_eq!(r.unwrap_or_else(|e| panic!("call {i}: {e}")), 20);
+    }
+    assert_eq!(Probe::get(&srv.probe.finished), 20);
+}

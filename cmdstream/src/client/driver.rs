@@ -20,8 +20,7 @@ use super::connection::Shared;
 use super::message::{Control, Reply, Request};
 use crate::conn::framed::FramedIo;
 use crate::conn::id_map::IdMap;
-use crate::conn::keepalive::{Keepalive, Tick};
-use crate::conn::write_policy::WritePolicy;
+use crate::conn::link::{Link, Written};
 use crate::error::{Error, ErrorCode, RemoteError};
 use crate::wire::frame::{self, Frame, Kind};
 
@@ -47,19 +46,16 @@ impl Pending {
 }
 
 pub(crate) struct Driver<IO> {
-    io: FramedIo<IO>,
+    link: Link<IO>,
     requests: mpsc::UnboundedReceiver<Request>,
     control: mpsc::UnboundedReceiver<Control>,
     pending: IdMap<Pending>,
     shared: Arc<Shared>,
-    keepalive: Keepalive,
-    policy: WritePolicy,
     /// Callers woken with a result since the last write: each is likely to
     /// queue a new call in a moment.
     woken: usize,
     going_away: Option<String>,
     handles_gone: bool,
-    ping_seq: u64,
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
@@ -69,19 +65,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         control: mpsc::UnboundedReceiver<Control>,
         shared: Arc<Shared>,
     ) -> Self {
-        let keepalive = Keepalive::new(shared.keepalive);
         Driver {
-            io,
+            link: Link::new(io, shared.keepalive, "server"),
             requests,
             control,
             pending: IdMap::default(),
             shared,
-            keepalive,
-            policy: WritePolicy::default(),
             woken: 0,
             going_away: None,
             handles_gone: false,
-            ping_seq: 0,
         }
     }
 
@@ -91,8 +83,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         let result = poll_fn(|cx| self.poll_drive(cx)).await;
         let error = match result {
             Ok(()) => {
-                // Clean close: say goodbye properly.
-                let _ = poll_fn(|cx| self.io.poll_close(cx)).await;
+                // Clean close: say goodbye properly, unless the server stopped
+                // reading, in which case flushing would never end.
+                if self.link.queued() == 0 {
+                    let _ = poll_fn(|cx| self.link.poll_close(cx)).await;
+                }
                 Error::connection_lost("the client was dropped")
             }
             Err(e) => {
@@ -130,7 +125,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
 
             while !self.handles_gone
                 && self.pending.len() < self.shared.max_in_flight
-                && self.io.queued() < HIGH_WATER
+                && self.link.queued() < HIGH_WATER
             {
                 match self.requests.poll_recv(cx) {
                     Poll::Ready(Some(req)) => {
@@ -142,75 +137,38 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 }
             }
 
-            match self.io.poll_fill(cx) {
-                Poll::Ready(Ok(true)) => {
+            match self.link.poll_read(cx)? {
+                Poll::Ready(true) => {
                     progress = true;
-                    while let Some(frame) = self
-                        .io
-                        .next_frame()
-                        .map_err(|e| Error::protocol(e.to_string()))?
-                    {
-                        self.keepalive.heard();
+                    while let Some(frame) = self.link.next_frame()? {
                         self.on_frame(frame)?;
                     }
                 }
-                Poll::Ready(Ok(false)) => {
-                    let why = if self.io.has_partial_frame() {
-                        "the server closed the connection in the middle of a frame"
-                    } else if let Some(reason) = &self.going_away {
-                        return Poll::Ready(Err(Error::connection_lost(format!(
-                            "the server shut down ({reason})"
-                        ))));
-                    } else {
-                        "the server closed the connection"
+                Poll::Ready(false) => {
+                    let why = match &self.going_away {
+                        Some(reason) => format!("the server shut down ({reason})"),
+                        None => "the server closed the connection".to_owned(),
                     };
                     return Poll::Ready(Err(Error::connection_lost(why)));
-                }
-                Poll::Ready(Err(e)) => {
-                    return Poll::Ready(Err(Error::connection_lost(format!("read failed: {e}"))));
                 }
                 Poll::Pending => {}
             }
 
-            if let Poll::Ready(tick) = self.keepalive.poll_tick(cx) {
-                match tick {
-                    Tick::SendPing => {
-                        self.ping_seq += 1;
-                        frame::put_ping(self.io.wbuf(), Kind::Ping, self.ping_seq);
-                        self.policy.queued();
-                        progress = true;
-                    }
-                    Tick::Dead => {
-                        let secs =
-                            self.keepalive.interval().unwrap_or_default().as_secs_f64() * 2.0;
-                        return Poll::Ready(Err(Error::connection_lost(format!(
-                            "the server did not answer a ping for {secs:.1}s"
-                        ))));
-                    }
-                }
-            }
+            progress |= self.link.poll_keepalive(cx)?;
 
-            if self.io.queued() > 0 {
-                if self.policy.should_yield(self.woken) {
+            match self.link.poll_write(cx, self.woken)? {
+                Written::Yield => {
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
-                match self.io.poll_flush(cx) {
-                    Poll::Ready(Ok(())) => {
-                        self.policy.wrote();
-                        self.woken = 0;
-                        progress = true;
-                    }
-                    Poll::Ready(Err(e)) => {
-                        return Poll::Ready(Err(Error::connection_lost(format!(
-                            "write failed: {e}"
-                        ))));
-                    }
-                    Poll::Pending => {}
+                Written::All => {
+                    self.woken = 0;
+                    progress = true;
                 }
+                Written::Nothing | Written::Blocked => {}
             }
 
-            if self.handles_gone && self.pending.is_empty() && self.io.queued() == 0 {
+            if self.handles_gone && self.pending.is_empty() {
                 return Poll::Ready(Ok(()));
             }
             if !progress {
@@ -230,8 +188,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             )));
             return;
         }
-        self.io.wbuf().extend_from_slice(&req.frame);
-        self.policy.queued();
+        self.link.out().extend_from_slice(&req.frame);
         if let Some(args) = &req.args {
             args.add_permits(self.shared.server_window as usize);
         }
@@ -253,29 +210,25 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 if let Some(p) = self.pending.remove(&id) {
                     trace!(id, "cancel");
                     p.close_args();
-                    frame::put_empty(self.io.wbuf(), Kind::Cancel, id);
-                    self.policy.queued();
+                    frame::put_empty(self.link.out(), Kind::Cancel, id);
                 }
             }
             Control::Credit(id, n) => {
                 if let Some(p) = self.pending.get_mut(&id) {
                     p.result_credit = p.result_credit.saturating_add(n);
-                    frame::put_credit(self.io.wbuf(), id, n);
-                    self.policy.queued();
+                    frame::put_credit(self.link.out(), id, n);
                 }
             }
             Control::Frame(id, bytes) => {
                 if self.pending.contains_key(&id) {
-                    self.io.wbuf().extend_from_slice(&bytes);
-                    self.policy.queued();
+                    self.link.out().extend_from_slice(&bytes);
                 }
             }
             Control::Abort(id, error) => {
                 if let Some(p) = self.pending.remove(&id) {
                     p.close_args();
                     p.reply.fail(error);
-                    frame::put_empty(self.io.wbuf(), Kind::Cancel, id);
-                    self.policy.queued();
+                    frame::put_empty(self.link.out(), Kind::Cancel, id);
                 }
             }
         }
@@ -324,11 +277,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                     args.add_permits(n as usize);
                 }
             }
-            Kind::Ping => {
-                let payload = frame.ping_payload().map_err(protocol)?;
-                frame::put_ping(self.io.wbuf(), Kind::Pong, payload);
-                self.policy.queued();
-            }
+            Kind::Ping => self.link.pong(&frame)?,
             Kind::Pong => {
                 frame.ping_payload().map_err(protocol)?;
             }

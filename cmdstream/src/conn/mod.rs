@@ -5,4 +5,5 @@
 pub(crate) mod framed;
 pub(crate) mod id_map;
 pub(crate) mod keepalive;
+pub(crate) mod link;
 pub(crate) mod write_policy;

@@ -29,8 +29,7 @@ use crate::codec::Codec;
 use crate::command::Dispatch;
 use crate::conn::framed::FramedIo;
 use crate::conn::id_map::IdMap;
-use crate::conn::keepalive::{Keepalive, Tick};
-use crate::conn::write_policy::WritePolicy;
+use crate::conn::link::{Link, Written};
 use crate::error::{Error, ErrorCode};
 use crate::metadata::Metadata;
 use crate::wire::command;
@@ -69,7 +68,7 @@ pub(crate) struct Peer {
 }
 
 pub(crate) struct Connection<IO, D, C> {
-    io: FramedIo<IO>,
+    link: Link<IO>,
     outbox_rx: mpsc::UnboundedReceiver<Out>,
     outbox: Outbox,
     running: IdMap<Running>,
@@ -77,8 +76,6 @@ pub(crate) struct Connection<IO, D, C> {
     codec: C,
     config: Arc<ServerConfig>,
     peer: Peer,
-    keepalive: Keepalive,
-    policy: WritePolicy,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     /// Set once the connection is going away: the grace period's end.
     draining: Option<Pin<Box<Sleep>>>,
@@ -106,10 +103,9 @@ where
             tx,
             client_max_frame: peer.max_frame,
         };
-        let keepalive = Keepalive::new(config.keepalive_interval);
         let idle = config.idle_timeout.map(|d| Box::pin(tokio::time::sleep(d)));
         Connection {
-            io,
+            link: Link::new(io, config.keepalive_interval, "client"),
             outbox_rx,
             outbox,
             running: IdMap::default(),
@@ -117,8 +113,6 @@ where
             codec,
             config,
             peer,
-            keepalive,
-            policy: WritePolicy::default(),
             shutdown: Box::pin(shutdown),
             draining: None,
             idle,
@@ -131,8 +125,10 @@ where
     /// or a shutdown or idle timeout has drained it.
     pub(crate) async fn run(mut self) -> Result<(), Error> {
         let result = poll_fn(|cx| self.poll_drive(cx)).await;
-        if result.is_ok() {
-            let _ = poll_fn(|cx| self.io.poll_close(cx)).await;
+        // Close politely only when nothing is left to write: flushing to a
+        // client that stopped reading would never end.
+        if result.is_ok() && self.link.queued() == 0 {
+            let _ = poll_fn(|cx| self.link.poll_close(cx)).await;
         }
         result
     }
@@ -146,7 +142,7 @@ where
                 progress = true;
             }
 
-            while self.io.queued() < HIGH_WATER {
+            while self.link.queued() < HIGH_WATER {
                 match self.outbox_rx.poll_recv(cx) {
                     Poll::Ready(Some(out)) => {
                         self.on_out(out);
@@ -157,48 +153,20 @@ where
                 }
             }
 
-            match self.io.poll_fill(cx) {
-                Poll::Ready(Ok(true)) => {
+            match self.link.poll_read(cx)? {
+                Poll::Ready(true) => {
                     progress = true;
-                    while let Some(frame) = self
-                        .io
-                        .next_frame()
-                        .map_err(|e| Error::protocol(e.to_string()))?
-                    {
-                        self.keepalive.heard();
+                    while let Some(frame) = self.link.next_frame()? {
                         self.on_frame(frame)?;
                     }
                 }
-                Poll::Ready(Ok(false)) => {
-                    if self.io.has_partial_frame() {
-                        return Poll::Ready(Err(Error::connection_lost(
-                            "the client closed the connection in the middle of a frame",
-                        )));
-                    }
-                    // The client is done with us: whatever still runs has
-                    // nobody to answer to.
-                    return Poll::Ready(Ok(()));
-                }
-                Poll::Ready(Err(e)) => {
-                    return Poll::Ready(Err(Error::connection_lost(format!("read failed: {e}"))));
-                }
+                // The client is done with us: whatever still runs has nobody
+                // to answer to.
+                Poll::Ready(false) => return Poll::Ready(Ok(())),
                 Poll::Pending => {}
             }
 
-            if let Poll::Ready(tick) = self.keepalive.poll_tick(cx) {
-                match tick {
-                    Tick::SendPing => {
-                        frame::put_ping(self.io.wbuf(), Kind::Ping, self.commands_seen);
-                        self.policy.queued();
-                        progress = true;
-                    }
-                    Tick::Dead => {
-                        return Poll::Ready(Err(Error::connection_lost(
-                            "the client stopped answering pings",
-                        )));
-                    }
-                }
-            }
+            progress |= self.link.poll_keepalive(cx)?;
 
             if self.poll_idle(cx) {
                 self.go_away("the connection was idle");
@@ -206,37 +174,27 @@ where
             }
 
             if let Some(grace) = &mut self.draining {
-                if grace.as_mut().poll(cx).is_ready() && !self.running.is_empty() {
-                    debug!(
-                        running = self.running.len(),
-                        "grace period over; stopping commands"
-                    );
+                if grace.as_mut().poll(cx).is_ready() {
+                    // The grace period bounds everything, including frames a
+                    // client that stopped reading will never take.
+                    debug!(running = self.running.len(), "grace period over; closing");
                     for (_, r) in self.running.drain() {
                         r.stop();
                     }
+                    return Poll::Ready(Ok(()));
                 }
-                if self.running.is_empty() && self.io.queued() == 0 {
+                if self.running.is_empty() && self.link.queued() == 0 {
                     return Poll::Ready(Ok(()));
                 }
             }
 
-            if self.io.queued() > 0 {
-                if self.policy.should_yield(self.running.len()) {
+            match self.link.poll_write(cx, self.running.len())? {
+                Written::Yield => {
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
-                match self.io.poll_flush(cx) {
-                    Poll::Ready(Ok(())) => {
-                        self.policy.wrote();
-                        progress = true;
-                    }
-                    Poll::Ready(Err(e)) => {
-                        return Poll::Ready(Err(Error::connection_lost(format!(
-                            "write failed: {e}"
-                        ))));
-                    }
-                    Poll::Pending => {}
-                }
+                Written::All => progress = true,
+                Written::Nothing | Written::Blocked => {}
             }
 
             if !progress {
@@ -267,8 +225,7 @@ where
     /// Tells the client to send nothing new and starts the grace period.
     fn go_away(&mut self, reason: &str) {
         debug!(reason, running = self.running.len(), "going away");
-        frame::put(self.io.wbuf(), Kind::GoAway, 0, reason.as_bytes());
-        self.policy.queued();
+        frame::put(self.link.out(), Kind::GoAway, 0, reason.as_bytes());
         self.draining = Some(Box::pin(tokio::time::sleep(self.config.shutdown_grace)));
     }
 
@@ -280,8 +237,7 @@ where
                 frame,
             } => {
                 if self.running.remove(&id).is_some() {
-                    self.io.wbuf().extend_from_slice(&frame);
-                    self.policy.queued();
+                    self.link.out().extend_from_slice(&frame);
                 }
             }
             Out::Frame {
@@ -290,15 +246,13 @@ where
                 frame,
             } => {
                 if self.running.contains_key(&id) {
-                    self.io.wbuf().extend_from_slice(&frame);
-                    self.policy.queued();
+                    self.link.out().extend_from_slice(&frame);
                 }
             }
             Out::ArgCredit { id, n } => {
                 if let Some(r) = self.running.get_mut(&id) {
                     r.arg_credit = r.arg_credit.saturating_add(n);
-                    frame::put_credit(self.io.wbuf(), id, n);
-                    self.policy.queued();
+                    frame::put_credit(self.link.out(), id, n);
                 }
             }
         }
@@ -342,11 +296,7 @@ where
                     results.add_permits(n as usize);
                 }
             }
-            Kind::Ping => {
-                let payload = frame.ping_payload().map_err(protocol)?;
-                frame::put_ping(self.io.wbuf(), Kind::Pong, payload);
-                self.policy.queued();
-            }
+            Kind::Ping => self.link.pong(&frame)?,
             Kind::Pong => {
                 frame.ping_payload().map_err(protocol)?;
             }
@@ -361,8 +311,7 @@ where
     }
 
     fn reject(&mut self, id: u64, code: ErrorCode, message: &str) {
-        frame::put_error(self.io.wbuf(), id, code, message);
-        self.policy.queued();
+        frame::put_error(self.link.out(), id, code, message);
     }
 
     fn on_command(&mut self, id: u64, body: Bytes) -> Result<(), Error> {

@@ -155,7 +155,7 @@ impl<D: Dispatch, C: Codec> Server<D, C> {
             };
             let this = self.clone();
             inner.tracker.spawn(async move {
-                let _ = this.serve_connection(io, addr).await;
+                let _ = this.serve_untracked(io, addr).await;
             });
         }
         // Close the socket now: connection attempts during the drain are
@@ -196,11 +196,16 @@ impl<D: Dispatch, C: Codec> Server<D, C> {
     ///
     /// Why the connection ended, when it was not a clean close: a failed
     /// handshake, a protocol violation, a dead peer.
-    pub async fn serve_connection<IO>(
-        &self,
-        mut io: IO,
-        peer: Option<SocketAddr>,
-    ) -> Result<(), Error>
+    pub async fn serve_connection<IO>(&self, io: IO, peer: Option<SocketAddr>) -> Result<(), Error>
+    where
+        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        // Tracked, so that `shutdown` waits for it too.
+        let tracker = self.inner.tracker.clone();
+        tracker.track_future(self.serve_untracked(io, peer)).await
+    }
+
+    async fn serve_untracked<IO>(&self, mut io: IO, peer: Option<SocketAddr>) -> Result<(), Error>
     where
         IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {

@@ -289,7 +289,10 @@ mod tests {
         buf.put_u32(1 << 20);
         buf.put_u8(Kind::Result as u8);
         buf.put_u64(1);
-        assert!(FrameDecoder::new(2 << 20).decode(&mut buf).unwrap().is_none());
+        assert!(FrameDecoder::new(2 << 20)
+            .decode(&mut buf)
+            .unwrap()
+            .is_none());
         assert!(buf.capacity() < 1024, "capacity grew to {}", buf.capacity());
     }
 

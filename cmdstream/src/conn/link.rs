@@ -1,0 +1,169 @@
+//! What both connection drivers do with their socket: read frames, keep the
+//! peer alive, and write queued frames in as few writes as possible.
+
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::framed::FramedIo;
+use super::keepalive::{Keepalive, Tick};
+use super::write_policy::WritePolicy;
+use crate::error::Error;
+use crate::wire::frame::{self, Frame, Kind};
+
+/// What a write attempt did.
+pub(crate) enum Written {
+    /// Nothing was queued.
+    Nothing,
+    /// Everything queued went to the socket.
+    All,
+    /// The socket is full; the driver is woken when it drains.
+    Blocked,
+    /// More frames are expected in a moment: the driver should wake itself
+    /// and return, so the tasks about to queue them run first.
+    Yield,
+}
+
+pub(crate) struct Link<IO> {
+    io: FramedIo<IO>,
+    keepalive: Keepalive,
+    policy: WritePolicy,
+    /// "client" or "server": the other side, for error messages.
+    peer: &'static str,
+    pings: u64,
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
+    pub(crate) fn new(io: FramedIo<IO>, keepalive: Option<Duration>, peer: &'static str) -> Self {
+        Link {
+            io,
+            keepalive: Keepalive::new(keepalive),
+            policy: WritePolicy::default(),
+            peer,
+            pings: 0,
+        }
+    }
+
+    /// Reads once. `Ready(Ok(true))`: bytes arrived, take frames with
+    /// [`next_frame`](Self::next_frame). `Ready(Ok(false))`: the peer closed
+    /// its side cleanly, between frames.
+    ///
+    /// # Errors
+    ///
+    /// `ConnectionLost` when reading fails or the peer closed mid-frame.
+    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, Error>> {
+        match self.io.poll_fill(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(true)) => Poll::Ready(Ok(true)),
+            Poll::Ready(Ok(false)) if self.io.has_partial_frame() => {
+                Poll::Ready(Err(Error::connection_lost(format!(
+                    "the {} closed the connection in the middle of a frame",
+                    self.peer
+                ))))
+            }
+            Poll::Ready(Ok(false)) => Poll::Ready(Ok(false)),
+            Poll::Ready(Err(e)) => {
+                Poll::Ready(Err(Error::connection_lost(format!("read failed: {e}"))))
+            }
+        }
+    }
+
+    /// The next whole frame read, if any; every frame counts as a sign of
+    /// life.
+    ///
+    /// # Errors
+    ///
+    /// `Protocol` when the bytes are not a valid frame.
+    pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, Error> {
+        let frame = self
+            .io
+            .next_frame()
+            .map_err(|e| Error::protocol(e.to_string()))?;
+        if frame.is_some() {
+            self.keepalive.heard();
+        }
+        Ok(frame)
+    }
+
+    /// Runs the keepalive schedule; `Ok(true)` when it queued a ping.
+    ///
+    /// # Errors
+    ///
+    /// `ConnectionLost` when the peer stayed silent after a ping.
+    pub(crate) fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
+        match self.keepalive.poll_tick(cx) {
+            Poll::Pending => Ok(false),
+            Poll::Ready(Tick::SendPing) => {
+                self.pings += 1;
+                let pings = self.pings;
+                frame::put_ping(self.out(), Kind::Ping, pings);
+                Ok(true)
+            }
+            Poll::Ready(Tick::Dead) => {
+                let silent = self.keepalive.interval().unwrap_or_default() * 2;
+                Err(Error::connection_lost(format!(
+                    "the {} did not answer a ping for {silent:?}",
+                    self.peer
+                )))
+            }
+        }
+    }
+
+    /// Answers a PING.
+    ///
+    /// # Errors
+    ///
+    /// `Protocol` when the PING is malformed.
+    pub(crate) fn pong(&mut self, ping: &Frame) -> Result<(), Error> {
+        let payload = ping
+            .ping_payload()
+            .map_err(|e| Error::protocol(e.to_string()))?;
+        frame::put_ping(self.out(), Kind::Pong, payload);
+        Ok(())
+    }
+
+    /// The write buffer, to append exactly one frame to.
+    pub(crate) fn out(&mut self) -> &mut BytesMut {
+        self.policy.queued();
+        self.io.wbuf()
+    }
+
+    /// Bytes queued and not yet written.
+    pub(crate) fn queued(&self) -> usize {
+        self.io.queued()
+    }
+
+    /// Writes what is queued, unless fewer frames are queued than
+    /// `expected` soon, in which case it asks the driver to yield once.
+    ///
+    /// # Errors
+    ///
+    /// `ConnectionLost` when writing fails.
+    pub(crate) fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        expected: usize,
+    ) -> Result<Written, Error> {
+        if self.io.queued() == 0 {
+            return Ok(Written::Nothing);
+        }
+        if self.policy.should_yield(expected) {
+            return Ok(Written::Yield);
+        }
+        match self.io.poll_flush(cx) {
+            Poll::Ready(Ok(())) => {
+                self.policy.wrote();
+                Ok(Written::All)
+            }
+            Poll::Ready(Err(e)) => Err(Error::connection_lost(format!("write failed: {e}"))),
+            Poll::Pending => Ok(Written::Blocked),
+        }
+    }
+
+    /// Flushes what is queued and shuts the write side down.
+    pub(crate) fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.io.poll_close(cx)
+    }
+}

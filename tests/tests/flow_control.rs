@@ -1,0 +1,227 @@
+//! Flow control: a slow consumer holds at most a window of items and never
+//! stalls the other calls on its connection; many streams share one
+//! connection without mixing up their items.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cmdstream::{Client, Server};
+use cmdstream_tests::{connect, eventually, serve, serve_with, CalcClient, Probe};
+use futures_util::{stream, StreamExt};
+
+/// Bounds a wait on the network so that a bug fails the test instead of
+/// hanging it.
+async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(10), fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not happen within 10 s"))
+}
+
+/// Lets the server run ahead for a while, so that a missing bound on what
+/// it produces would show.
+async fn let_the_server_run() {
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_stream_does_not_stall_other_calls_and_holds_one_window() {
+    let srv = serve().await;
+    let client = connect(srv.addr).await;
+    let probe = srv.probe.clone();
+
+    let mut stalled = client.countdown(100_000).unwrap();
+    for expected in [100_000, 99_999] {
+        let got = within("a streamed result", stalled.next()).await;
+        assert_eq!(got.unwrap().unwrap(), expected);
+    }
+    // The server fills the default window of 32 and then waits for credit.
+    eventually("the server filled the window", || {
+        Probe::get(&probe.produced) >= 32
+    })
+    .await;
+    let_the_server_run().await;
+    let ahead = Probe::get(&probe.produced);
+    assert!(ahead <= 32 + 2, "{ahead} items produced for a window of 32");
+
+    // Other calls on the same connection go through.
+    assert_eq!(within("an add", client.add(40, 2)).await.unwrap(), 42);
+    let second: Vec<u32> = within(
+        "a second stream",
+        client
+            .countdown(1_000)
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect(),
+    )
+    .await;
+    assert_eq!(second, (0..=1_000).rev().collect::<Vec<_>>());
+
+    // The second stream produced exactly its 1001 items; the stalled one
+    // did not move.
+    let_the_server_run().await;
+    let stalled_total = Probe::get(&probe.produced) - 1_001;
+    assert!(
+        stalled_total <= 32 + 2,
+        "{stalled_total} items produced for a stalled stream with a window of 32"
+    );
+
+    // The stalled stream resumes where it left off.
+    let next = within("a streamed result", stalled.next()).await;
+    assert_eq!(next.unwrap().unwrap(), 99_998);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_window_bounds_what_the_server_sends_ahead() {
+    // The server's own window is for argument streams; results are bounded
+    // by the window the client grants.
+    let srv = serve_with(Server::builder().stream_window(1_000)).await;
+    let client = CalcClient::new(
+        Client::builder()
+            .stream_window(4)
+            .connect(srv.addr, &cmdstream_tests::calc::INFO)
+            .await
+            .unwrap(),
+    );
+    let probe = srv.probe.clone();
+
+    let mut stalled = client.countdown(100_000).unwrap();
+    assert_eq!(
+        within("a streamed result", stalled.next())
+            .await
+            .unwrap()
+            .unwrap(),
+        100_000
+    );
+    eventually("the server filled the window", || {
+        Probe::get(&probe.produced) >= 4
+    })
+    .await;
+    let_the_server_run().await;
+    assert_eq!(within("an add", client.add(1, 2)).await.unwrap(), 3);
+    let ahead = Probe::get(&probe.produced);
+    assert!(ahead <= 4 + 2, "{ahead} items produced for a window of 4");
+
+    // Reading on returns credit, and every item arrives in order.
+    let rest: Vec<u32> = within(
+        "the rest of the stream",
+        stalled.take(500).map(|r| r.unwrap()).collect(),
+    )
+    .await;
+    assert_eq!(rest, (99_500..100_000).rev().collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bidi_call_read_slowly_does_not_stall_other_calls() {
+    let srv = serve().await;
+    let client = connect(srv.addr).await;
+
+    // An endless input, counting what the client pulled from it.
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let lines = stream::iter(0u64..).map({
+        let pulled = pulled.clone();
+        move |i| {
+            pulled.fetch_add(1, Ordering::SeqCst);
+            format!("line {i}")
+        }
+    });
+    let mut out = client.echo(lines).unwrap();
+    assert_eq!(
+        within("an echoed line", out.next()).await.unwrap().unwrap(),
+        "LINE 0"
+    );
+
+    // Nobody reads the echo: the server stops taking lines once the result
+    // window is full, and the client stops sending once the argument window
+    // is. Neither holds up another call.
+    eventually("the client filled the windows", || {
+        pulled.load(Ordering::SeqCst) >= 32
+    })
+    .await;
+    for i in 0..10 {
+        assert_eq!(within("an add", client.add(i, i)).await.unwrap(), 2 * i);
+    }
+    let_the_server_run().await;
+    let in_flight = pulled.load(Ordering::SeqCst);
+    assert!(
+        in_flight <= 2 * 32 + 16 + 4,
+        "{in_flight} lines pulled from the input while nobody read the echo"
+    );
+
+    // Reading resumes in order.
+    for i in 1..200 {
+        let got = within("an echoed line", out.next()).await;
+        assert_eq!(got.unwrap().unwrap(), format!("LINE {i}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_stream_waiting_on_its_input_does_not_stall_other_calls() {
+    let srv = serve().await;
+    let client = connect(srv.addr).await;
+
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<i64>();
+    let nums = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|n| (n, rx)) });
+    let total = tokio::spawn({
+        let client = client.clone();
+        async move { client.total(nums).await }
+    });
+    for n in 1..=10 {
+        tx.send(n).unwrap();
+    }
+    for i in 0..10 {
+        assert_eq!(within("an add", client.add(i, 1)).await.unwrap(), i + 1);
+    }
+    for n in 11..=100 {
+        tx.send(n).unwrap();
+    }
+    drop(tx);
+    assert_eq!(within("the total", total).await.unwrap().unwrap(), 5_050);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_streams_on_one_connection_each_get_their_whole_sequence() {
+    let srv = serve().await;
+    let client = connect(srv.addr).await;
+
+    let mut tasks = Vec::new();
+    for t in 0..16u32 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let from = 2_000 + t;
+            let items: Vec<u32> = client
+                .countdown(from)
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect()
+                .await;
+            assert_eq!(items, (0..=from).rev().collect::<Vec<_>>(), "stream {t}");
+        }));
+    }
+    for t in tasks {
+        within("a stream", t).await.unwrap();
+    }
+    assert_eq!(srv.server.connections(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_client_streams_on_one_connection_each_sum_their_own_items() {
+    let srv = serve().await;
+    let client = connect(srv.addr).await;
+
+    let mut tasks = Vec::new();
+    for t in 0..16i64 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let nums = stream::iter((1..=500).map(move |n| n * (t + 1)));
+            let total = client.total(nums).await.unwrap();
+            assert_eq!(total, 125_250 * (t + 1), "stream {t}");
+        }));
+    }
+    for t in tasks {
+        within("a client stream", t).await.unwrap();
+    }
+}

@@ -1,116 +1,97 @@
-//! Quick start: a `Calc` service served on loopback and called from many
-//! tasks at once over one connection, in one process.
+//! Quick start: a `Calc` service and its client in one process, on loopback.
 //!
 //! Run it with `cargo run --example quickstart`.
 //!
-//! The service here is written against the runtime's traits by hand, which
-//! shows every moving part: a description of the commands, a dispatcher that
-//! runs them on the server, and a typed client.
+//! The service is a plain trait. `#[cmdstream::receiver]` turns each method
+//! into a command and generates `CalcServer` (the server side), `CalcClient`
+//! (a typed client with the same methods) and `CalcCommand` (the commands as
+//! values; see `command_pattern.rs`).
 
-use std::sync::Arc;
-
-use cmdstream::codec::Codec;
-use cmdstream::{
-    Call, Client, CommandInfo, CommandKind, Dispatch, ResultStream, Server, ServiceInfo,
-};
+use cmdstream::{Server, Stream};
 use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
 
-/// The commands, their stable ids and shapes.
-static CALC: ServiceInfo = ServiceInfo {
-    name: "Calc",
-    fingerprint: cmdstream::fingerprint(b"Calc: 1 add(i64,i64)->i64; 2 countdown(u32)->stream u32"),
-    commands: &[
-        CommandInfo {
-            id: 1,
-            name: "add",
-            kind: CommandKind::Unary,
-            timeout: None,
-        },
-        CommandInfo {
-            id: 2,
-            name: "countdown",
-            kind: CommandKind::ServerStream,
-            timeout: None,
-        },
-    ],
-};
-
-/// The receiver: the server's actual functionality.
-struct Calc;
-
-impl Dispatch for Calc {
-    const INFO: &'static ServiceInfo = &CALC;
-
-    async fn dispatch<C: Codec>(self: Arc<Self>, call: Call<C>) {
-        match call.command().id {
-            1 => match call.args::<(i64, i64)>() {
-                Ok((a, b)) => call.reply(&(a + b)),
-                Err(e) => call.reject_args(e),
-            },
-            2 => match call.args::<(u32,)>() {
-                Ok((from,)) => {
-                    call.reply_stream(futures_util::stream::iter((0..=from).rev()))
-                        .await
-                }
-                Err(e) => call.reject_args(e),
-            },
-            _ => unreachable!("the server only dispatches ids listed in CALC"),
-        }
-    }
+/// An application error: it travels back to the caller as a plain value.
+#[derive(Debug, Serialize, Deserialize)]
+enum DivError {
+    DivideByZero,
 }
 
-/// The typed client: one method per command.
-#[derive(Clone)]
-struct CalcClient(Client);
+/// The service: every method is a command the client can send.
+#[cmdstream::receiver]
+trait Calc {
+    /// Adds two numbers.
+    async fn add(&self, a: i64, b: i64) -> i64;
+    /// Divides, or says why it cannot.
+    async fn div(&self, a: i64, b: i64) -> Result<i64, DivError>;
+    /// Counts down to zero, one result at a time.
+    async fn countdown(&self, from: u32) -> impl Stream<Item = u32> + Send;
+}
 
-impl CalcClient {
-    async fn add(&self, a: i64, b: i64) -> Result<i64, cmdstream::Error> {
-        self.0.unary(&CALC.commands[0], &(a, b)).await
+/// The receiver: what actually runs on the server.
+struct MyCalc;
+
+impl Calc for MyCalc {
+    async fn add(&self, a: i64, b: i64) -> i64 {
+        a + b
     }
 
-    fn countdown(
-        &self,
-        from: u32,
-    ) -> Result<ResultStream<u32, cmdstream::codec::Bincode>, cmdstream::Error> {
-        self.0.server_stream(&CALC.commands[1], &(from,))
+    async fn div(&self, a: i64, b: i64) -> Result<i64, DivError> {
+        a.checked_div(b).ok_or(DivError::DivideByZero)
+    }
+
+    async fn countdown(&self, from: u32) -> impl Stream<Item = u32> + Send {
+        futures_util::stream::iter((0..=from).rev())
     }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Port 0: the OS picks a free port.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let server = Server::new(Calc);
+    let server = Server::new(CalcServer::new(MyCalc));
     let serving = tokio::spawn({
         let server = server.clone();
         async move { server.serve(listener).await }
     });
-    println!("server: serving Calc on {addr}");
+    println!("server: listening on {addr}");
 
-    let client = CalcClient(Client::connect(addr, &CALC).await?);
-    println!("client: connected; add(2, 3) = {}", client.add(2, 3).await?);
+    let client = CalcClient::connect(addr).await?;
+    println!("client: connected");
 
-    // Any number of tasks share the one connection.
-    let calls = (0..100).map(|i| {
-        let client = client.clone();
-        tokio::spawn(async move { client.add(i, i).await })
-    });
+    println!("client: add(2, 3) = {}", client.add(2, 3).await?);
+    // `?` handles `cmdstream::Error` (timeouts, lost connections...). The
+    // application's own error is a value inside: `div` returns a `Result`.
+    println!("client: div(7, 2) = {:?}", client.div(7, 2).await?);
+    println!("client: div(1, 0) = {:?}", client.div(1, 0).await?);
+
+    // The client is a cheap handle: clone it into as many tasks as you like.
+    // Every call shares the one connection and gets its own result back.
+    let tasks: Vec<_> = (1..=100)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move { client.add(i, i).await })
+        })
+        .collect();
     let mut sum = 0;
-    for call in calls {
-        sum += call.await??;
+    for task in tasks {
+        sum += task.await??;
     }
-    println!("client: 100 concurrent calls over one connection, results sum to {sum}");
+    println!("client: 100 tasks called add(i, i) at once; the results sum to {sum}");
 
-    let items: Vec<u32> = client
-        .countdown(5)?
-        .map(|r| r.expect("stream item"))
-        .collect()
-        .await;
-    println!("client: countdown(5) streamed {items:?}");
+    // A server stream: results arrive one at a time, as a `Stream`.
+    let mut countdown = client.countdown(3).await?;
+    print!("client: countdown(3) streams");
+    while let Some(n) = countdown.next().await {
+        print!(" {}", n?);
+    }
+    println!();
 
-    drop(client);
+    // Graceful shutdown: the server stops accepting, tells the client to go
+    // away, lets calls in flight finish, then closes.
     server.shutdown().await;
     serving.await??;
-    println!("server: shut down cleanly");
+    println!("server: shut down");
     Ok(())
 }

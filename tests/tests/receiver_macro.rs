@@ -86,12 +86,16 @@ impl Calc for MyCalc {
     }
 }
 
-async fn start() -> CalcClient {
+async fn serve() -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = Server::new(CalcServer::new(MyCalc));
     tokio::spawn(async move { server.serve(listener).await });
-    CalcClient::connect(addr).await.unwrap()
+    addr
+}
+
+async fn start() -> CalcClient {
+    CalcClient::connect(serve().await).await.unwrap()
 }
 
 #[tokio::test]
@@ -139,6 +143,27 @@ async fn a_command_default_timeout_applies_unless_the_call_sets_one() {
     let patient =
         client.with_options(cmdstream::CallOptions::new().timeout(Duration::from_secs(10)));
     patient.nap(60).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_most_specific_timeout_wins() {
+    // A generous client-wide default does not override the command's own
+    // 50 ms; a per-call timeout overrides both.
+    let builder = cmdstream::Client::builder().timeout(Duration::from_secs(60));
+    let client = CalcClient::connect_with(builder, serve().await)
+        .await
+        .unwrap();
+    assert!(matches!(client.nap(5_000).await, Err(Error::Timeout)));
+    let patient =
+        client.with_options(cmdstream::CallOptions::new().timeout(Duration::from_secs(10)));
+    patient.nap(60).await.unwrap();
+    // The client default applies to commands without one of their own.
+    let hasty = cmdstream::Client::builder().timeout(Duration::from_millis(1));
+    let hasty = CalcClient::connect_with(hasty, serve().await)
+        .await
+        .unwrap();
+    let slow = futures_util::stream::pending::<i64>();
+    assert!(matches!(hasty.total(slow).await, Err(Error::Timeout)));
 }
 
 #[tokio::test]

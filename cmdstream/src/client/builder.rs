@@ -28,6 +28,9 @@ pub(crate) struct ClientConfig {
     pub(crate) handshake_timeout: Duration,
     pub(crate) metadata: Metadata,
     pub(crate) options: CallOptions,
+    /// The timeout of calls that neither their options nor their command
+    /// give one.
+    pub(crate) default_timeout: Option<Duration>,
 }
 
 impl Default for ClientConfig {
@@ -41,6 +44,7 @@ impl Default for ClientConfig {
             handshake_timeout: Duration::from_secs(10),
             metadata: Metadata::new(),
             options: CallOptions::new(),
+            default_timeout: None,
         }
     }
 }
@@ -135,10 +139,12 @@ impl<C: Codec> ClientBuilder<C> {
         self
     }
 
-    /// The default timeout of every call (see [`CallOptions::timeout`]).
-    /// The default is none.
+    /// The timeout of calls that set none themselves (through
+    /// [`CallOptions::timeout`]) and whose command has no default of its own
+    /// (`#[command(timeout = "...")]`): the most specific setting wins. The
+    /// default is none.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.config.options.timeout = Some(timeout);
+        self.config.default_timeout = Some(timeout);
         self
     }
 
@@ -218,6 +224,7 @@ impl<C: Codec> ClientBuilder<C> {
             Arc::new(conn),
             self.codec,
             self.config.options,
+            self.config.default_timeout,
             service,
         ))
     }

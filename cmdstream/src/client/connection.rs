@@ -34,6 +34,21 @@ pub(crate) struct Shared {
     pub(crate) going_away: OnceLock<Arc<str>>,
 }
 
+impl Shared {
+    /// The error for a call that was never sent: `Unavailable` after the
+    /// server's go-away (nothing ran, retrying elsewhere is safe), else the
+    /// reason the connection closed.
+    pub(crate) fn unsent(&self) -> Error {
+        if let Some(reason) = self.going_away.get() {
+            return Error::unavailable(format!("the server sent go-away: {reason}"));
+        }
+        match self.closed.get() {
+            Some(reason) => Error::ConnectionLost(reason.clone()),
+            None => Error::connection_lost("the connection closed"),
+        }
+    }
+}
+
 pub(crate) struct Connection {
     requests: mpsc::UnboundedSender<Request>,
     pub(crate) control: mpsc::UnboundedSender<Control>,
@@ -114,13 +129,7 @@ impl Connection {
 
     /// The error for a call on a connection that is gone.
     pub(crate) fn lost(&self) -> Error {
-        if let Some(reason) = self.shared.going_away.get() {
-            return Error::unavailable(format!("the server is shutting down ({reason})"));
-        }
-        match self.shared.closed.get() {
-            Some(reason) => Error::ConnectionLost(reason.clone()),
-            None => Error::connection_lost("the connection closed"),
-        }
+        self.shared.unsent()
     }
 
     /// Whether the driver has stopped.

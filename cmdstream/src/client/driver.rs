@@ -110,7 +110,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         }
         self.requests.close();
         while let Ok(r) = self.requests.try_recv() {
-            r.reply.fail(Error::ConnectionLost(reason.clone()));
+            r.reply.fail(self.shared.unsent());
         }
     }
 
@@ -182,10 +182,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             // The caller gave up before the call was sent: nothing to cancel.
             return;
         }
-        if let Some(reason) = &self.going_away {
-            req.reply.fail(Error::unavailable(format!(
-                "the server is shutting down ({reason})"
-            )));
+        if self.going_away.is_some() {
+            req.reply.fail(self.shared.unsent());
             return;
         }
         self.link.out().extend_from_slice(&req.frame);

@@ -49,6 +49,7 @@ pub struct Client<C = DefaultCodec> {
     conn: Arc<Connection>,
     codec: C,
     options: CallOptions,
+    default_timeout: Option<std::time::Duration>,
     service: &'static ServiceInfo,
 }
 
@@ -58,6 +59,7 @@ impl<C: Codec> Clone for Client<C> {
             conn: self.conn.clone(),
             codec: self.codec.clone(),
             options: self.options.clone(),
+            default_timeout: self.default_timeout,
             service: self.service,
         }
     }
@@ -97,12 +99,14 @@ impl<C: Codec> Client<C> {
         conn: Arc<Connection>,
         codec: C,
         options: CallOptions,
+        default_timeout: Option<std::time::Duration>,
         service: &'static ServiceInfo,
     ) -> Self {
         Client {
             conn,
             codec,
             options,
+            default_timeout,
             service,
         }
     }
@@ -293,10 +297,13 @@ impl<C: Codec> Client<C> {
         )
     }
 
-    /// The call's timeout: the handle's options first, then the command's
-    /// default.
+    /// The call's timeout: the most specific setting wins — the handle's
+    /// options, then the command's default, then the client's.
     fn timeout(&self, command: &CommandInfo) -> Option<std::time::Duration> {
-        self.options.timeout.or(command.timeout)
+        self.options
+            .timeout
+            .or(command.timeout)
+            .or(self.default_timeout)
     }
 
     /// Encodes a whole COMMAND frame into a buffer of its own, so a failed

@@ -38,7 +38,8 @@ enum LightError {
 }
 
 /// The lights of a house, room by room.
-#[cmdstream::receiver]
+// `derive(Debug, Clone)` is added to the generated `LightsCommand`.
+#[cmdstream::receiver(derive(Debug, Clone))]
 trait Lights {
     /// Sets a room's brightness (0 to 100); returns the previous level.
     async fn set(&self, room: String, level: u8) -> Result<u8, LightError>;
@@ -204,14 +205,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("client: connected; sending the batch");
     let batch = queue.drain(..).map(|command| {
         let client = client.clone();
-        // `send` takes the command by value: note what it was first.
-        let what = serde_json::to_string(&command).unwrap_or_default();
         async move {
-            let outcome = match client.send(command).await {
+            // `send` only reads the command: it stays ours to log or resend.
+            let outcome = match client.send(&command).await {
                 Ok(reply) => describe(reply).await,
                 Err(e) => format!("not delivered: {e}"),
             };
-            (what, outcome)
+            (format!("{command:?}"), outcome)
         }
     });
     // `join_all` runs the sends concurrently and keeps the batch's order.
@@ -222,7 +222,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The typed methods and `send` are two doors to the same commands.
     println!(
         "status: {}",
-        describe(client.send(LightsCommand::Status {}).await?).await
+        describe(client.send(&LightsCommand::Status {}).await?).await
     );
 
     server.shutdown().await;

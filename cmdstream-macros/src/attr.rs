@@ -8,23 +8,33 @@ use crate::ctxt::Ctxt;
 /// Options of the receiver attribute.
 pub(crate) struct ReceiverOptions {
     pub(crate) krate: Path,
+    /// Extra derives for the command enum, from `derive(Debug, Clone, …)`.
+    pub(crate) derives: Vec<Path>,
 }
 
 pub(crate) fn receiver_options(cx: &mut Ctxt, args: proc_macro2::TokenStream) -> ReceiverOptions {
     let mut krate: Path = syn::parse_quote!(::cmdstream);
+    let mut derives = Vec::new();
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("crate") {
             let value: LitStr = meta.value()?.parse()?;
             krate = value.parse()?;
             Ok(())
+        } else if meta.path.is_ident("derive") {
+            meta.parse_nested_meta(|inner| {
+                derives.push(inner.path);
+                Ok(())
+            })
         } else {
-            Err(meta.error("unknown receiver option; the only one is `crate = \"path\"`"))
+            Err(meta.error(
+                "unknown receiver option; expected `crate = \"path\"` or `derive(Trait, ...)` for the command enum",
+            ))
         }
     });
     if let Err(e) = syn::parse::Parser::parse2(parser, args) {
         cx.syn_error(e);
     }
-    ReceiverOptions { krate }
+    ReceiverOptions { krate, derives }
 }
 
 /// Options of one method's `#[command(...)]`.

@@ -125,6 +125,8 @@ pub(crate) struct Receiver {
     pub(crate) supertraits: syn::punctuated::Punctuated<syn::TypeParamBound, syn::token::Plus>,
     /// How to reach the runtime crate, `::cmdstream` unless renamed.
     pub(crate) krate: Path,
+    /// Extra derives for the command enum.
+    pub(crate) derives: Vec<Path>,
     pub(crate) methods: Vec<Method>,
 }
 

@@ -42,6 +42,7 @@ pub(crate) fn receiver(cx: &mut Ctxt, item: &ItemTrait, options: ReceiverOptions
         attrs: item.attrs.clone(),
         supertraits: item.supertraits.clone(),
         krate: options.krate,
+        derives: options.derives,
         methods,
     }
 }
@@ -310,6 +311,7 @@ mod tests {
             &item,
             ReceiverOptions {
                 krate: syn::parse_quote!(::cmdstream),
+                derives: Vec::new(),
             },
         );
         let failed = cx.check().is_err();

@@ -14,7 +14,7 @@ pub enum DivError {
     DivideByZero,
 }
 
-#[cmdstream::receiver]
+#[cmdstream::receiver(derive(Debug, Clone, PartialEq))]
 pub trait Calc {
     /// Adds two numbers.
     async fn add(&self, a: i64, b: i64) -> i64;
@@ -182,8 +182,12 @@ async fn commands_are_values_that_can_be_queued_and_sent_later() {
         ["add", "div", "countdown"]
     );
     assert_eq!(queue[2].id(), 7);
+    // `derive(...)` on the receiver reaches the command enum.
+    let copy = queue.clone();
+    assert_eq!(copy, queue);
+    assert_eq!(format!("{:?}", queue[0]), "Add { a: 1, b: 2 }");
     let mut replies = Vec::new();
-    for command in queue {
+    for command in &queue {
         replies.push(client.send(command).await.unwrap());
     }
     assert!(matches!(replies[0], CalcReply::Add(3)));

@@ -20,15 +20,28 @@ pub(crate) fn expand(r: &Receiver) -> TokenStream {
         .iter()
         .enumerate()
         .map(|(index, m)| method(r, index, m));
-    let sends = r.methods.iter().filter(|m| m.kind.is_value()).map(|m| {
-        let (name, variant) = (&m.ident, m.variant());
-        let fields: Vec<_> = m.args.iter().map(|a| &a.ident).collect();
-        quote! {
-            #command::#variant { #(#fields),* } => {
-                #krate::__private::Result::Ok(#reply::#variant(self.#name(#(#fields),*).await?))
+    // Sending a command by reference encodes its fields in place: `&T`
+    // serializes exactly as `T`, so nothing is cloned.
+    let sends = r
+        .methods
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.kind.is_value())
+        .map(|(index, m)| {
+            let variant = m.variant();
+            let fields: Vec<_> = m.args.iter().map(|a| &a.ident).collect();
+            let call = match m.kind {
+                Kind::ServerStream => {
+                    quote!(self.inner.server_stream(&#info.commands[#index], &(#(#fields,)*))?)
+                }
+                _ => quote!(self.inner.unary(&#info.commands[#index], &(#(#fields,)*)).await?),
+            };
+            quote! {
+                #command::#variant { #(#fields),* } => {
+                    #krate::__private::Result::Ok(#reply::#variant(#call))
+                }
             }
-        }
-    });
+        });
     let doc = format!(
         "A client of the [`{trait_ident}`] service: one method per command. Cheap to clone; every clone shares one connection."
     );
@@ -101,12 +114,13 @@ pub(crate) fn expand(r: &Receiver) -> TokenStream {
                 #client { inner: self.inner.with_options(options) }
             }
 
-            /// Sends a command built earlier as a value.
+            /// Sends a command built earlier as a value; the command is only
+            /// read, so it can be kept, logged or sent again.
             ///
             /// # Errors
             ///
             /// As the command's own method.
-            pub async fn send(&self, command: #command) -> #krate::__private::Result<#reply<C>, #krate::Error> {
+            pub async fn send(&self, command: &#command) -> #krate::__private::Result<#reply<C>, #krate::Error> {
                 match command {
                     #(#sends)*
                 }

@@ -16,6 +16,7 @@ pub(crate) fn expand(r: &Receiver) -> TokenStream {
         quote!(#krate).to_string().replace(' ', "")
     );
     let values: Vec<_> = r.methods.iter().filter(|m| m.kind.is_value()).collect();
+    let derives = &r.derives;
 
     let variants = values.iter().map(|m| {
         let variant = m.variant();
@@ -54,7 +55,7 @@ pub(crate) fn expand(r: &Receiver) -> TokenStream {
     let reply_doc = format!("What [`{}Client::send`] returns for each command.", r.ident);
     quote! {
         #[doc = #command_doc]
-        #[derive(#krate::__private::serde::Serialize, #krate::__private::serde::Deserialize)]
+        #[derive(#krate::__private::serde::Serialize, #krate::__private::serde::Deserialize #(, #derives)*)]
         #[serde(crate = #serde_path)]
         #vis enum #command {
             #(#variants,)*

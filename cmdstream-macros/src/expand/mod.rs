@@ -42,6 +42,7 @@ mod tests {
             &item,
             ReceiverOptions {
                 krate: syn::parse_quote!(::cmdstream),
+                derives: Vec::new(),
             },
         );
         assert!(cx.check().is_ok());

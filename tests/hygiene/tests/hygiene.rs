@@ -64,8 +64,8 @@ async fn expands_and_works_without_prelude_and_with_a_renamed_crate() {
         .unwrap();
     ::std::assert_eq!(total, 6);
     client.nothing().await.unwrap();
-    let reply = client.send(CalcCommand::Div { a: 4, b: 2 }).await.unwrap();
+    let reply = client.send(&CalcCommand::Div { a: 4, b: 2 }).await.unwrap();
     assert!(matches!(reply, CalcReply::Div(Ok(2))));
-    let reply = client.send(CalcCommand::Add { a: 1, b: 1 }).await.unwrap();
+    let reply = client.send(&CalcCommand::Add { a: 1, b: 1 }).await.unwrap();
     ::std::assert!(::std::matches!(reply, CalcReply::Add(2)));
 }

@@ -31,6 +31,10 @@ pub use wire::PROTOCOL_VERSION;
 /// The default limit on a frame's size, for both sides: 16 MiB.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 * 1024 * 1024;
 
+/// The default stream window, for both sides: how many items of one stream
+/// may be in flight ahead of its consumer.
+pub const DEFAULT_STREAM_WINDOW: u32 = 128;
+
 pub use cmdstream_macros::receiver;
 
 /// What generated code refers to. Not part of the public API.
@@ -44,6 +48,7 @@ pub mod __private {
     pub use core::option::Option;
     pub use core::result::Result;
     pub use serde;
+    pub use std::boxed::Box;
     pub use std::sync::Arc;
     pub use std::time::Duration;
     pub use tokio::net::ToSocketAddrs;

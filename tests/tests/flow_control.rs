@@ -27,6 +27,9 @@ async fn let_the_server_run() {
     }
 }
 
+/// Both sides' default stream window.
+const WINDOW: usize = cmdstream::DEFAULT_STREAM_WINDOW as usize;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_stream_does_not_stall_other_calls_and_holds_one_window() {
     let srv = serve().await;
@@ -38,14 +41,17 @@ async fn a_stalled_stream_does_not_stall_other_calls_and_holds_one_window() {
         let got = within("a streamed result", stalled.next()).await;
         assert_eq!(got.unwrap().unwrap(), expected);
     }
-    // The server fills the default window of 32 and then waits for credit.
+    // The server fills the default window and then waits for credit.
     eventually("the server filled the window", || {
-        Probe::get(&probe.produced) >= 32
+        Probe::get(&probe.produced) >= WINDOW
     })
     .await;
     let_the_server_run().await;
     let ahead = Probe::get(&probe.produced);
-    assert!(ahead <= 32 + 2, "{ahead} items produced for a window of 32");
+    assert!(
+        ahead <= WINDOW + 2,
+        "{ahead} items produced for a window of {WINDOW}"
+    );
 
     // Other calls on the same connection go through.
     assert_eq!(within("an add", client.add(40, 2)).await.unwrap(), 42);
@@ -65,8 +71,8 @@ async fn a_stalled_stream_does_not_stall_other_calls_and_holds_one_window() {
     let_the_server_run().await;
     let stalled_total = Probe::get(&probe.produced) - 1_001;
     assert!(
-        stalled_total <= 32 + 2,
-        "{stalled_total} items produced for a stalled stream with a window of 32"
+        stalled_total <= WINDOW + 2,
+        "{stalled_total} items produced for a stalled stream with a window of {WINDOW}"
     );
 
     // The stalled stream resumes where it left off.
@@ -138,7 +144,7 @@ async fn a_bidi_call_read_slowly_does_not_stall_other_calls() {
     // window is full, and the client stops sending once the argument window
     // is. Neither holds up another call.
     eventually("the client filled the windows", || {
-        pulled.load(Ordering::SeqCst) >= 32
+        pulled.load(Ordering::SeqCst) >= WINDOW
     })
     .await;
     for i in 0..10 {
@@ -147,7 +153,8 @@ async fn a_bidi_call_read_slowly_does_not_stall_other_calls() {
     let_the_server_run().await;
     let in_flight = pulled.load(Ordering::SeqCst);
     assert!(
-        in_flight <= 2 * 32 + 16 + 4,
+        // The argument window, the result window, one credit batch, slack.
+        in_flight <= 2 * WINDOW + WINDOW / 4 + 4,
         "{in_flight} lines pulled from the input while nobody read the echo"
     );
 

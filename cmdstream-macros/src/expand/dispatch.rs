@@ -94,7 +94,11 @@ fn arm(r: &Receiver, m: &Method) -> TokenStream {
     let run = quote!(<T as #trait_ident>::#name(receiver, #(#ordered),*).await);
     let answer = match m.kind {
         Kind::Unary | Kind::ClientStream => quote!(call.reply(&#run)),
-        Kind::ServerStream | Kind::Bidi => quote!(call.reply_stream(#run).await),
+        // Boxed: the stream pump is large, and kept inline it would make
+        // every command's task (unary ones too) that much bigger.
+        Kind::ServerStream | Kind::Bidi => {
+            quote!(#krate::__private::Box::pin(call.reply_stream(#run)).await)
+        }
     };
     quote! {
         #id => {

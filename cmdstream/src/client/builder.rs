@@ -38,7 +38,7 @@ impl Default for ClientConfig {
         ClientConfig {
             max_frame_size: crate::DEFAULT_MAX_FRAME_SIZE,
             max_in_flight: 1024,
-            stream_window: 32,
+            stream_window: crate::DEFAULT_STREAM_WINDOW,
             keepalive_interval: Some(Duration::from_secs(10)),
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
@@ -104,7 +104,8 @@ impl<C: Codec> ClientBuilder<C> {
     }
 
     /// How many results of a stream the server may send ahead of the
-    /// consumer. The default is 32.
+    /// consumer; credit goes back after each quarter window consumed. The default
+    /// is 128.
     pub fn stream_window(mut self, items: u32) -> Self {
         self.config.stream_window = items.max(1);
         self

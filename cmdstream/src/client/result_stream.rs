@@ -31,7 +31,7 @@ pub struct ResultStream<T, C> {
     events: Events,
     control: mpsc::UnboundedSender<Control>,
     codec: C,
-    /// Credit is returned in batches of half a window.
+    /// Credit is returned in batches of a quarter window.
     batch: u32,
     consumed: u32,
     done: bool,
@@ -53,7 +53,7 @@ impl<T, C> ResultStream<T, C> {
             events,
             control,
             codec,
-            batch: (window / 2).max(1),
+            batch: (window / 4).max(1),
             consumed: 0,
             done: false,
             _pump: pump,

@@ -45,7 +45,7 @@ impl<T, C> ArgStream<T, C> {
             items,
             outbox,
             codec,
-            batch: (window / 2).max(1),
+            batch: (window / 4).max(1),
             consumed: 0,
             error,
             done: false,

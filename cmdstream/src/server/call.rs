@@ -1,13 +1,15 @@
 //! One incoming call, as generated dispatch code answers it.
 
 use std::fmt::Display;
+use std::future::poll_fn;
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, Semaphore, TryAcquireError};
 use tracing::debug;
 
 use super::arg_stream::ArgStream;
@@ -17,6 +19,10 @@ use crate::codec::{Codec, CodecError};
 use crate::command::CommandInfo;
 use crate::error::ErrorCode;
 use crate::wire::frame::{self, Kind};
+
+/// A stream's results are handed to the connection in batches of about
+/// this many bytes when they are ready together.
+const STREAM_BATCH: usize = 32 * 1024;
 
 /// Where a client-streaming call's items come from.
 pub(crate) struct ArgSource {
@@ -127,6 +133,10 @@ impl<C: Codec> Call<C> {
 
     /// Answers with a stream of results, sent as the client's credit allows,
     /// then the end of the stream.
+    ///
+    /// Results that are ready together travel together: they are encoded
+    /// into one buffer and handed to the connection at once, until the
+    /// stream has nothing ready, credit runs out or the batch is full.
     pub async fn reply_stream<R, S>(mut self, results: S)
     where
         R: Serialize,
@@ -134,35 +144,68 @@ impl<C: Codec> Call<C> {
     {
         let mut results = std::pin::pin!(results);
         let credit = self.credit.clone();
-        while let Some(item) = std::future::poll_fn(|cx| results.as_mut().poll_next(cx)).await {
+        let mut batch = BytesMut::new();
+        loop {
+            let next = if batch.is_empty() {
+                poll_fn(|cx| results.as_mut().poll_next(cx)).await
+            } else {
+                match poll_fn(|cx| Poll::Ready(results.as_mut().poll_next(cx))).await {
+                    Poll::Ready(next) => next,
+                    Poll::Pending => {
+                        self.send_batch(&mut batch);
+                        continue;
+                    }
+                }
+            };
+            let Some(item) = next else { break };
             if let Some(credit) = &credit {
-                match credit.acquire().await {
+                let permit = match credit.try_acquire() {
+                    Ok(permit) => Ok(permit),
+                    Err(TryAcquireError::Closed) => return self.abandon(),
+                    Err(TryAcquireError::NoPermits) => {
+                        // Let the consumer have what is ready while we wait.
+                        self.send_batch(&mut batch);
+                        credit.acquire().await
+                    }
+                };
+                match permit {
                     Ok(permit) => permit.forget(),
                     // The call ended on the driver's side (cancel): stop.
                     Err(_) => return self.abandon(),
                 }
             }
-            match self.encode(Kind::Result, &item) {
-                Ok(frame) => self.outbox.send(Out::Frame {
-                    id: self.id,
-                    last: false,
-                    frame,
-                }),
-                Err((code, message)) => return self.fail(code, message),
+            if let Err((code, message)) = self.encode_into(&mut batch, Kind::Result, &item) {
+                self.send_batch(&mut batch);
+                return self.fail(code, message);
+            }
+            if batch.len() >= STREAM_BATCH {
+                self.send_batch(&mut batch);
             }
         }
-        if self.fail_on_bad_item() {
+        if self.arg_error().is_some() {
+            self.send_batch(&mut batch);
+            self.fail_on_bad_item();
             return;
         }
-        let mut end = BytesMut::with_capacity(13);
-        frame::put_empty(&mut end, Kind::End, self.id);
+        frame::put_empty(&mut batch, Kind::End, self.id);
         self.answered = true;
         debug!(outcome = "ok");
         self.outbox.send(Out::Frame {
             id: self.id,
             last: true,
-            frame: end,
+            frame: batch,
         });
+    }
+
+    /// Hands the batched results to the connection.
+    fn send_batch(&self, batch: &mut BytesMut) {
+        if !batch.is_empty() {
+            self.outbox.send(Out::Frame {
+                id: self.id,
+                last: false,
+                frame: batch.split(),
+            });
+        }
     }
 
     /// Answers with an error the client sees as
@@ -184,8 +227,13 @@ impl<C: Codec> Call<C> {
         self.answered = true;
     }
 
+    /// The decode error of a streamed argument item, if one failed.
+    fn arg_error(&self) -> Option<CodecError> {
+        self.arg_error.as_ref().and_then(|e| e.get()).cloned()
+    }
+
     fn fail_on_bad_item(&mut self) -> bool {
-        let Some(e) = self.arg_error.as_ref().and_then(|e| e.get()).cloned() else {
+        let Some(e) = self.arg_error() else {
             return false;
         };
         self.send_error(
@@ -213,22 +261,36 @@ impl<C: Codec> Call<C> {
         value: &R,
     ) -> Result<BytesMut, (ErrorCode, String)> {
         let mut buf = BytesMut::with_capacity(64);
-        let start = frame::begin(&mut buf, kind, self.id);
-        self.codec.encode(value, &mut buf).map_err(|e| {
-            (
+        self.encode_into(&mut buf, kind, value)?;
+        Ok(buf)
+    }
+
+    /// Appends one frame holding `value`; on failure `dst` is left as it
+    /// was.
+    fn encode_into<R: Serialize + ?Sized>(
+        &self,
+        dst: &mut BytesMut,
+        kind: Kind,
+        value: &R,
+    ) -> Result<(), (ErrorCode, String)> {
+        let start = frame::begin(dst, kind, self.id);
+        if let Err(e) = self.codec.encode(value, dst) {
+            dst.truncate(start);
+            return Err((
                 ErrorCode::Internal,
                 format!("the server could not encode the result: {e}"),
-            )
-        })?;
-        let len = frame::finish(&mut buf, start);
+            ));
+        }
+        let len = frame::finish(dst, start);
         let max = self.outbox.client_max_frame;
         if len > max {
+            dst.truncate(start);
             return Err((
                 ErrorCode::FrameTooLarge,
                 format!("result of {len} bytes exceeds the limit of {max} bytes"),
             ));
         }
-        Ok(buf)
+        Ok(())
     }
 }
 

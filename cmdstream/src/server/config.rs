@@ -30,7 +30,7 @@ impl Default for ServerConfig {
             max_connections: 1024,
             max_frame_size: crate::DEFAULT_MAX_FRAME_SIZE,
             max_in_flight: 1024,
-            stream_window: 32,
+            stream_window: crate::DEFAULT_STREAM_WINDOW,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Some(Duration::from_secs(300)),
             keepalive_interval: Some(Duration::from_secs(10)),
@@ -110,7 +110,8 @@ impl<C: Codec> ServerBuilder<C> {
     }
 
     /// How many client-streamed items a command may have queued before it
-    /// takes them. The default is 32.
+    /// takes them; credit goes back after each quarter window consumed. The
+    /// default is 128.
     pub fn stream_window(mut self, items: u32) -> Self {
         self.config.stream_window = items.max(1);
         self

@@ -384,17 +384,16 @@ where
         );
         let run = D::dispatch(self.service.clone(), call);
         let span = tracing::debug_span!("cmdstream.command", command = info.name, id);
-        let task = tokio::spawn(
-            async move {
-                match deadline {
-                    None => run.await,
-                    // On expiry the call is dropped unanswered and reports
-                    // the deadline to the client.
-                    Some(at) => drop(tokio::time::timeout_at(at, run).await),
-                }
-            }
-            .instrument(span),
-        );
+        // One future per task, no wrapper holding it twice: the task stays
+        // small, which matters for a command that runs for microseconds.
+        let task = match deadline {
+            None => tokio::spawn(run.instrument(span)),
+            // On expiry the call is dropped unanswered and reports the
+            // deadline to the client.
+            Some(at) => tokio::spawn(
+                async move { drop(tokio::time::timeout_at(at, run).await) }.instrument(span),
+            ),
+        };
         self.running.insert(
             id,
             Running {

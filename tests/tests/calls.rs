@@ -193,3 +193,22 @@ async fn clones_share_one_connection() {
     assert!(results.into_iter().all(|r| r.unwrap() == 3));
     assert_eq!(srv.server.connections(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_can_run_in_its_own_task_instead_of_inline() {
+    let srv =
+        cmdstream_tests::serve_with(cmdstream::Server::builder().run_ready_commands_inline(false))
+            .await;
+    let client = connect(srv.addr).await;
+    assert_eq!(client.add(2, 3).await.unwrap(), 5);
+    let err = client.boom().await.unwrap_err();
+    assert!(err.to_string().contains("panicked"), "{err}");
+    let items: Vec<u32> = client
+        .countdown(3)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+        .await;
+    assert_eq!(items, [3, 2, 1, 0]);
+    assert_eq!(client.sleep(5).await.unwrap(), 5);
+}

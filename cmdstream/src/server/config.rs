@@ -22,6 +22,7 @@ pub(crate) struct ServerConfig {
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) keepalive_interval: Option<Duration>,
     pub(crate) shutdown_grace: Duration,
+    pub(crate) run_ready_inline: bool,
 }
 
 impl Default for ServerConfig {
@@ -35,6 +36,7 @@ impl Default for ServerConfig {
             idle_timeout: Some(Duration::from_secs(300)),
             keepalive_interval: Some(Duration::from_secs(10)),
             shutdown_grace: Duration::from_secs(30),
+            run_ready_inline: true,
         }
     }
 }
@@ -145,6 +147,18 @@ impl<C: Codec> ServerBuilder<C> {
     /// stops them. The default is 30 s.
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.config.shutdown_grace = grace;
+        self
+    }
+
+    /// Whether a command is first polled by its connection, and given a task
+    /// of its own only if it has to wait. A command that completes at once
+    /// (most unary ones) then costs no task, which roughly doubles the
+    /// calls a connection serves per second; a command that waits never
+    /// holds up its connection. Turn it off when commands do heavy
+    /// synchronous work before their first `.await`, so that this work runs
+    /// in their own task on a multi-threaded runtime. The default is on.
+    pub fn run_ready_commands_inline(mut self, on: bool) -> Self {
+        self.config.run_ready_inline = on;
         self
     }
 

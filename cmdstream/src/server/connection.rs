@@ -9,6 +9,7 @@
 use std::future::poll_fn;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -41,7 +42,8 @@ const HIGH_WATER: usize = 1 << 20;
 
 /// One command running in its own task.
 struct Running {
-    abort: AbortHandle,
+    /// The command's task, once it has one (see [`Connection::start`]).
+    abort: Option<AbortHandle>,
     /// Where the client's streamed arguments go; dropped at END.
     args: Option<mpsc::UnboundedSender<Bytes>>,
     /// Items the client may still send before it needs more credit.
@@ -52,7 +54,9 @@ struct Running {
 
 impl Running {
     fn stop(self) {
-        self.abort.abort();
+        if let Some(abort) = self.abort {
+            abort.abort();
+        }
         if let Some(results) = self.results {
             results.close();
         }
@@ -157,7 +161,7 @@ where
                 Poll::Ready(true) => {
                     progress = true;
                     while let Some(frame) = self.link.next_frame()? {
-                        self.on_frame(frame)?;
+                        self.on_frame(cx, frame)?;
                     }
                 }
                 // The client is done with us: whatever still runs has nobody
@@ -258,10 +262,10 @@ where
         }
     }
 
-    fn on_frame(&mut self, frame: Frame) -> Result<(), Error> {
+    fn on_frame(&mut self, cx: &mut Context<'_>, frame: Frame) -> Result<(), Error> {
         let protocol = |e: crate::wire::frame::FrameError| Error::protocol(e.to_string());
         match frame.kind {
-            Kind::Command => self.on_command(frame.id, frame.body)?,
+            Kind::Command => self.on_command(cx, frame.id, frame.body)?,
             Kind::Cancel => {
                 if let Some(r) = self.running.remove(&frame.id) {
                     debug!(id = frame.id, "cancelled by the client");
@@ -314,7 +318,7 @@ where
         frame::put_error(self.link.out(), id, code, message);
     }
 
-    fn on_command(&mut self, id: u64, body: Bytes) -> Result<(), Error> {
+    fn on_command(&mut self, cx: &mut Context<'_>, id: u64, body: Bytes) -> Result<(), Error> {
         if id == 0 {
             return Err(Error::protocol("the client used request id 0"));
         }
@@ -382,28 +386,69 @@ where
             args,
             results.clone(),
         );
-        let run = D::dispatch(self.service.clone(), call);
-        let span = tracing::debug_span!("cmdstream.command", command = info.name, id);
-        // One future per task, no wrapper holding it twice: the task stays
-        // small, which matters for a command that runs for microseconds.
-        let task = match deadline {
-            None => tokio::spawn(run.instrument(span)),
-            // On expiry the call is dropped unanswered and reports the
-            // deadline to the client.
-            Some(at) => tokio::spawn(
-                async move { drop(tokio::time::timeout_at(at, run).await) }.instrument(span),
-            ),
-        };
         self.running.insert(
             id,
             Running {
-                abort: task.abort_handle(),
+                abort: None,
                 args: args_tx,
                 arg_credit: self.config.stream_window,
                 results,
             },
         );
+        let run = D::dispatch(self.service.clone(), call);
+        let span = tracing::debug_span!("cmdstream.command", command = info.name, id);
+        // One future per command, no wrapper holding it twice: the task stays
+        // small, which matters for a command that runs for microseconds.
+        match deadline {
+            None => self.start(cx, id, run.instrument(span)),
+            // On expiry the call is dropped unanswered and reports the
+            // deadline to the client.
+            Some(at) => self.start(
+                cx,
+                id,
+                async move { drop(tokio::time::timeout_at(at, run).await) }.instrument(span),
+            ),
+        }
         Ok(())
+    }
+
+    /// Runs a command. Unless configured otherwise, it is polled once right
+    /// here: a command that completes without waiting (most unary ones) is
+    /// answered without a task of its own; one that has to wait continues
+    /// in its own task, so it never holds up the connection while it waits.
+    fn start<F>(&mut self, cx: &mut Context<'_>, id: u64, command: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        if !self.config.run_ready_inline {
+            let task = tokio::spawn(command);
+            if let Some(r) = self.running.get_mut(&id) {
+                r.abort = Some(task.abort_handle());
+            }
+            return;
+        }
+        let mut command = Box::pin(command);
+        match std::panic::catch_unwind(AssertUnwindSafe(|| command.as_mut().poll(cx))) {
+            // Answered through the outbox.
+            Ok(Poll::Ready(())) => {}
+            Ok(Poll::Pending) => {
+                let task = tokio::spawn(command);
+                if let Some(r) = self.running.get_mut(&id) {
+                    r.abort = Some(task.abort_handle());
+                }
+            }
+            Err(_) => {
+                // The panic hook has reported it; the client hears the same
+                // as from a command that panics in its own task.
+                if self.running.remove(&id).is_some() {
+                    self.reject(
+                        id,
+                        ErrorCode::Internal,
+                        "the command panicked; see the server's log",
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -25,12 +25,14 @@ pub(crate) static INFO: ServiceInfo = ServiceInfo {
             name: "add",
             kind: CommandKind::Unary,
             timeout: None,
+            signature: cmdstream::fingerprint(b"add(i64,i64)->i64"),
         },
         CommandInfo {
             id: COUNT,
             name: "count",
             kind: CommandKind::ServerStream,
             timeout: None,
+            signature: cmdstream::fingerprint(b"count(u64)->stream<u64>"),
         },
     ],
 };

@@ -47,6 +47,10 @@ pub struct CommandInfo {
     pub kind: CommandKind,
     /// The timeout of calls whose options set none.
     pub timeout: Option<Duration>,
+    /// A hash of the command's wire name, shape, argument and result types.
+    /// Client and server compare it per command, so a changed command is
+    /// refused at connect time while an added one is not.
+    pub signature: u64,
 }
 
 /// A whole service: its name, its commands and the fingerprint that client
@@ -60,7 +64,13 @@ pub struct CommandInfo {
 /// static CALC: ServiceInfo = ServiceInfo {
 ///     name: "Calc",
 ///     fingerprint: cmdstream::fingerprint(b"Calc v1: 1 add(i64,i64)->i64"),
-///     commands: &[CommandInfo { id: 1, name: "add", kind: CommandKind::Unary, timeout: None }],
+///     commands: &[CommandInfo {
+///         id: 1,
+///         name: "add",
+///         kind: CommandKind::Unary,
+///         timeout: None,
+///         signature: cmdstream::fingerprint(b"add(i64,i64)->i64"),
+///     }],
 /// };
 /// assert_eq!(CALC.command(1).unwrap().name, "add");
 /// ```
@@ -69,8 +79,9 @@ pub struct ServiceInfo {
     /// The service's name; client and server must agree on it.
     pub name: &'static str,
     /// A hash of the whole command set (names, ids, argument and result
-    /// types), so that peers built from different definitions refuse each
-    /// other at connect time instead of misreading payloads.
+    /// types). When client and server agree on it they are compatible at
+    /// once; otherwise they compare command by command (see
+    /// [`CommandInfo::signature`]).
     pub fingerprint: u64,
     /// Every command.
     pub commands: &'static [CommandInfo],

@@ -118,7 +118,21 @@ fn str16(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-/// The body of a correct client hello for `Calc` with the default codec.
+/// Appends the command table of `Calc` (`docs/PROTOCOL.md`, §1.4). With a
+/// `fingerprint` other than `Calc`'s, every command's signature is altered
+/// too, so the table describes a different definition of every command.
+pub fn command_table(out: &mut Vec<u8>, fingerprint: u64) {
+    let skew = fingerprint ^ INFO.fingerprint;
+    out.extend_from_slice(&(INFO.commands.len() as u16).to_be_bytes());
+    for c in INFO.commands {
+        out.extend_from_slice(&c.id.to_be_bytes());
+        out.extend_from_slice(&(c.signature ^ skew).to_be_bytes());
+        str16(out, c.name);
+    }
+}
+
+/// The whole client hello for `Calc` with the default codec; correct when
+/// `fingerprint` is `Calc`'s (see [`command_table`] otherwise).
 pub fn client_hello(fingerprint: u64) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend_from_slice(&fingerprint.to_be_bytes());
@@ -126,6 +140,7 @@ pub fn client_hello(fingerprint: u64) -> Vec<u8> {
     body.extend_from_slice(&32u32.to_be_bytes());
     str16(&mut body, INFO.name);
     str16(&mut body, "bincode");
+    command_table(&mut body, fingerprint);
     body.extend_from_slice(&0u16.to_be_bytes());
     let mut out = b"CMDC".to_vec();
     out.extend_from_slice(&1u16.to_be_bytes());
@@ -145,6 +160,7 @@ pub fn server_hello(fingerprint: u64, max_frame: u32, max_in_flight: u32) -> Vec
     body.extend_from_slice(&32u32.to_be_bytes());
     str16(&mut body, INFO.name);
     str16(&mut body, "bincode");
+    command_table(&mut body, fingerprint);
     let mut out = b"CMDS".to_vec();
     out.extend_from_slice(&1u16.to_be_bytes());
     out.push(0);
@@ -290,7 +306,7 @@ pub fn command_with_deadline(id: u64, command: u32, deadline_ms: u32, payload: &
 pub mod pipe {
     use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-    use super::{client_hello, str16, RawFrame};
+    use super::{client_hello, command_table, str16, RawFrame};
     use crate::calc::INFO;
 
     /// The whole hello of a `Calc` server (default codec) that accepts the
@@ -305,6 +321,7 @@ pub mod pipe {
         body.extend_from_slice(&stream_window.to_be_bytes());
         str16(&mut body, INFO.name);
         str16(&mut body, "bincode");
+        command_table(&mut body, INFO.fingerprint);
         let mut out = b"CMDS".to_vec();
         out.extend_from_slice(&1u16.to_be_bytes());
         out.push(0);

@@ -202,6 +202,7 @@ async fn a_client_built_from_another_service_definition_fails_to_connect_as_inco
             name: "add",
             kind: CommandKind::Unary,
             timeout: None,
+            signature: cmdstream::fingerprint(b"add v2"),
         }],
     };
     let srv = serve().await;

@@ -1,6 +1,6 @@
-//! Two versions of one service definition meet: compatible changes connect,
-//! incompatible ones are refused at connect time with both fingerprints
-//! named, never with garbled results later.
+//! Two versions of one service definition meet: a server that added
+//! commands serves older clients; a changed or missing command is refused at
+//! connect time, named, with both fingerprints — never garbled results later.
 #![allow(missing_docs)] // test-only receiver traits
 
 use cmdstream::{Error, Server};
@@ -34,6 +34,27 @@ mod v2_renamed_keeping_wire_name {
     pub trait Calc {
         #[command(name = "add")]
         async fn sum(&self, a: i64, b: i64) -> i64;
+    }
+}
+
+mod v2_added_a_command {
+    // A newer definition: everything v1 has, plus `sub`.
+    #[cmdstream::receiver]
+    pub trait Calc {
+        async fn add(&self, a: i64, b: i64) -> i64;
+        async fn sub(&self, a: i64, b: i64) -> i64;
+    }
+
+    pub(crate) struct Impl;
+
+    impl Calc for Impl {
+        async fn add(&self, a: i64, b: i64) -> i64 {
+            a + b
+        }
+
+        async fn sub(&self, a: i64, b: i64) -> i64 {
+            a - b
+        }
     }
 }
 
@@ -74,4 +95,35 @@ async fn a_rust_rename_that_keeps_the_wire_name_stays_compatible() {
         .await
         .unwrap();
     assert_eq!(client.sum(40, 2).await.unwrap(), 42);
+}
+
+#[tokio::test]
+async fn a_server_that_added_a_command_still_serves_older_clients() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new(v2_added_a_command::CalcServer::new(
+        v2_added_a_command::Impl,
+    ));
+    tokio::spawn(async move { server.serve(listener).await });
+    assert_ne!(
+        v1::CalcClient::INFO.fingerprint,
+        v2_added_a_command::CalcClient::INFO.fingerprint
+    );
+    let old = v1::CalcClient::connect(addr).await.unwrap();
+    assert_eq!(old.add(1, 2).await.unwrap(), 3);
+    let new = v2_added_a_command::CalcClient::connect(addr).await.unwrap();
+    assert_eq!(new.sub(5, 2).await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn a_client_using_a_command_the_server_lacks_is_refused_naming_it() {
+    // A newer client against an older server: the server has no `sub`.
+    let addr = serve_v1().await;
+    let err = v2_added_a_command::CalcClient::connect(addr)
+        .await
+        .unwrap_err();
+    let Error::Incompatible(message) = &err else {
+        panic!("expected Incompatible, got {err:?}")
+    };
+    assert!(message.contains("no command `sub`"), "{message}");
 }

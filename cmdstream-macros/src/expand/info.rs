@@ -3,7 +3,7 @@
 use proc_macro2::{Ident, TokenStream};
 use quote::{quote, ToTokens};
 
-use crate::model::{Receiver, Returns};
+use crate::model::{Method, Receiver, Returns};
 
 /// The name of the hidden static holding the service description.
 pub(crate) fn static_name(r: &Receiver) -> Ident {
@@ -26,8 +26,15 @@ pub(crate) fn expand(r: &Receiver) -> TokenStream {
             Some(ms) => quote!(#krate::__private::Option::Some(#krate::__private::Duration::from_millis(#ms))),
             None => quote!(#krate::__private::Option::None),
         };
+        let signature = signature(m);
         quote! {
-            #krate::CommandInfo { id: #id, name: #wire, kind: #krate::CommandKind::#kind, timeout: #timeout }
+            #krate::CommandInfo {
+                id: #id,
+                name: #wire,
+                kind: #krate::CommandKind::#kind,
+                timeout: #timeout,
+                signature: #signature,
+            }
         }
     });
     quote! {
@@ -41,37 +48,53 @@ pub(crate) fn expand(r: &Receiver) -> TokenStream {
     }
 }
 
-/// A 64-bit FNV-1a hash of the whole command set as written: the service
-/// name and, for every command in id order, its id, wire name, shape,
-/// argument types and result type.
+/// What a command looks like on the wire, as written: its id, wire name,
+/// shape, argument types and result type. Rust names of methods and
+/// arguments are not part of it, so renaming them keeps peers compatible.
+fn describe(m: &Method) -> String {
+    let args: Vec<String> = m
+        .args
+        .iter()
+        .map(|a| a.ty.to_token_stream().to_string())
+        .collect();
+    let stream = m
+        .stream_arg
+        .as_ref()
+        .map(|s| s.item.to_token_stream().to_string());
+    let result = match &m.returns {
+        Returns::Value(ty) => ty.to_token_stream().to_string(),
+        Returns::Stream { item, .. } => format!("stream {}", item.to_token_stream()),
+    };
+    format!(
+        "{} {} {:?} ({}) items {:?} -> {}",
+        m.id,
+        m.wire_name,
+        m.kind,
+        args.join(", "),
+        stream,
+        result
+    )
+}
+
+/// The signature of one command: a hash of [`describe`].
+pub(crate) fn signature(m: &Method) -> u64 {
+    fnv1a(&describe(m))
+}
+
+/// The fingerprint of the whole command set: the service name and every
+/// command's description, in id order.
 pub(crate) fn fingerprint(r: &Receiver) -> u64 {
-    let mut text = format!("cmdstream/1 service {}", r.ident);
     let mut methods: Vec<_> = r.methods.iter().collect();
     methods.sort_by_key(|m| m.id);
+    let mut text = format!("cmdstream/1 service {}", r.ident);
     for m in methods {
-        let args: Vec<String> = m
-            .args
-            .iter()
-            .map(|a| a.ty.to_token_stream().to_string())
-            .collect();
-        let stream = m
-            .stream_arg
-            .as_ref()
-            .map(|s| s.item.to_token_stream().to_string());
-        let result = match &m.returns {
-            Returns::Value(ty) => ty.to_token_stream().to_string(),
-            Returns::Stream { item, .. } => format!("stream {}", item.to_token_stream()),
-        };
-        text.push_str(&format!(
-            "; {} {} {:?} ({}) items {:?} -> {}",
-            m.id,
-            m.wire_name,
-            m.kind,
-            args.join(", "),
-            stream,
-            result
-        ));
+        text.push_str("; ");
+        text.push_str(&describe(m));
     }
+    fnv1a(&text)
+}
+
+fn fnv1a(text: &str) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         hash ^= u64::from(b);

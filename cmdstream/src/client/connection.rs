@@ -15,6 +15,7 @@ use super::message::{Control, Request};
 use crate::command::ServiceInfo;
 use crate::conn::framed::FramedIo;
 use crate::error::Error;
+use crate::wire::compat::CommandSig;
 use crate::wire::handshake::{self, ClientHello};
 
 /// What the driver and the handles both read.
@@ -74,6 +75,7 @@ impl Connection {
             stream_window: config.stream_window,
             service: info.name.to_owned(),
             codec: codec.to_owned(),
+            commands: CommandSig::table(info.commands),
             metadata: config.metadata.clone(),
         };
         let server = tokio::time::timeout(

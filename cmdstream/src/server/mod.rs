@@ -43,6 +43,7 @@ use crate::codec::{Codec, DefaultCodec};
 use crate::command::Dispatch;
 use crate::conn::framed::FramedIo;
 use crate::error::Error;
+use crate::wire::compat::CommandSig;
 use crate::wire::handshake::{self, Refusal, ServerHello};
 
 /// A cmdstream server for one service.
@@ -265,6 +266,7 @@ impl<D: Dispatch, C: Codec> Server<D, C> {
             stream_window: config.stream_window,
             service: D::INFO.name.to_owned(),
             codec: C::NAME.to_owned(),
+            commands: CommandSig::table(D::INFO.commands),
         };
         let client = match tokio::time::timeout(
             config.handshake_timeout,

@@ -5,6 +5,7 @@
 use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::compat::{command_diffs, put_table, take_table, CommandSig};
 use super::PROTOCOL_VERSION;
 use crate::error::Error;
 use crate::metadata::{put_str16, take_str16, Metadata};
@@ -32,6 +33,7 @@ pub(crate) struct ServerHello {
     pub(crate) stream_window: u32,
     pub(crate) service: String,
     pub(crate) codec: String,
+    pub(crate) commands: Vec<CommandSig>,
 }
 
 /// What the client announces about itself.
@@ -42,6 +44,7 @@ pub(crate) struct ClientHello {
     pub(crate) stream_window: u32,
     pub(crate) service: String,
     pub(crate) codec: String,
+    pub(crate) commands: Vec<CommandSig>,
     pub(crate) metadata: Metadata,
 }
 
@@ -78,10 +81,14 @@ pub(crate) fn mismatch(
         diffs.push(incompatible("codec", &client.codec, &server.codec));
     }
     if client.fingerprint != server.fingerprint {
-        diffs.push(format!(
-            "command-set fingerprint of `{}` differs: client has {:#018x}, server has {:#018x} (rebuild both from the same service definition)",
-            client.service, client.fingerprint, server.fingerprint
-        ));
+        let commands = command_diffs(&client.commands, &server.commands);
+        if !commands.is_empty() {
+            diffs.extend(commands);
+            diffs.push(format!(
+                "command-set fingerprints: client {:#018x}, server {:#018x} (build both from the same service definition, or deploy servers first)",
+                client.fingerprint, server.fingerprint
+            ));
+        }
     }
     (!diffs.is_empty()).then(|| diffs.join("; "))
 }
@@ -156,6 +163,7 @@ pub(crate) async fn accept<IO: AsyncRead + AsyncWrite + Unpin>(
     buf.put_u32(ours.stream_window);
     put_str16(&mut buf, &ours.service);
     put_str16(&mut buf, &ours.codec);
+    put_table(&mut buf, &ours.commands);
     let body_len = (buf.len() - len_at - 4) as u32;
     buf[len_at..len_at + 4].copy_from_slice(&body_len.to_be_bytes());
     io.write_all(&buf).await?;
@@ -186,11 +194,13 @@ fn parse_client_body(body: &[u8]) -> Result<ClientHello, Error> {
     let stream_window = src.get_u32();
     let service = take_str16(&mut src).ok_or_else(|| malformed("client service name"))?;
     let codec = take_str16(&mut src).ok_or_else(|| malformed("client codec name"))?;
+    let commands = take_table(&mut src).ok_or_else(|| malformed("client command table"))?;
     let metadata = Metadata::take(&mut src).ok_or_else(|| malformed("client metadata"))?;
     if stream_window == 0 {
         return Err(malformed("client stream window is 0"));
     }
     Ok(ClientHello {
+        commands,
         fingerprint,
         max_frame,
         stream_window,
@@ -212,10 +222,12 @@ fn parse_server_body(body: &[u8]) -> Result<ServerHello, Error> {
     let stream_window = src.get_u32();
     let service = take_str16(&mut src).ok_or_else(|| malformed("server service name"))?;
     let codec = take_str16(&mut src).ok_or_else(|| malformed("server codec name"))?;
+    let commands = take_table(&mut src).ok_or_else(|| malformed("server command table"))?;
     if stream_window == 0 || max_in_flight == 0 {
         return Err(malformed("server stream window or in-flight limit is 0"));
     }
     Ok(ServerHello {
+        commands,
         fingerprint,
         max_frame,
         max_in_flight,
@@ -270,6 +282,7 @@ pub(crate) async fn connect<IO: AsyncRead + AsyncWrite + Unpin>(
     buf.put_u32(ours.stream_window);
     put_str16(&mut buf, &ours.service);
     put_str16(&mut buf, &ours.codec);
+    put_table(&mut buf, &ours.commands);
     ours.metadata.put(&mut buf);
     let body_len = buf.len() - len_at - 4;
     if body_len > MAX_BODY {
@@ -305,6 +318,11 @@ mod tests {
             stream_window: 32,
             service: "Calc".into(),
             codec: "bincode".into(),
+            commands: vec![CommandSig {
+                id: 1,
+                signature: 0x11,
+                name: "add".into(),
+            }],
         }
     }
 
@@ -315,6 +333,11 @@ mod tests {
             stream_window: 16,
             service: "Calc".into(),
             codec: "bincode".into(),
+            commands: vec![CommandSig {
+                id: 1,
+                signature: 0x11,
+                name: "add".into(),
+            }],
             metadata: [("who", "test")].into_iter().collect(),
         }
     }
@@ -334,11 +357,28 @@ mod tests {
         tokio::spawn(async move { accept(&mut s, &server_hello()).await });
         let mut ours = client_hello();
         ours.fingerprint = 0xdef;
+        ours.commands[0].signature = 0x12;
         let err = connect(&mut c, &ours).await.unwrap_err().to_string();
         assert!(
             err.contains("0x0000000000000def") && err.contains("0x0000000000000abc"),
             "{err}"
         );
+        assert!(err.contains("command `add` (id 1) changed"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_server_with_more_commands_accepts_an_older_client() {
+        let (mut c, mut s) = tokio::io::duplex(1024);
+        let mut newer = server_hello();
+        newer.fingerprint = 0xfff;
+        newer.commands.push(CommandSig {
+            id: 2,
+            signature: 0x22,
+            name: "sub".into(),
+        });
+        let server = tokio::spawn(async move { accept(&mut s, &newer).await });
+        connect(&mut c, &client_hello()).await.unwrap();
+        server.await.unwrap().unwrap();
     }
 
     #[tokio::test]
@@ -361,6 +401,7 @@ mod tests {
         buf.put_u32(theirs.stream_window);
         put_str16(&mut buf, &theirs.service);
         put_str16(&mut buf, &theirs.codec);
+        put_table(&mut buf, &theirs.commands);
         theirs.metadata.put(&mut buf);
         let len = (buf.len() - 10) as u32;
         buf[6..10].copy_from_slice(&len.to_be_bytes());

@@ -2,6 +2,7 @@
 //! describes them byte by byte.
 
 pub(crate) mod command;
+pub(crate) mod compat;
 pub(crate) mod frame;
 pub(crate) mod handshake;
 

@@ -20,8 +20,64 @@ mod expand;
 mod model;
 mod parse;
 
-/// Turns a trait into a cmdstream service: a command enum, the server's
-/// dispatch and a typed client. See the `cmdstream` crate for the guide.
+/// Turns a trait into a cmdstream service: its commands as values, the
+/// server's dispatch and a typed client.
+///
+/// ```ignore
+/// #[cmdstream::receiver]
+/// pub trait Calc {
+///     /// Adds two numbers.
+///     async fn add(&self, a: i64, b: i64) -> i64;                                  // unary
+///     async fn div(&self, a: i64, b: i64) -> Result<i64, DivError>;                // typed app error
+///     #[command(id = 7, timeout = "5s")]
+///     async fn countdown(&self, from: u32) -> impl Stream<Item = u32> + Send;      // server streaming
+///     async fn total(&self, nums: impl Stream<Item = i64> + Send) -> i64;         // client streaming
+///     async fn echo(&self, lines: impl Stream<Item = String> + Send)
+///         -> impl Stream<Item = String> + Send;                                    // bidirectional
+///     async fn whoami(&self, ctx: &cmdstream::CallContext) -> String;             // sees the call's context
+/// }
+/// ```
+///
+/// # The rules
+///
+/// - Every method is an `async fn` taking `&self`; no generics, no default
+///   bodies. Implementations may hold only `Send` values across `.await`:
+///   the compiler says so at the implementation's own line.
+/// - Arguments and results are owned `serde` types (`Serialize +
+///   DeserializeOwned + Send + 'static`). A `Result<T, E>` result travels as
+///   a value, so `E` reaches the caller typed.
+/// - A stream is written `impl Stream<Item = T> + Send`: as an argument it
+///   makes the command client-streaming, as the result server-streaming,
+///   both: bidirectional. At most one stream argument per method.
+/// - An argument of type `&CallContext` is not sent: the server fills it
+///   with the caller's address, deadline, trace context and metadata.
+///
+/// # Options
+///
+/// - `#[command(id = N)]`: the command's wire id. Without it the id is a
+///   hash of the wire name — never the declaration order.
+/// - `#[command(name = "...")]`: the wire name, to rename a method without
+///   breaking peers.
+/// - `#[command(timeout = "250ms" | "5s" | "2m" | "1h")]`: the default
+///   timeout of calls that set none.
+/// - `#[cmdstream::receiver(derive(Debug, Clone))]`: derives added to the
+///   command enum; `crate = "path"`: where the `cmdstream` crate is, when
+///   it is renamed.
+///
+/// # What it generates, for a trait `Calc`
+///
+/// - the trait itself, whose methods return `Send` futures;
+/// - `CalcCommand`: a serde enum with one variant per command whose
+///   arguments are plain values, with `name()` and `id()`;
+/// - `CalcReply<C>`: what sending a `CalcCommand` returns;
+/// - `CalcServer<T: Calc>`: the `cmdstream::Dispatch` to serve with
+///   `cmdstream::Server::new(CalcServer::new(receiver))`;
+/// - `CalcClient<C>`: `connect(addr)`, `connect_with(builder, addr)`,
+///   `from_client(client)`, `with_options(options)`, `send(&command)` and
+///   one async method per trait method, returning
+///   `Result<_, cmdstream::Error>` (streams as `cmdstream::ResultStream`).
+///
+/// Errors in the trait are all reported at once, each at its culprit.
 #[proc_macro_attribute]
 pub fn receiver(args: TokenStream, input: TokenStream) -> TokenStream {
     let item = match syn::parse::<ItemTrait>(input) {

@@ -152,12 +152,24 @@ pub fn client_hello(fingerprint: u64) -> Vec<u8> {
 /// A whole server hello accepting the connection, for a fake `Calc` server
 /// with the default codec: no keepalive pings and a stream window of 32.
 pub fn server_hello(fingerprint: u64, max_frame: u32, max_in_flight: u32) -> Vec<u8> {
+    server_hello_with(fingerprint, max_frame, max_in_flight, 0, 32)
+}
+
+/// A whole server hello accepting the connection, for a fake `Calc` server
+/// with the default codec, announcing every setting given.
+pub fn server_hello_with(
+    fingerprint: u64,
+    max_frame: u32,
+    max_in_flight: u32,
+    keepalive_ms: u32,
+    stream_window: u32,
+) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend_from_slice(&fingerprint.to_be_bytes());
     body.extend_from_slice(&max_frame.to_be_bytes());
     body.extend_from_slice(&max_in_flight.to_be_bytes());
-    body.extend_from_slice(&0u32.to_be_bytes());
-    body.extend_from_slice(&32u32.to_be_bytes());
+    body.extend_from_slice(&keepalive_ms.to_be_bytes());
+    body.extend_from_slice(&stream_window.to_be_bytes());
     str16(&mut body, INFO.name);
     str16(&mut body, "bincode");
     command_table(&mut body, fingerprint);
@@ -306,28 +318,20 @@ pub fn command_with_deadline(id: u64, command: u32, deadline_ms: u32, payload: &
 pub mod pipe {
     use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-    use super::{client_hello, command_table, str16, RawFrame};
+    use super::{client_hello, RawFrame};
     use crate::calc::INFO;
 
     /// The whole hello of a `Calc` server (default codec) that accepts the
     /// connection and announces `keepalive_ms` (`0`: it never pings) and
     /// `stream_window`; its frame and in-flight limits are the defaults.
     pub fn server_hello(keepalive_ms: u32, stream_window: u32) -> Vec<u8> {
-        let mut body = Vec::new();
-        body.extend_from_slice(&INFO.fingerprint.to_be_bytes());
-        body.extend_from_slice(&(16u32 << 20).to_be_bytes());
-        body.extend_from_slice(&1024u32.to_be_bytes());
-        body.extend_from_slice(&keepalive_ms.to_be_bytes());
-        body.extend_from_slice(&stream_window.to_be_bytes());
-        str16(&mut body, INFO.name);
-        str16(&mut body, "bincode");
-        command_table(&mut body, INFO.fingerprint);
-        let mut out = b"CMDS".to_vec();
-        out.extend_from_slice(&1u16.to_be_bytes());
-        out.push(0);
-        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-        out.extend_from_slice(&body);
-        out
+        super::server_hello_with(
+            INFO.fingerprint,
+            16 << 20,
+            1024,
+            keepalive_ms,
+            stream_window,
+        )
     }
 
     /// Plays a `Calc` server's side of the handshake: sends

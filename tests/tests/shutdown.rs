@@ -158,11 +158,16 @@ impl cmdstream::Listener for PipeListener {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn the_grace_period_bounds_shutdown_even_when_a_client_stops_reading() {
-    // Paused time: waits this long cost nothing, and fire only when every
-    // task is stuck.
-    const BOUND: Duration = Duration::from_secs(3_600);
+/// A server with a 5 s grace period, serving the in-memory pipes sent on
+/// `pipes`.
+struct PipeServer {
+    probe: Probe,
+    server: Server<CalcServer>,
+    pipes: tokio::sync::mpsc::UnboundedSender<tokio::io::DuplexStream>,
+    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+fn pipe_server() -> PipeServer {
     let probe = Probe::default();
     let server = Server::builder()
         .shutdown_grace(Duration::from_secs(5))
@@ -172,6 +177,25 @@ async fn the_grace_period_bounds_shutdown_even_when_a_client_stops_reading() {
         let server = server.clone();
         async move { server.serve(PipeListener(accepted)).await }
     });
+    PipeServer {
+        probe,
+        server,
+        pipes,
+        serving,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_grace_period_bounds_shutdown_even_when_a_client_stops_reading() {
+    // Paused time: waits this long cost nothing, and fire only when every
+    // task is stuck.
+    const BOUND: Duration = Duration::from_secs(3_600);
+    let PipeServer {
+        probe,
+        server,
+        pipes,
+        serving,
+    } = pipe_server();
 
     // A small pipe, so that what the server writes backs up at once.
     let (mut client, theirs) = tokio::io::duplex(256);
@@ -215,15 +239,12 @@ async fn the_grace_period_bounds_shutdown_even_when_a_client_stops_reading() {
 #[tokio::test(start_paused = true)]
 async fn a_client_that_hangs_up_without_reading_does_not_hold_the_server() {
     const BOUND: Duration = Duration::from_secs(3_600);
-    let probe = Probe::default();
-    let server = Server::builder()
-        .shutdown_grace(Duration::from_secs(5))
-        .build(CalcServer::new(Calc::new(probe.clone())));
-    let (pipes, accepted) = tokio::sync::mpsc::unbounded_channel();
-    let serving = tokio::spawn({
-        let server = server.clone();
-        async move { server.serve(PipeListener(accepted)).await }
-    });
+    let PipeServer {
+        probe,
+        server,
+        pipes,
+        serving,
+    } = pipe_server();
 
     let (mut client, theirs) = tokio::io::duplex(256);
     pipes.send(theirs).unwrap();

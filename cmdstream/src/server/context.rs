@@ -12,6 +12,12 @@ use crate::metadata::Metadata;
 ///
 /// Receiver methods that want it take `&CallContext` as an argument; the
 /// server fills it from the COMMAND frame and the connection's handshake.
+///
+/// Cancellation needs no flag to poll: when the caller drops its call, the
+/// connection closes or the deadline passes, the server drops the command's
+/// future, so whatever it holds is dropped with it — a `Drop` guard (for
+/// example `tokio_util::sync::CancellationToken::drop_guard`) tells work
+/// the command spawned to stop.
 #[derive(Debug, Clone)]
 pub struct CallContext {
     pub(crate) request_id: u64,

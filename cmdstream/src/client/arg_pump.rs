@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use futures_core::Stream;
 use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
@@ -11,6 +10,7 @@ use tokio::task::AbortHandle;
 
 use super::message::Control;
 use crate::codec::Codec;
+use crate::conn::frame_buf::FrameBuf;
 use crate::error::Error;
 use crate::wire::frame::{self, Kind};
 
@@ -49,9 +49,13 @@ where
             };
             permit.forget();
             let Some(item) = std::future::poll_fn(|cx| items.as_mut().poll_next(cx)).await else {
-                let mut end = BytesMut::with_capacity(13);
-                frame::put_empty(&mut end, Kind::End, id);
-                let _ = control.send(Control::Frame(id, end));
+                let end = FrameBuf::encode::<()>(|buf| {
+                    frame::put_empty(buf, Kind::End, id);
+                    Ok(())
+                });
+                if let Ok(end) = end {
+                    let _ = control.send(Control::Frame(id, end));
+                }
                 return;
             };
             match encode_item(id, &item, &codec, max_frame) {
@@ -75,13 +79,16 @@ fn encode_item<I: Serialize, C: Codec>(
     item: &I,
     codec: &C,
     max: usize,
-) -> Result<BytesMut, Error> {
-    let mut buf = BytesMut::with_capacity(64);
-    let start = frame::begin(&mut buf, Kind::Item, id);
-    codec.encode(item, &mut buf)?;
-    let len = frame::finish(&mut buf, start);
+) -> Result<FrameBuf, Error> {
+    let frame = FrameBuf::encode(|buf| {
+        let start = frame::begin(buf, Kind::Item, id);
+        codec.encode(item, buf)?;
+        frame::finish(buf, start);
+        Ok::<_, Error>(())
+    })?;
+    let len = frame.len() - frame::LEN_SIZE;
     if len > max {
         return Err(Error::FrameTooLarge { size: len, max });
     }
-    Ok(buf)
+    Ok(frame)
 }

@@ -186,7 +186,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             req.reply.fail(self.shared.unsent());
             return;
         }
-        self.link.out().extend_from_slice(&req.frame);
+        self.link.out().extend_from_slice(req.frame.as_slice());
         if let Some(args) = &req.args {
             args.add_permits(self.shared.server_window as usize);
         }
@@ -219,7 +219,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             }
             Control::Frame(id, bytes) => {
                 if self.pending.contains_key(&id) {
-                    self.link.out().extend_from_slice(&bytes);
+                    self.link.out().extend_from_slice(bytes.as_slice());
                 }
             }
             Control::Abort(id, error) => {

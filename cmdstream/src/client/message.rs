@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use crate::conn::frame_buf::FrameBuf;
 use crate::error::Error;
 
 /// How one call's results reach its caller.
@@ -37,7 +38,7 @@ impl Reply {
 pub(crate) struct Request {
     pub(crate) id: u64,
     pub(crate) command: u32,
-    pub(crate) frame: BytesMut,
+    pub(crate) frame: FrameBuf,
     pub(crate) reply: Reply,
     /// Credit for the client-streamed arguments; starts empty and is filled
     /// with the server's window once the COMMAND is queued for writing, so
@@ -53,7 +54,7 @@ pub(crate) enum Control {
     /// The caller consumed this many results: grant the server more credit.
     Credit(u64, u32),
     /// An ITEM or END frame of a client-streamed argument.
-    Frame(u64, BytesMut),
+    Frame(u64, FrameBuf),
     /// The argument stream failed locally: cancel the call with this error.
     Abort(u64, Error),
 }

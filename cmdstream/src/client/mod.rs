@@ -14,7 +14,6 @@ mod result_stream;
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use futures_core::Stream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -28,6 +27,7 @@ use self::connection::Connection;
 use self::message::{Control, Reply, Request};
 use crate::codec::{Codec, DefaultCodec};
 use crate::command::{CommandInfo, ServiceInfo};
+use crate::conn::frame_buf::FrameBuf;
 use crate::error::Error;
 use crate::wire::command::put_head;
 use crate::wire::frame::{self, Kind};
@@ -313,23 +313,28 @@ impl<C: Codec> Client<C> {
         id: u64,
         command: &'static CommandInfo,
         args: &A,
-    ) -> Result<BytesMut, Error> {
-        let mut buf = BytesMut::with_capacity(64);
-        let start = frame::begin(&mut buf, Kind::Command, id);
-        put_head(
-            &mut buf,
-            command.id,
-            self.timeout(command),
-            self.options.traceparent.as_deref(),
-            self.options.metadata.as_deref(),
+    ) -> Result<FrameBuf, Error> {
+        let frame = FrameBuf::encode(|buf| {
+            let start = frame::begin(buf, Kind::Command, id);
+            put_head(
+                buf,
+                command.id,
+                self.timeout(command),
+                self.options.traceparent.as_deref(),
+                self.options.metadata.as_deref(),
+            );
+            self.codec.encode(args, buf)?;
+            frame::finish(buf, start);
+            Ok::<_, Error>(())
+        })?;
+        let (len, max) = (
+            frame.len() - frame::LEN_SIZE,
+            self.conn.shared.server_max_frame,
         );
-        self.codec.encode(args, &mut buf)?;
-        let len = frame::finish(&mut buf, start);
-        let max = self.conn.shared.server_max_frame;
         if len > max {
             return Err(Error::FrameTooLarge { size: len, max });
         }
-        Ok(buf)
+        Ok(frame)
     }
 
     /// Waits for a single result, cancelling the call if this future is

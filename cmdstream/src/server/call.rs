@@ -17,6 +17,7 @@ use super::context::CallContext;
 use super::outbox::{Out, Outbox};
 use crate::codec::{Codec, CodecError};
 use crate::command::CommandInfo;
+use crate::conn::frame_buf::FrameBuf;
 use crate::error::ErrorCode;
 use crate::wire::frame::{self, Kind};
 
@@ -193,7 +194,7 @@ impl<C: Codec> Call<C> {
         self.outbox.send(Out::Frame {
             id: self.id,
             last: true,
-            frame: batch,
+            frame: batch.into(),
         });
     }
 
@@ -203,7 +204,7 @@ impl<C: Codec> Call<C> {
             self.outbox.send(Out::Frame {
                 id: self.id,
                 last: false,
-                frame: batch.split(),
+                frame: batch.split().into(),
             });
         }
     }
@@ -243,26 +244,12 @@ impl<C: Codec> Call<C> {
         true
     }
 
-    fn send_error(&mut self, code: ErrorCode, message: &str) {
-        self.answered = true;
-        debug!(outcome = "error", ?code, message);
-        let mut buf = BytesMut::with_capacity(15 + message.len());
-        frame::put_error(&mut buf, self.id, code, message);
-        self.outbox.send(Out::Frame {
-            id: self.id,
-            last: true,
-            frame: buf,
-        });
-    }
-
     fn encode<R: Serialize + ?Sized>(
         &self,
         kind: Kind,
         value: &R,
-    ) -> Result<BytesMut, (ErrorCode, String)> {
-        let mut buf = BytesMut::with_capacity(64);
-        self.encode_into(&mut buf, kind, value)?;
-        Ok(buf)
+    ) -> Result<FrameBuf, (ErrorCode, String)> {
+        FrameBuf::encode(|buf| self.encode_into(buf, kind, value))
     }
 
     /// Appends one frame holding `value`; on failure `dst` is left as it
@@ -294,6 +281,25 @@ impl<C: Codec> Call<C> {
     }
 }
 
+impl<C> Call<C> {
+    fn send_error(&mut self, code: ErrorCode, message: &str) {
+        self.answered = true;
+        debug!(outcome = "error", ?code, message);
+        let id = self.id;
+        let frame = FrameBuf::encode::<()>(|buf| {
+            frame::put_error(buf, id, code, message);
+            Ok(())
+        });
+        if let Ok(frame) = frame {
+            self.outbox.send(Out::Frame {
+                id,
+                last: true,
+                frame,
+            });
+        }
+    }
+}
+
 impl<C> Drop for Call<C> {
     fn drop(&mut self) {
         if self.answered {
@@ -316,14 +322,7 @@ impl<C> Drop for Call<C> {
         } else {
             (ErrorCode::Internal, "the command ended without a result")
         };
-        debug!(outcome = "error", ?code, message);
-        let mut buf = BytesMut::with_capacity(15 + message.len());
-        frame::put_error(&mut buf, self.id, code, message);
-        self.outbox.send(Out::Frame {
-            id: self.id,
-            last: true,
-            frame: buf,
-        });
+        self.send_error(code, message);
     }
 }
 

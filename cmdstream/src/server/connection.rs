@@ -241,7 +241,7 @@ where
                 frame,
             } => {
                 if self.running.remove(&id).is_some() {
-                    self.link.out().extend_from_slice(&frame);
+                    self.link.out().extend_from_slice(frame.as_slice());
                 }
             }
             Out::Frame {
@@ -250,7 +250,7 @@ where
                 frame,
             } => {
                 if self.running.contains_key(&id) {
-                    self.link.out().extend_from_slice(&frame);
+                    self.link.out().extend_from_slice(frame.as_slice());
                 }
             }
             Out::ArgCredit { id, n } => {

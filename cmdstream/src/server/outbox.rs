@@ -1,7 +1,8 @@
 //! The queue from command tasks to their connection's writer.
 
-use bytes::BytesMut;
 use tokio::sync::mpsc;
+
+use crate::conn::frame_buf::FrameBuf;
 
 /// A message for the connection driver from a command task.
 pub(crate) enum Out {
@@ -9,7 +10,7 @@ pub(crate) enum Out {
     Frame {
         id: u64,
         last: bool,
-        frame: BytesMut,
+        frame: FrameBuf,
     },
     /// The command consumed `n` argument items: grant the client more.
     ArgCredit { id: u64, n: u32 },

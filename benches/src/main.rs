@@ -1,23 +1,31 @@
-//! Measures cmdstream against a hand-written raw TCP baseline that speaks
-//! the same frames: sequential unary latency, pipelined unary throughput
-//! over one connection, and server-streaming throughput, in two tokio
-//! runtime setups. See `README.md` beside this crate's `Cargo.toml`.
+//! Measures cmdstream (with its bincode, JSON and postcard codecs) against
+//! tarpc, tonic and a hand-written raw TCP baseline that speaks cmdstream's
+//! frames: sequential and pipelined unary calls, many connections with a
+//! slow handler, server streams with and without a slow consumer, CPU time
+//! and allocations, in two tokio runtime setups. See `README.md` beside
+//! this crate's `Cargo.toml`.
 //!
 //! ```text
-//! cargo run --release -p cmdstream-benches -- [--quick] [--out FILE]
+//! cargo run --release -p cmdstream-benches -- [--quick] [--out FILE] [--chart FILE]
 //! ```
 
 mod alloc;
+mod chart;
+mod contenders;
+mod cpu;
 mod measure;
 mod raw;
 mod report;
 mod runtime;
 mod service;
+mod tarpc_peer;
+mod tonic_peer;
 
 use std::fmt;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use contenders::Contender;
 use measure::Plan;
 use runtime::Setup;
 
@@ -68,20 +76,27 @@ impl From<tokio::task::JoinError> for BenchError {
 struct Args {
     quick: bool,
     out: Option<String>,
-    /// `--profile cmdstream|raw`: only the pipelined workload, setup A.
-    profile: Option<measure::Contender>,
-    /// `--seconds S`: how long `--profile` calls.
+    /// Where the chart goes; by default `chart.svg` beside `--out`.
+    chart: Option<String>,
+    /// `--profile WHO`: one workload on one contender, setup A.
+    profile: Option<Contender>,
+    /// `--workload`: what `--profile` runs.
+    workload: measure::ProfileWorkload,
+    /// `--seconds S`: how long `--profile` runs.
     seconds: f64,
 }
 
-const USAGE: &str = "usage: cmdstream-benches [--quick] [--out FILE]
-       cmdstream-benches --profile cmdstream|raw [--seconds S]";
+const USAGE: &str = "usage: cmdstream-benches [--quick] [--out FILE] [--chart FILE]
+       cmdstream-benches --profile WHO [--workload add|echo|seq|stream] [--seconds S]
+WHO: cmdstream, cmdstream-json, cmdstream-postcard, tarpc, tonic, raw";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         quick: false,
         out: None,
+        chart: None,
         profile: None,
+        workload: measure::ProfileWorkload::Pipelined(measure::Op::Add),
         seconds: 5.0,
     };
     let mut it = std::env::args().skip(1);
@@ -89,12 +104,26 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--quick" => args.quick = true,
             "--out" => args.out = Some(it.next().ok_or("--out needs a file name")?),
+            "--chart" => args.chart = Some(it.next().ok_or("--chart needs a file name")?),
             "--profile" => {
-                args.profile = Some(match it.next().as_deref() {
-                    Some("cmdstream") => measure::Contender::Cmdstream,
-                    Some("raw") => measure::Contender::Raw,
-                    _ => return Err(format!("--profile needs cmdstream or raw\n{USAGE}")),
-                })
+                let who = it.next().unwrap_or_default();
+                args.profile = Some(
+                    Contender::from_arg(&who)
+                        .ok_or_else(|| format!("--profile: unknown contender {who:?}\n{USAGE}"))?,
+                );
+            }
+            "--workload" => {
+                args.workload = match it.next().as_deref() {
+                    Some("add") => measure::ProfileWorkload::Pipelined(measure::Op::Add),
+                    Some("echo") => measure::ProfileWorkload::Pipelined(measure::Op::Echo(1024)),
+                    Some("seq") => measure::ProfileWorkload::Sequential,
+                    Some("stream") => measure::ProfileWorkload::Stream,
+                    _ => {
+                        return Err(format!(
+                            "--workload needs add, echo, seq or stream\n{USAGE}"
+                        ))
+                    }
+                }
             }
             "--seconds" => {
                 args.seconds = it
@@ -106,6 +135,14 @@ fn parse_args() -> Result<Args, String> {
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
+    }
+    if args.chart.is_none() {
+        args.chart = args.out.as_ref().map(|out| {
+            std::path::Path::new(out)
+                .with_file_name("chart.svg")
+                .to_string_lossy()
+                .into_owned()
+        });
     }
     Ok(args)
 }
@@ -132,7 +169,7 @@ fn main() -> ExitCode {
         }
     };
     if let Some(who) = args.profile {
-        return profile(who, args.seconds);
+        return profile(who, args.workload, args.seconds);
     }
     let plan = if args.quick {
         Plan::quick()
@@ -143,21 +180,31 @@ fn main() -> ExitCode {
     let watchdog = if args.quick {
         Duration::from_secs(60)
     } else {
-        Duration::from_secs(300)
+        Duration::from_secs(400)
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
 
     let started = Instant::now();
     let mut out = report::preamble(&plan, args.quick, cpus, &cpu_model());
+    let mut results = Vec::new();
     for setup in [Setup::CurrentThread, Setup::MultiThreadOneWorker] {
         eprintln!("measuring setup {setup} …");
+        let setup_started = Instant::now();
         match runtime::run(setup, &plan, watchdog) {
-            Ok(c) => out.push_str(&report::table(setup, &c, plan.in_flight)),
+            Ok(c) => {
+                out.push_str(&report::table(setup, &c, &plan));
+                results.push((setup, c));
+            }
             Err(e) => {
                 eprintln!("benchmark failed in setup {setup}: {e}");
                 return ExitCode::FAILURE;
             }
         }
+        eprintln!(
+            "setup {} took {:.1} s",
+            setup.letter(),
+            setup_started.elapsed().as_secs_f64()
+        );
     }
     out.push_str(&format!(
         "\nWhole run: {:.1} s.\n",
@@ -165,25 +212,33 @@ fn main() -> ExitCode {
     ));
 
     print!("{out}");
-    if let Some(path) = args.out {
-        if let Err(e) = std::fs::write(&path, &out) {
+    if let Some(path) = &args.out {
+        if let Err(e) = std::fs::write(path, &out) {
             eprintln!("cannot write {path}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Some(path) = &args.chart {
+        let written = chart::svg(&results, plan.in_flight)
+            .and_then(|svg| std::fs::write(path, svg).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!("cannot write the chart {path}: {e}");
             return ExitCode::FAILURE;
         }
     }
     ExitCode::SUCCESS
 }
 
-/// `--profile`: the pipelined workload alone, for `perf` or `valgrind`.
-fn profile(who: measure::Contender, seconds: f64) -> ExitCode {
+/// `--profile`: one workload alone, for `perf` or `valgrind`.
+fn profile(who: Contender, workload: measure::ProfileWorkload, seconds: f64) -> ExitCode {
     let time = Duration::from_secs_f64(seconds);
     let watchdog = time * 4 + Duration::from_secs(60);
-    let result = runtime::run_client(Setup::CurrentThread, watchdog, move |cmd, raw| {
-        measure::profile_pipelined(cmd, raw, who, 256, time)
+    let result = runtime::run_client(Setup::CurrentThread, watchdog, move |addrs| {
+        measure::profile(addrs, who, workload, 256, time)
     });
     match result {
-        Ok((calls, rate)) => {
-            println!("{who:?}: {calls} pipelined calls (warm-up included), {rate:.0} calls/s");
+        Ok((count, rate)) => {
+            println!("{who}, {workload:?}: {count} calls or items (warm-up included), {rate:.0}/s");
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -1,6 +1,7 @@
 //! The baseline: the frames of `docs/PROTOCOL.md` (u32 length, kind, u64
 //! request id, body) over plain tokio TCP, and nothing else. No handshake,
-//! no flow control, no keepalive, no deadlines, no per-command tasks.
+//! no flow control, no keepalive, no deadlines, no per-command tasks (except
+//! for `slow_add`, whose answer waits for a timer).
 //!
 //! Each side has one reader task and one writer task. The client's writer
 //! takes everything its callers queued and sends it in one write; its reader
@@ -11,6 +12,10 @@
 //! into chunks of about 16 KiB. COMMAND bodies carry the same 5-byte head
 //! (command id, flags) as cmdstream's, so both contenders put the same bytes
 //! on the wire.
+//!
+//! Without flow control, a stream's results queue without limit in the
+//! client until its consumer takes them: a slow consumer neither stalls the
+//! other streams nor bounds the memory its backlog takes.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -27,7 +32,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::service::{ADD, COUNT};
+use crate::service::{ADD, COUNT, ECHO, SLOW_ADD, SLOW_DELAY};
 use crate::BenchError;
 
 const COMMAND: u8 = 0x01;
@@ -45,8 +50,6 @@ const READ_CHUNK: usize = 64 * 1024;
 const READ_MIN_FREE: usize = 4 * 1024;
 /// A streaming producer hands its buffer to the writer at this size.
 const STREAM_CHUNK: usize = 16 * 1024;
-/// Results a stream consumer may lag behind the reader.
-const STREAM_QUEUE: usize = 1024;
 
 /// Request ids are sequential: a multiplicative hash spreads them well.
 #[derive(Default, Clone, Copy)]
@@ -130,12 +133,14 @@ async fn fill(r: &mut OwnedReadHalf, rbuf: &mut BytesMut) -> Result<bool, BenchE
 enum Request {
     Add { id: u64, a: i64, b: i64 },
     Count { id: u64, n: u64 },
+    Echo { id: u64, data: Vec<u8> },
+    SlowAdd { id: u64, a: i64, b: i64 },
 }
 
 /// Where the reader delivers a call's results.
 enum Waiter {
     Once(oneshot::Sender<Bytes>),
-    Many(mpsc::Sender<Bytes>),
+    Many(mpsc::UnboundedSender<Bytes>),
 }
 
 /// Calls in flight; `None` once the connection is gone.
@@ -190,20 +195,37 @@ impl RawClient {
         Ok(id)
     }
 
-    /// `a + b`, computed by the server.
-    pub(crate) async fn add(&self, a: i64, b: i64) -> Result<i64, BenchError> {
+    /// Sends the request `make` builds for a fresh request id and decodes
+    /// its one result.
+    async fn unary<R: serde::de::DeserializeOwned>(
+        &self,
+        make: impl FnOnce(u64) -> Request,
+    ) -> Result<R, BenchError> {
         let (tx, rx) = oneshot::channel();
         let id = self.register(Waiter::Once(tx))?;
-        self.out
-            .send(Request::Add { id, a, b })
-            .map_err(|_| lost())?;
+        self.out.send(make(id)).map_err(|_| lost())?;
         let body = rx.await.map_err(|_| lost())?;
         Ok(Bincode.decode(&body)?)
     }
 
+    /// `a + b`, computed by the server.
+    pub(crate) async fn add(&self, a: i64, b: i64) -> Result<i64, BenchError> {
+        self.unary(|id| Request::Add { id, a, b }).await
+    }
+
+    /// `data`, sent back by the server.
+    pub(crate) async fn echo(&self, data: Vec<u8>) -> Result<Vec<u8>, BenchError> {
+        self.unary(|id| Request::Echo { id, data }).await
+    }
+
+    /// `a + b`, after the server's delay.
+    pub(crate) async fn slow_add(&self, a: i64, b: i64) -> Result<i64, BenchError> {
+        self.unary(|id| Request::SlowAdd { id, a, b }).await
+    }
+
     /// The stream 0, 1, …, n − 1.
     pub(crate) fn count(&self, n: u64) -> Result<RawStream, BenchError> {
-        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+        let (tx, rx) = mpsc::unbounded_channel();
         let id = self.register(Waiter::Many(tx))?;
         self.out
             .send(Request::Count { id, n })
@@ -214,7 +236,7 @@ impl RawClient {
 
 /// The results of a `count` call.
 pub(crate) struct RawStream {
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::UnboundedReceiver<Bytes>,
 }
 
 impl RawStream {
@@ -274,6 +296,8 @@ async fn client_writer(
                 match req {
                     Request::Add { id, a, b } => put_command(&mut buf, id, ADD, &(a, b))?,
                     Request::Count { id, n } => put_command(&mut buf, id, COUNT, &(n,))?,
+                    Request::Echo { id, data } => put_command(&mut buf, id, ECHO, &(data,))?,
+                    Request::SlowAdd { id, a, b } => put_command(&mut buf, id, SLOW_ADD, &(a, b))?,
                 }
             }
             w.write_all(&buf).await?;
@@ -320,8 +344,9 @@ async fn client_read_loop(
     woken: &AtomicUsize,
 ) -> Result<(), BenchError> {
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
-    // Streams whose first result arrived: the reader owns their senders.
-    let mut streams: IdMap<mpsc::Sender<Bytes>> = IdMap::default();
+    // Streams whose first result arrived: the reader owns their senders
+    // until the END frame, also after their consumer went away.
+    let mut streams: IdMap<mpsc::UnboundedSender<Bytes>> = IdMap::default();
     while fill(r, &mut rbuf).await? {
         let mut answered = 0;
         while let Some(frame) = next_frame(&mut rbuf)? {
@@ -348,10 +373,8 @@ async fn client_read_loop(
                             }
                         }
                     };
-                    if tx.send(frame.body).await.is_err() {
-                        // The consumer stopped listening: drop the rest.
-                        streams.remove(&frame.id);
-                    }
+                    // A consumer that stopped listening drops the rest.
+                    let _ = tx.send(frame.body);
                 }
                 END => {
                     if streams.remove(&frame.id).is_none() {
@@ -427,9 +450,19 @@ async fn server_read_loop(
                     Bincode.encode(&a.wrapping_add(b), &mut out)?;
                     finish(&mut out, start);
                 }
+                ECHO => {
+                    let (data,): (Vec<u8>,) = Bincode.decode(&body)?;
+                    let start = begin(&mut out, RESULT_LAST, frame.id);
+                    Bincode.encode(&data, &mut out)?;
+                    finish(&mut out, start);
+                }
                 COUNT => {
                     let (n,): (u64,) = Bincode.decode(&body)?;
                     tokio::spawn(produce(frame.id, n, tx.clone()));
+                }
+                SLOW_ADD => {
+                    let (a, b): (i64, i64) = Bincode.decode(&body)?;
+                    tokio::spawn(answer_later(frame.id, a.wrapping_add(b), tx.clone()));
                 }
                 other => return Err(BenchError::new(format!("raw: unknown command {other}"))),
             }
@@ -460,6 +493,19 @@ async fn produce(id: u64, n: u64, tx: mpsc::Sender<BytesMut>) {
     let start = begin(&mut buf, END, id);
     finish(&mut buf, start);
     let _ = tx.send(buf.split()).await;
+}
+
+/// Sends `sum` as the result of `id` after the `slow_add` delay.
+async fn answer_later(id: u64, sum: i64, tx: mpsc::Sender<BytesMut>) {
+    tokio::time::sleep(SLOW_DELAY).await;
+    let mut buf = BytesMut::with_capacity(32);
+    let start = begin(&mut buf, RESULT_LAST, id);
+    if let Err(e) = Bincode.encode(&sum, &mut buf) {
+        eprintln!("raw: {e}");
+        return;
+    }
+    finish(&mut buf, start);
+    let _ = tx.send(buf).await;
 }
 
 /// Writes whatever chunks are queued, joined into one write.

@@ -1,29 +1,27 @@
-//! The Markdown tables.
+//! The Markdown report: per setup, every contender's figures, the ratios
+//! of cmdstream to each peer, and the targets met or missed.
 
 use std::fmt::Write;
 
-use crate::measure::{Comparison, Plan, Spread};
+use crate::contenders::Contender;
+use crate::measure::{Comparison, Figures, Plan, RateTail, Spread};
 use crate::runtime::Setup;
 
 fn micros(ns: u64) -> String {
     format!("{:.1} µs", ns as f64 / 1000.0)
 }
 
-fn rate(s: Spread) -> String {
-    format!(
-        "{} ({}–{})",
-        thousands(s.median),
-        thousands(s.min),
-        thousands(s.max)
-    )
+fn millis(ns: u64) -> String {
+    format!("{:.1} ms", ns as f64 / 1e6)
 }
 
-fn thousands(x: f64) -> String {
+/// `x` with thousands separators.
+pub(crate) fn thousands(x: f64) -> String {
     let n = x.round() as u64;
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -31,33 +29,78 @@ fn thousands(x: f64) -> String {
     out
 }
 
-fn ratio(cmd: f64, raw: f64) -> String {
-    if raw == 0.0 {
-        "–".into()
+/// A rate in a few significant digits: `912`, `48.3k`, `1.07M`.
+pub(crate) fn short(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{:.2}M", x / 1e6)
+    } else if x >= 1e5 {
+        format!("{:.0}k", x / 1e3)
+    } else if x >= 1e4 {
+        format!("{:.1}k", x / 1e3)
+    } else if x >= 1e3 {
+        format!("{:.2}k", x / 1e3)
     } else {
-        format!("{:.2}", cmd / raw)
+        format!("{x:.0}")
     }
 }
+
+/// A median rate with the slowest and fastest rounds.
+fn rate(s: Spread) -> String {
+    format!("{} ({}–{})", short(s.median), short(s.min), short(s.max))
+}
+
+fn bytes(b: u64) -> String {
+    if b >= 1 << 20 {
+        format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{:.0} KiB", b as f64 / 1024.0)
+    }
+}
+
+fn ratio(cmd: f64, peer: f64) -> String {
+    if peer == 0.0 || !cmd.is_finite() || !peer.is_finite() {
+        "–".into()
+    } else {
+        format!("{:.2}", cmd / peer)
+    }
+}
+
+const NONE: &str = "–";
 
 /// What the run measured, once above the tables.
 pub(crate) fn preamble(plan: &Plan, quick: bool, cpus: usize, cpu_model: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "# cmdstream vs raw TCP{}\n",
+        "# cmdstream vs tarpc, tonic and raw TCP{}\n",
         if quick { " (quick)" } else { "" }
     );
     let _ = writeln!(s, "- CPUs: {cpus} × {cpu_model}");
     let _ = writeln!(
         s,
-        "- per setup: warm-up {:?} per workload and contender, then {} alternating rounds of \
-         {:?} sequential calls, {:?} with {} calls in flight, one stream of {} items",
+        "- per setup: warm-up {:?} per workload and contender, then {} rounds, each contender in \
+         turn (the order rotates and reverses from round to round): {:?} of sequential `add`, \
+         {:?} of `add` and {:?} of {}-byte `echo` with {} calls in flight on one connection, \
+         {} `slow_add` calls ({:?} in the handler) fired at once over {} connections, one stream \
+         of {} items, {} streams of {} items (all fast, then one consumer pausing {:?} per item)",
         plan.warmup,
         plan.rounds,
         plan.latency_time,
         plan.pipelined_time,
+        plan.pipelined_time,
+        plan.echo_size,
         plan.in_flight,
+        plan.burst_calls,
+        crate::service::SLOW_DELAY,
+        plan.conn_counts
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         thousands(plan.stream_items as f64),
+        plan.fan_streams,
+        thousands(plan.fan_items as f64),
+        plan.slow_pause,
     );
     let _ = writeln!(
         s,
@@ -65,68 +108,271 @@ pub(crate) fn preamble(plan: &Plan, quick: bool, cpus: usize, cpu_model: &str) -
     );
     let _ = writeln!(
         s,
-        "- the ratio is cmdstream / raw: above 1 is slower for latencies and allocations, faster for rates"
+        "- CPU time is the whole process's (clients and servers, `/proc/self/stat`) over the \
+         measured rounds, per call; allocations are the whole process's too"
+    );
+    let _ = writeln!(
+        s,
+        "- a ratio is cmdstream (bincode) / the peer: above 1 is faster for rates, slower for \
+         latencies, CPU and allocations"
     );
     s
 }
 
-/// One setup's table.
-pub(crate) fn table(setup: Setup, c: &Comparison, in_flight: usize) -> String {
-    let (a, b) = (&c.cmdstream, &c.raw);
+/// One row of the wide table: a metric and one cell per contender.
+struct Row {
+    name: String,
+    cells: Vec<String>,
+    /// cmdstream's value and each contender's, for the ratio table;
+    /// `None` where the ratio means nothing.
+    values: Option<Vec<Option<f64>>>,
+}
+
+fn rows(c: &Comparison, plan: &Plan) -> Vec<Row> {
+    let all: Vec<&Figures> = Contender::ALL.iter().map(|&w| c.of(w)).collect();
+    let mut rows = Vec::new();
+    let mut push = |name: String, cell: &dyn Fn(&Figures) -> Option<(String, f64)>| {
+        let got: Vec<_> = all.iter().map(|f| cell(f)).collect();
+        rows.push(Row {
+            name,
+            cells: got
+                .iter()
+                .map(|g| {
+                    g.as_ref()
+                        .map_or_else(|| NONE.to_string(), |(s, _)| s.clone())
+                })
+                .collect(),
+            values: Some(got.iter().map(|g| g.as_ref().map(|(_, v)| *v)).collect()),
+        });
+    };
+    push("sequential `add` latency p50".into(), &|f| {
+        Some((micros(f.seq_p50), f.seq_p50 as f64))
+    });
+    push("sequential `add` latency p99".into(), &|f| {
+        Some((micros(f.seq_p99), f.seq_p99 as f64))
+    });
+    let in_flight = plan.in_flight;
+    let pipe = |name: &str, rt: fn(&Figures) -> RateTail| {
+        (
+            format!("pipelined {name} calls/s ({in_flight} in flight)"),
+            format!("pipelined {name} latency p99"),
+            rt,
+        )
+    };
+    for (rate_name, tail_name, rt) in [
+        pipe("`add`", |f| f.pipe_add),
+        pipe(&format!("{} B `echo`", plan.echo_size), |f| f.pipe_echo),
+    ] {
+        push(rate_name, &|f| Some((rate(rt(f).rate), rt(f).rate.median)));
+        push(tail_name, &|f| {
+            Some((micros(rt(f).tail), rt(f).tail as f64))
+        });
+    }
+    for (k, conns) in plan.conn_counts.iter().enumerate() {
+        push(
+            format!(
+                "{conns} connection{}, {} × `slow_add` at once: calls/s",
+                if *conns == 1 { "" } else { "s" },
+                plan.burst_calls
+            ),
+            &|f| Some((rate(f.bursts[k].rate), f.bursts[k].rate.median)),
+        );
+        push(
+            format!(
+                "{conns} connection{}: latency p99.9",
+                if *conns == 1 { "" } else { "s" }
+            ),
+            &|f| Some((millis(f.bursts[k].tail), f.bursts[k].tail as f64)),
+        );
+    }
+    push("one server stream: items/s".into(), &|f| {
+        f.stream_rate.map(|s| (rate(s), s.median))
+    });
+    push(
+        format!("{} streams, all fast: items/s", plan.fan_streams),
+        &|f| f.fan.map(|x| (rate(x.all_fast), x.all_fast.median)),
+    );
+    push(
+        format!(
+            "{} streams, one slow consumer: the others' items/s",
+            plan.fan_streams
+        ),
+        &|f| f.fan.map(|x| (rate(x.with_slow), x.with_slow.median)),
+    );
+    push("… share of their rate kept".into(), &|f| {
+        f.fan.map(|x| {
+            let share = x.with_slow.median / x.all_fast.median;
+            (format!("{:.0} %", share * 100.0), share)
+        })
+    });
+    push("… peak heap growth meanwhile".into(), &|f| {
+        f.fan.map(|x| (bytes(x.peak_heap), x.peak_heap as f64))
+    });
+    push("CPU time per sequential call".into(), &|f| {
+        f.cpu_seq.map(|ns| (micros(ns as u64), ns))
+    });
+    push("CPU time per pipelined call".into(), &|f| {
+        f.cpu_pipe.map(|ns| (micros(ns as u64), ns))
+    });
+    push("allocations per sequential call".into(), &|f| {
+        Some((format!("{:.2}", f.allocs.sequential), f.allocs.sequential))
+    });
+    push("allocations per pipelined call".into(), &|f| {
+        Some((format!("{:.2}", f.allocs.pipelined), f.allocs.pipelined))
+    });
+    push("allocations per streamed item".into(), &|f| {
+        f.allocs.per_item.map(|a| (format!("{a:.3}"), a))
+    });
+    // Share and heap growth compare poorly as ratios.
+    for r in &mut rows {
+        if r.name.starts_with('…') {
+            r.values = None;
+        }
+    }
+    rows
+}
+
+/// The peers cmdstream is divided by in the ratio table.
+const PEERS: [Contender; 3] = [Contender::Tarpc, Contender::Tonic, Contender::Raw];
+
+fn index(who: Contender) -> usize {
+    Contender::ALL
+        .iter()
+        .position(|&c| c == who)
+        .expect("a contender")
+}
+
+/// One setup's tables.
+pub(crate) fn table(setup: Setup, c: &Comparison, plan: &Plan) -> String {
+    let rows = rows(c, plan);
     let mut s = String::new();
     let _ = writeln!(s, "\n## Setup {setup}\n");
-    let _ = writeln!(s, "| metric | cmdstream | raw | cmdstream/raw |");
-    let _ = writeln!(s, "|---|---:|---:|---:|");
-    let mut row = |name: String, x: String, y: String, r: String| {
-        let _ = writeln!(s, "| {name} | {x} | {y} | {r} |");
+    let _ = write!(s, "| metric |");
+    for who in Contender::ALL {
+        let _ = write!(s, " {who} |");
+    }
+    let _ = write!(s, "\n|---|");
+    for _ in Contender::ALL {
+        let _ = write!(s, "---:|");
+    }
+    s.push('\n');
+    for r in &rows {
+        let _ = writeln!(s, "| {} | {} |", r.name, r.cells.join(" | "));
+    }
+
+    let _ = writeln!(s, "\n### Setup {}: cmdstream / peer\n", setup.letter());
+    let _ = write!(s, "| metric |");
+    for peer in PEERS {
+        let _ = write!(s, " cmdstream/{peer} |");
+    }
+    let _ = writeln!(s, "\n|---|---:|---:|---:|");
+    let me = index(Contender::Cmdstream);
+    for r in &rows {
+        let Some(values) = &r.values else { continue };
+        let cells: Vec<String> = PEERS
+            .iter()
+            .map(|&p| match (values[me], values[index(p)]) {
+                (Some(a), Some(b)) => ratio(a, b),
+                _ => NONE.into(),
+            })
+            .collect();
+        let _ = writeln!(s, "| {} | {} |", r.name, cells.join(" | "));
+    }
+    s.push_str(&targets(setup, c));
+    s
+}
+
+/// One target's verdict.
+fn verdict(s: &mut String, what: &str, measured: f64, met: bool, goal: &str) {
+    let _ = writeln!(
+        s,
+        "| {what} | {goal} | {measured:.2} | {} |",
+        if met { "met" } else { "**missed**" }
+    );
+}
+
+/// The targets of the peer benchmark, checked against this setup's figures.
+fn targets(setup: Setup, c: &Comparison) -> String {
+    let me = c.of(Contender::Cmdstream);
+    let tarpc = c.of(Contender::Tarpc);
+    let tonic = c.of(Contender::Tonic);
+    let raw = c.of(Contender::Raw);
+    let mut s = String::new();
+    let _ = writeln!(s, "\n### Setup {}: targets\n", setup.letter());
+    let _ = writeln!(s, "| target | goal | measured | |");
+    let _ = writeln!(s, "|---|---:|---:|---|");
+    let add = |f: &Figures| f.pipe_add.rate.median;
+    let vs_tarpc = add(me) / add(tarpc);
+    let vs_tonic = add(me) / add(tonic);
+    let vs_raw = add(me) / add(raw);
+    match setup {
+        Setup::CurrentThread => {
+            verdict(
+                &mut s,
+                "pipelined `add`, cmdstream/tarpc",
+                vs_tarpc,
+                vs_tarpc >= 3.0,
+                "≥ 3",
+            );
+        }
+        Setup::MultiThreadOneWorker => {
+            verdict(
+                &mut s,
+                "pipelined `add`, cmdstream/tarpc",
+                vs_tarpc,
+                vs_tarpc > 1.0,
+                "> 1",
+            );
+            verdict(
+                &mut s,
+                "pipelined `add`, cmdstream/tonic",
+                vs_tonic,
+                vs_tonic > 1.0,
+                "> 1",
+            );
+        }
+    }
+    verdict(
+        &mut s,
+        "pipelined `add`, cmdstream/raw",
+        vs_raw,
+        vs_raw >= 0.7,
+        "≥ 0.7",
+    );
+    let echo = me.pipe_echo.rate.median / tarpc.pipe_echo.rate.median;
+    verdict(
+        &mut s,
+        "pipelined 1 KiB `echo`, cmdstream/tarpc",
+        echo,
+        echo >= 3.0,
+        "≥ 3",
+    );
+    let p50 = me.seq_p50 as f64 / raw.seq_p50 as f64;
+    verdict(
+        &mut s,
+        "sequential p50, cmdstream/raw",
+        p50,
+        p50 <= 1.2,
+        "≤ 1.2",
+    );
+    let allocs = me.allocs.sequential.max(me.allocs.pipelined);
+    verdict(
+        &mut s,
+        "allocations per unary call (the larger of sequential and pipelined)",
+        allocs,
+        allocs <= 4.0,
+        "≤ 4",
+    );
+    let stream = match (me.stream_rate, raw.stream_rate) {
+        (Some(a), Some(b)) => a.median / b.median,
+        _ => 0.0,
     };
-    row(
-        "sequential unary latency p50".into(),
-        micros(a.seq_p50),
-        micros(b.seq_p50),
-        ratio(a.seq_p50 as f64, b.seq_p50 as f64),
-    );
-    row(
-        "sequential unary latency p99".into(),
-        micros(a.seq_p99),
-        micros(b.seq_p99),
-        ratio(a.seq_p99 as f64, b.seq_p99 as f64),
-    );
-    row(
-        format!("pipelined unary calls/s ({in_flight} in flight)"),
-        rate(a.pipe_rate),
-        rate(b.pipe_rate),
-        ratio(a.pipe_rate.median, b.pipe_rate.median),
-    );
-    row(
-        "pipelined unary latency p99".into(),
-        micros(a.pipe_p99),
-        micros(b.pipe_p99),
-        ratio(a.pipe_p99 as f64, b.pipe_p99 as f64),
-    );
-    row(
-        "server stream items/s".into(),
-        rate(a.stream_rate),
-        rate(b.stream_rate),
-        ratio(a.stream_rate.median, b.stream_rate.median),
-    );
-    row(
-        "allocations per sequential call".into(),
-        format!("{:.2}", a.allocs.sequential),
-        format!("{:.2}", b.allocs.sequential),
-        ratio(a.allocs.sequential, b.allocs.sequential),
-    );
-    row(
-        "allocations per pipelined call".into(),
-        format!("{:.2}", a.allocs.pipelined),
-        format!("{:.2}", b.allocs.pipelined),
-        ratio(a.allocs.pipelined, b.allocs.pipelined),
-    );
-    row(
-        "allocations per streamed item".into(),
-        format!("{:.3}", a.allocs.per_item),
-        format!("{:.3}", b.allocs.per_item),
-        ratio(a.allocs.per_item, b.allocs.per_item),
+    verdict(
+        &mut s,
+        "server stream items/s, cmdstream/raw",
+        stream,
+        stream >= 0.6,
+        "≥ 0.6",
     );
     s
 }

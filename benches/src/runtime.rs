@@ -1,5 +1,6 @@
-//! The two runtime setups, each applied to both sides alike: the server's
-//! runtime on one OS thread, the client's on another.
+//! The two runtime setups, each applied to both sides alike: every
+//! contender's server in one runtime on one OS thread, every client in
+//! another.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -10,9 +11,12 @@ use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 
+use cmdstream::codec::{Bincode, Json, Postcard};
+
+use crate::contenders::Addrs;
 use crate::measure::{self, Comparison, Plan};
 use crate::service::BenchService;
-use crate::{raw, BenchError};
+use crate::{raw, tarpc_peer, tonic_peer, BenchError};
 
 /// How each side's runtime is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +37,14 @@ impl fmt::Display for Setup {
 }
 
 impl Setup {
+    /// `A` or `B`.
+    pub(crate) fn letter(self) -> &'static str {
+        match self {
+            Setup::CurrentThread => "A",
+            Setup::MultiThreadOneWorker => "B",
+        }
+    }
+
     fn runtime(self) -> std::io::Result<Runtime> {
         match self {
             Setup::CurrentThread => tokio::runtime::Builder::new_current_thread()
@@ -57,10 +69,27 @@ where
         .map_err(|e| BenchError::new(format!("a benchmark task failed: {e}")))
 }
 
-/// Both servers, serving on a thread of their own.
+/// A loopback listener on a free port.
+async fn listen() -> Result<(TcpListener, SocketAddr), BenchError> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
+/// Waits for a cmdstream server to finish serving after its shutdown.
+async fn cmdstream_stopped(
+    name: &str,
+    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+) -> Result<(), BenchError> {
+    serving
+        .await
+        .map_err(|e| BenchError::new(format!("{name}: {e}")))?
+        .map_err(|e| BenchError::new(format!("{name}: {e}")))
+}
+
+/// Every contender's server, serving on a thread of their own.
 struct Servers {
-    cmdstream: SocketAddr,
-    raw: SocketAddr,
+    addrs: Addrs,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<Result<(), BenchError>>>,
 }
@@ -74,28 +103,67 @@ impl Servers {
             .spawn(move || -> Result<(), BenchError> {
                 let rt = setup.runtime()?;
                 run_on(&rt, async move {
-                    let cmd_listener = TcpListener::bind("127.0.0.1:0").await?;
-                    let raw_listener = TcpListener::bind("127.0.0.1:0").await?;
-                    let addrs = (cmd_listener.local_addr()?, raw_listener.local_addr()?);
-                    let _ = ready_tx.send(addrs);
-                    let server = cmdstream::Server::new(BenchService);
-                    let serving = tokio::spawn({
-                        let server = server.clone();
-                        async move { server.serve(cmd_listener).await }
+                    let (bincode_l, cmd_bincode) = listen().await?;
+                    let (json_l, cmd_json) = listen().await?;
+                    let (postcard_l, cmd_postcard) = listen().await?;
+                    let (tarpc_l, tarpc) = listen().await?;
+                    let (tonic_l, tonic) = listen().await?;
+                    let (raw_l, raw) = listen().await?;
+                    let _ = ready_tx.send(Addrs {
+                        cmd_bincode,
+                        cmd_json,
+                        cmd_postcard,
+                        tarpc,
+                        tonic,
+                        raw,
                     });
-                    let raw = tokio::spawn(raw::serve(raw_listener));
+                    let bincode = cmdstream::Server::builder()
+                        .codec(Bincode)
+                        .build(BenchService);
+                    let json = cmdstream::Server::builder().codec(Json).build(BenchService);
+                    let postcard = cmdstream::Server::builder()
+                        .codec(Postcard)
+                        .build(BenchService);
+                    let serving_bincode = tokio::spawn({
+                        let s = bincode.clone();
+                        async move { s.serve(bincode_l).await }
+                    });
+                    let serving_json = tokio::spawn({
+                        let s = json.clone();
+                        async move { s.serve(json_l).await }
+                    });
+                    let serving_postcard = tokio::spawn({
+                        let s = postcard.clone();
+                        async move { s.serve(postcard_l).await }
+                    });
+                    let (tonic_stop, tonic_stopped) = oneshot::channel::<()>();
+                    let tonic = tokio::spawn(tonic_peer::serve(tonic_l, async move {
+                        let _ = tonic_stopped.await;
+                    }));
+                    let tarpc = tokio::spawn(tarpc_peer::serve(tarpc_l));
+                    let raw = tokio::spawn(raw::serve(raw_l));
                     let _ = stopped.await;
                     raw.abort();
-                    tokio::time::timeout(Duration::from_secs(5), server.shutdown())
+                    tarpc.abort();
+                    let _ = tonic_stop.send(());
+                    let grace = Duration::from_secs(5);
+                    let all = async {
+                        tokio::join!(bincode.shutdown(), json.shutdown(), postcard.shutdown())
+                    };
+                    tokio::time::timeout(grace, all)
                         .await
-                        .map_err(|_| BenchError::new("the cmdstream server did not shut down"))?;
-                    serving
+                        .map_err(|_| BenchError::new("a cmdstream server did not shut down"))?;
+                    cmdstream_stopped("cmdstream (bincode)", serving_bincode).await?;
+                    cmdstream_stopped("cmdstream (json)", serving_json).await?;
+                    cmdstream_stopped("cmdstream (postcard)", serving_postcard).await?;
+                    tokio::time::timeout(grace, tonic)
                         .await
-                        .map_err(|e| BenchError::new(e.to_string()))??;
+                        .map_err(|_| BenchError::new("the tonic server did not shut down"))?
+                        .map_err(|e| BenchError::new(format!("tonic server: {e}")))??;
                     Ok::<_, BenchError>(())
                 })?
             })?;
-        let Ok((cmdstream, raw)) = ready_rx.recv() else {
+        let Ok(addrs) = ready_rx.recv() else {
             let why = match thread.join() {
                 Ok(Err(e)) => e.to_string(),
                 _ => "the server thread died".into(),
@@ -103,8 +171,7 @@ impl Servers {
             return Err(BenchError::new(format!("servers did not start: {why}")));
         };
         Ok(Servers {
-            cmdstream,
-            raw,
+            addrs,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -127,15 +194,15 @@ impl Drop for Servers {
     }
 }
 
-/// Runs every workload on both contenders in one setup.
+/// Runs every workload on every contender in one setup.
 pub(crate) fn run(setup: Setup, plan: &Plan, watchdog: Duration) -> Result<Comparison, BenchError> {
     let plan = plan.clone();
-    run_client(setup, watchdog, move |cmd_addr, raw_addr| async move {
-        measure::run_all(cmd_addr, raw_addr, &plan).await
+    run_client(setup, watchdog, move |addrs| async move {
+        measure::run_all(addrs, &plan).await
     })
 }
 
-/// Starts both servers, runs `job` (given their addresses) on the client
+/// Starts every server, runs `job` (given their addresses) on the client
 /// runtime, then stops everything.
 pub(crate) fn run_client<T, F, Fut>(
     setup: Setup,
@@ -144,12 +211,12 @@ pub(crate) fn run_client<T, F, Fut>(
 ) -> Result<T, BenchError>
 where
     T: Send + 'static,
-    F: FnOnce(SocketAddr, SocketAddr) -> Fut,
+    F: FnOnce(Addrs) -> Fut,
     Fut: std::future::Future<Output = Result<T, BenchError>> + Send + 'static,
 {
     let servers = Servers::start(setup)?;
     let rt = setup.runtime()?;
-    let work = job(servers.cmdstream, servers.raw);
+    let work = job(servers.addrs);
     let result = run_on(&rt, async move {
         tokio::time::timeout(watchdog, work)
             .await

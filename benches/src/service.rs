@@ -1,23 +1,36 @@
-//! The cmdstream contender: a two-command service written by hand against
-//! the runtime traits, the way `#[cmdstream::receiver]` would generate it.
+//! The cmdstream contender: a service written by hand against the runtime
+//! traits, the way `#[cmdstream::receiver]` would generate it. The dispatch
+//! is generic over the codec, so one service serves bincode, JSON and
+//! postcard servers alike.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use cmdstream::codec::Codec;
 use cmdstream::{
-    Call, Client, CommandInfo, CommandKind, Dispatch, Error, ErrorCode, ResultStream, ServiceInfo,
+    Call, Client, ClientBuilder, CommandInfo, CommandKind, Dispatch, Error, ErrorCode,
+    ResultStream, ServiceInfo,
 };
 
 /// Command id of `add(a: i64, b: i64) -> i64`.
 pub(crate) const ADD: u32 = 1;
 /// Command id of `count(n: u64) -> stream of u64` (0, 1, …, n − 1).
 pub(crate) const COUNT: u32 = 2;
+/// Command id of `echo(data: Vec<u8>) -> Vec<u8>`.
+pub(crate) const ECHO: u32 = 3;
+/// Command id of `slow_add(a: i64, b: i64) -> i64`: `add` after
+/// [`SLOW_DELAY`] on the server.
+pub(crate) const SLOW_ADD: u32 = 4;
+
+/// How long `slow_add` sleeps in its handler, in every contender.
+pub(crate) const SLOW_DELAY: Duration = Duration::from_millis(30);
 
 /// The service both sides share.
 pub(crate) static INFO: ServiceInfo = ServiceInfo {
     name: "Bench",
     fingerprint: cmdstream::fingerprint(
-        b"Bench v1: 1 add(i64,i64)->i64; 2 count(u64)->stream<u64>",
+        b"Bench v2: 1 add(i64,i64)->i64; 2 count(u64)->stream<u64>; \
+          3 echo(bytes)->bytes; 4 slow_add(i64,i64)->i64",
     ),
     commands: &[
         CommandInfo {
@@ -33,6 +46,20 @@ pub(crate) static INFO: ServiceInfo = ServiceInfo {
             kind: CommandKind::ServerStream,
             timeout: None,
             signature: cmdstream::fingerprint(b"count(u64)->stream<u64>"),
+        },
+        CommandInfo {
+            id: ECHO,
+            name: "echo",
+            kind: CommandKind::Unary,
+            timeout: None,
+            signature: cmdstream::fingerprint(b"echo(Vec<u8>)->Vec<u8>"),
+        },
+        CommandInfo {
+            id: SLOW_ADD,
+            name: "slow_add",
+            kind: CommandKind::Unary,
+            timeout: None,
+            signature: cmdstream::fingerprint(b"slow_add(i64,i64)->i64"),
         },
     ],
 };
@@ -59,22 +86,46 @@ impl Dispatch for BenchService {
                 };
                 call.reply_stream(futures_util::stream::iter(0..n)).await;
             }
+            ECHO => {
+                let (data,) = match call.args::<(Vec<u8>,)>() {
+                    Ok(v) => v,
+                    Err(e) => return call.reject_args(e),
+                };
+                call.reply(&data);
+            }
+            SLOW_ADD => {
+                let (a, b) = match call.args::<(i64, i64)>() {
+                    Ok(v) => v,
+                    Err(e) => return call.reject_args(e),
+                };
+                tokio::time::sleep(SLOW_DELAY).await;
+                call.reply(&a.wrapping_add(b));
+            }
             other => call.fail(ErrorCode::UnknownCommand, format!("no command {other}")),
         }
     }
 }
 
-/// The typed client.
-#[derive(Clone, Debug)]
-pub(crate) struct BenchClient {
-    inner: Client,
+/// The typed client, over any codec.
+#[derive(Debug)]
+pub(crate) struct BenchClient<C> {
+    inner: Client<C>,
 }
 
-impl BenchClient {
-    /// Connects with the default settings (default codec: bincode).
-    pub(crate) async fn connect(addr: std::net::SocketAddr) -> Result<Self, Error> {
+impl<C: Codec> Clone for BenchClient<C> {
+    fn clone(&self) -> Self {
+        BenchClient {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<C: Codec> BenchClient<C> {
+    /// Connects with `codec` and every other setting at its default.
+    pub(crate) async fn connect(addr: std::net::SocketAddr, codec: C) -> Result<Self, Error> {
+        let builder: ClientBuilder<C> = Client::builder().codec(codec);
         Ok(BenchClient {
-            inner: Client::connect(addr, &INFO).await?,
+            inner: builder.connect(addr, &INFO).await?,
         })
     }
 
@@ -84,10 +135,17 @@ impl BenchClient {
     }
 
     /// The stream 0, 1, …, n − 1.
-    pub(crate) fn count(
-        &self,
-        n: u64,
-    ) -> Result<ResultStream<u64, cmdstream::codec::Bincode>, Error> {
+    pub(crate) fn count(&self, n: u64) -> Result<ResultStream<u64, C>, Error> {
         self.inner.server_stream(&INFO.commands[1], &(n,))
+    }
+
+    /// `data`, sent back by the server.
+    pub(crate) async fn echo(&self, data: Vec<u8>) -> Result<Vec<u8>, Error> {
+        self.inner.unary(&INFO.commands[2], &(data,)).await
+    }
+
+    /// `a + b`, after the server's delay.
+    pub(crate) async fn slow_add(&self, a: i64, b: i64) -> Result<i64, Error> {
+        self.inner.unary(&INFO.commands[3], &(a, b)).await
     }
 }

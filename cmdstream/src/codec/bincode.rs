@@ -1,4 +1,6 @@
-use bytes::{BufMut, BytesMut};
+use bincode::enc::write::Writer;
+use bincode::error::EncodeError;
+use bytes::BytesMut;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -18,6 +20,26 @@ fn config() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<LIMIT>()
 }
 
+/// Appends to a `BytesMut`. Serde hands bincode one element at a time, so
+/// a `Vec<u8>` arrives as one single-byte write per element: going through
+/// `std::io::Write` made each of them a `memcpy` call of unknown length,
+/// while this impl inlines into a capacity check and a store.
+struct Append<'a>(&'a mut BytesMut);
+
+impl Writer for Append<'_> {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
+        if let [byte] = bytes {
+            // `extend_from_slice` inlines (`put_u8` does not, across
+            // crates); a constant length of 1 makes the copy a store.
+            self.0.extend_from_slice(&[*byte]);
+        } else {
+            self.0.extend_from_slice(bytes);
+        }
+        Ok(())
+    }
+}
+
 impl Codec for Bincode {
     const NAME: &'static str = NAME;
 
@@ -27,7 +49,7 @@ impl Codec for Bincode {
         dst: &mut BytesMut,
     ) -> Result<(), CodecError> {
         let start = dst.len();
-        let result = bincode::serde::encode_into_std_write(value, &mut dst.writer(), config());
+        let result = bincode::serde::encode_into_writer(value, Append(dst), config());
         result.map(drop).map_err(|e| {
             dst.truncate(start);
             CodecError::encode(NAME, e)

@@ -46,6 +46,37 @@ pub(crate) struct Arg {
     pub(crate) ty: Type,
 }
 
+impl Arg {
+    /// Whether it travels as one byte string (see [`is_byte_vec`]).
+    pub(crate) fn is_bytes(&self) -> bool {
+        is_byte_vec(&self.ty)
+    }
+}
+
+/// Whether `ty` is written `Vec<u8>` (with any path to `Vec`). Such
+/// values go through serde as one byte string instead of a sequence of
+/// bytes; an alias is not recognised, and travels element by element.
+pub(crate) fn is_byte_vec(ty: &Type) -> bool {
+    let Type::Path(p) = ty else { return false };
+    if p.qself.is_some() {
+        return false;
+    }
+    let Some(last) = p.path.segments.last() else {
+        return false;
+    };
+    if last.ident != "Vec" {
+        return false;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return false;
+    };
+    matches!(
+        args.args.iter().collect::<Vec<_>>()[..],
+        [syn::GenericArgument::Type(Type::Path(inner))]
+            if inner.qself.is_none() && inner.path.is_ident("u8")
+    )
+}
+
 /// The argument that is a stream of items.
 pub(crate) struct StreamArg {
     pub(crate) ident: Ident,
@@ -62,6 +93,11 @@ pub(crate) enum Returns {
 }
 
 impl Returns {
+    /// Whether it is one value that travels as a byte string.
+    pub(crate) fn is_bytes(&self) -> bool {
+        matches!(self, Returns::Value(ty) if is_byte_vec(ty))
+    }
+
     /// The type the client sees per result.
     pub(crate) fn item(&self) -> &Type {
         match self {
@@ -133,5 +169,28 @@ pub(crate) struct Receiver {
 impl Receiver {
     pub(crate) fn named(&self, suffix: &str) -> Ident {
         Ident::new(&format!("{}{suffix}", self.ident), self.ident.span())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_byte_vec;
+
+    #[test]
+    fn byte_vectors_are_recognised_by_their_spelling() {
+        let yes: [syn::Type; 3] = [
+            syn::parse_quote!(Vec<u8>),
+            syn::parse_quote!(std::vec::Vec<u8>),
+            syn::parse_quote!(::alloc::vec::Vec<u8>),
+        ];
+        let no: [syn::Type; 5] = [
+            syn::parse_quote!(Vec<u16>),
+            syn::parse_quote!(Vec<Vec<u8>>),
+            syn::parse_quote!(Option<Vec<u8>>),
+            syn::parse_quote!(Bytes),
+            syn::parse_quote!(<T as Tr>::Vec<u8>),
+        ];
+        assert!(yes.iter().all(is_byte_vec));
+        assert!(!no.iter().any(is_byte_vec));
     }
 }

@@ -53,6 +53,8 @@ pub mod __private {
     pub use std::time::Duration;
     pub use tokio::net::ToSocketAddrs;
 
+    pub use crate::codec::{ByteBuf, ByteSlice};
+
     /// Compiles only for types that can cross the wire.
     pub fn assert_wire_type<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static>() {}
 }

@@ -5,6 +5,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::info::static_name;
+use super::wire;
 use crate::model::{Kind, Method, Receiver, Returns};
 
 pub(crate) fn expand(r: &Receiver) -> TokenStream {
@@ -30,11 +31,19 @@ pub(crate) fn expand(r: &Receiver) -> TokenStream {
         .map(|(index, m)| {
             let variant = m.variant();
             let fields: Vec<_> = m.args.iter().map(|a| &a.ident).collect();
+            let tuple = wire::args_tuple(r, m);
             let call = match m.kind {
                 Kind::ServerStream => {
-                    quote!(self.inner.server_stream(&#info.commands[#index], &(#(#fields,)*))?)
+                    quote!(self.inner.server_stream(&#info.commands[#index], #tuple)?)
                 }
-                _ => quote!(self.inner.unary(&#info.commands[#index], &(#(#fields,)*)).await?),
+                _ => {
+                    let call = wire::unary_result(
+                        r,
+                        m,
+                        quote!(self.inner.unary(&#info.commands[#index], #tuple)),
+                    );
+                    quote!(#call?)
+                }
             };
             quote! {
                 #command::#variant { #(#fields),* } => {
@@ -139,30 +148,37 @@ fn method(r: &Receiver, index: usize, m: &Method) -> TokenStream {
         let (ident, ty) = (&a.ident, &a.ty);
         quote!(#ident: #ty)
     });
-    let arg_idents: Vec<_> = m.args.iter().map(|a| &a.ident).collect();
     let stream_param = m.stream_arg.as_ref().map(|s| {
         let (ident, item) = (&s.ident, &s.item);
         quote!(#ident: impl #krate::Stream<Item = #item> + #krate::__private::Send + 'static)
     });
     let params = args.chain(stream_param);
     let command = quote!(&#info.commands[#index]);
-    let tuple = quote!(&(#(#arg_idents,)*));
+    let tuple = wire::args_tuple(r, m);
     let item = m.returns.item();
     let result = quote!(#krate::__private::Result);
     let error = quote!(#krate::Error);
     match (m.kind, &m.returns) {
-        (Kind::Unary, _) => quote! {
-            #(#attrs)*
-            pub async fn #name(&self, #(#params),*) -> #result<#item, #error> {
-                self.inner.unary(#command, #tuple).await
-            }
-        },
-        (Kind::ClientStream, _) => {
-            let stream = &m.stream_arg.as_ref().map(|s| &s.ident);
+        (Kind::Unary, _) => {
+            let call = wire::unary_result(r, m, quote!(self.inner.unary(#command, #tuple)));
             quote! {
                 #(#attrs)*
                 pub async fn #name(&self, #(#params),*) -> #result<#item, #error> {
-                    self.inner.client_stream(#command, #tuple, #stream).await
+                    #call
+                }
+            }
+        }
+        (Kind::ClientStream, _) => {
+            let stream = &m.stream_arg.as_ref().map(|s| &s.ident);
+            let call = wire::unary_result(
+                r,
+                m,
+                quote!(self.inner.client_stream(#command, #tuple, #stream)),
+            );
+            quote! {
+                #(#attrs)*
+                pub async fn #name(&self, #(#params),*) -> #result<#item, #error> {
+                    #call
                 }
             }
         }

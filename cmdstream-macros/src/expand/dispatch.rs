@@ -5,6 +5,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use super::info::static_name;
+use super::wire;
 use crate::model::{Kind, Method, Receiver};
 
 pub(crate) fn expand(r: &Receiver) -> TokenStream {
@@ -58,14 +59,7 @@ fn arm(r: &Receiver, m: &Method) -> TokenStream {
     let trait_ident = &r.ident;
     let name = &m.ident;
     let id = m.id;
-    let arg_idents: Vec<_> = m.args.iter().map(|a| &a.ident).collect();
-    let arg_types = m.args.iter().map(|a| &a.ty);
-    let decode = quote! {
-        let (#(#arg_idents,)*): (#(#arg_types,)*) = match call.args() {
-            #krate::__private::Result::Ok(args) => args,
-            #krate::__private::Result::Err(error) => return call.reject_args(error),
-        };
-    };
+    let decode = wire::decode_args(r, m);
     let stream = m.stream_arg.as_ref().map(|s| {
         let (ident, item) = (&s.ident, &s.item);
         quote!(let #ident = call.arg_stream::<#item>();)
@@ -93,7 +87,10 @@ fn arm(r: &Receiver, m: &Method) -> TokenStream {
     }
     let run = quote!(<T as #trait_ident>::#name(receiver, #(#ordered),*).await);
     let answer = match m.kind {
-        Kind::Unary | Kind::ClientStream => quote!(call.reply(&#run)),
+        Kind::Unary | Kind::ClientStream => {
+            let value = wire::reply_value(r, m, run);
+            quote!(call.reply(#value))
+        }
         // Boxed: the stream pump is large, and kept inline it would make
         // every command's task (unary ones too) that much bigger.
         Kind::ServerStream | Kind::Bidi => {

@@ -6,6 +6,7 @@ mod command_enum;
 mod dispatch;
 mod info;
 mod trait_def;
+mod wire;
 
 use proc_macro2::TokenStream;
 use quote::quote;

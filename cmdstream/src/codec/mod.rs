@@ -13,12 +13,15 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 mod bincode;
+mod byte_string;
 #[cfg(feature = "json")]
 mod json;
 #[cfg(feature = "postcard")]
 mod postcard;
 
 pub use self::bincode::Bincode;
+#[doc(hidden)]
+pub use self::byte_string::{ByteBuf, ByteSlice};
 #[cfg(feature = "json")]
 pub use self::json::Json;
 #[cfg(feature = "postcard")]

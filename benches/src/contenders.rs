@@ -126,13 +126,17 @@ impl Target {
     pub(crate) async fn connect(who: Contender, addrs: &Addrs) -> Result<Target, BenchError> {
         Ok(match who {
             Contender::Cmdstream => {
-                Target::Cmdstream(BenchClient::connect(addrs.cmd_bincode, Bincode).await?)
+                Target::Cmdstream(BenchClient::connect(addrs.cmd_bincode).await?)
             }
             Contender::CmdstreamJson => {
-                Target::CmdstreamJson(BenchClient::connect(addrs.cmd_json, Json).await?)
+                let builder = cmdstream::Client::builder().codec(Json);
+                Target::CmdstreamJson(BenchClient::connect_with(builder, addrs.cmd_json).await?)
             }
             Contender::CmdstreamPostcard => {
-                Target::CmdstreamPostcard(BenchClient::connect(addrs.cmd_postcard, Postcard).await?)
+                let builder = cmdstream::Client::builder().codec(Postcard);
+                Target::CmdstreamPostcard(
+                    BenchClient::connect_with(builder, addrs.cmd_postcard).await?,
+                )
             }
             Contender::Tarpc => Target::Tarpc(TarpcClient::connect(addrs.tarpc).await?),
             Contender::Tonic => Target::Tonic(TonicClient::connect(addrs.tonic).await?),
@@ -216,9 +220,9 @@ impl Target {
     pub(crate) async fn open_count(&mut self, n: u64) -> Result<ItemStream, BenchError> {
         let who = self.contender();
         let inner = match self {
-            Target::Cmdstream(c) => Items::Cmdstream(c.count(n)?),
-            Target::CmdstreamJson(c) => Items::CmdstreamJson(c.count(n)?),
-            Target::CmdstreamPostcard(c) => Items::CmdstreamPostcard(c.count(n)?),
+            Target::Cmdstream(c) => Items::Cmdstream(c.count(n).await?),
+            Target::CmdstreamJson(c) => Items::CmdstreamJson(c.count(n).await?),
+            Target::CmdstreamPostcard(c) => Items::CmdstreamPostcard(c.count(n).await?),
             Target::Tonic(c) => Items::Tonic(c.count(n).await?),
             Target::Raw(c) => Items::Raw(c.count(n)?),
             Target::Tarpc(_) => return Err(BenchError::new("tarpc has no server streams")),

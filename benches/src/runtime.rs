@@ -15,7 +15,7 @@ use cmdstream::codec::{Bincode, Json, Postcard};
 
 use crate::contenders::Addrs;
 use crate::measure::{self, Comparison, Plan};
-use crate::service::BenchService;
+use crate::service::{BenchServer, Bencher};
 use crate::{raw, tarpc_peer, tonic_peer, BenchError};
 
 /// How each side's runtime is built.
@@ -119,11 +119,13 @@ impl Servers {
                     });
                     let bincode = cmdstream::Server::builder()
                         .codec(Bincode)
-                        .build(BenchService);
-                    let json = cmdstream::Server::builder().codec(Json).build(BenchService);
+                        .build(BenchServer::new(Bencher));
+                    let json = cmdstream::Server::builder()
+                        .codec(Json)
+                        .build(BenchServer::new(Bencher));
                     let postcard = cmdstream::Server::builder()
                         .codec(Postcard)
-                        .build(BenchService);
+                        .build(BenchServer::new(Bencher));
                     let serving_bincode = tokio::spawn({
                         let s = bincode.clone();
                         async move { s.serve(bincode_l).await }

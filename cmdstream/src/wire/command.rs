@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::frame::FrameError;
 use crate::metadata::Metadata;
@@ -41,15 +41,18 @@ pub(crate) fn put_head(
     if metadata.is_some() {
         flags |= USER;
     }
-    dst.put_u32(command);
-    dst.put_u8(flags);
-    if let Some(d) = deadline {
+    // Fixed-size arrays through the inlined `extend_from_slice`, not
+    // `BufMut::put_*`, whose every call is an out-of-line `memcpy`.
+    let [a, b, c, d] = command.to_be_bytes();
+    dst.extend_from_slice(&[a, b, c, d, flags]);
+    if let Some(deadline) = deadline {
         // At least 1 ms: a zero deadline would expire before the command starts.
-        dst.put_u32(d.as_millis().clamp(1, u32::MAX as u128) as u32);
+        let millis = deadline.as_millis().clamp(1, u32::MAX as u128) as u32;
+        dst.extend_from_slice(&millis.to_be_bytes());
     }
     if let Some(t) = traceparent {
-        dst.put_u8(t.len() as u8);
-        dst.put_slice(t.as_bytes());
+        dst.extend_from_slice(&[t.len() as u8]);
+        dst.extend_from_slice(t.as_bytes());
     }
     if let Some(m) = metadata {
         m.put(dst);

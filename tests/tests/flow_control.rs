@@ -80,6 +80,37 @@ async fn a_stalled_stream_does_not_stall_other_calls_and_holds_one_window() {
     assert_eq!(next.unwrap().unwrap(), 99_998);
 }
 
+/// The most a default window grows to, as `ClientBuilder::stream_window`
+/// documents.
+const GROWN_WINDOW: usize = 4096;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_of_small_items_grows_its_window_within_the_cap() {
+    let srv = serve().await;
+    let client = connect(srv.addr).await;
+    let probe = srv.probe.clone();
+
+    let mut stream = client.countdown(100_000).unwrap();
+    for expected in (99_001..=100_000).rev() {
+        let got = within("a streamed result", stream.next()).await;
+        assert_eq!(got.unwrap().unwrap(), expected);
+    }
+    // Consuming small items granted more than the initial window...
+    eventually("the server ran past the initial window", || {
+        Probe::get(&probe.produced) > 1_000 + WINDOW
+    })
+    .await;
+    // ...but never more than the cap.
+    let_the_server_run().await;
+    let ahead = Probe::get(&probe.produced) - 1_000;
+    assert!(
+        ahead <= GROWN_WINDOW + 2,
+        "{ahead} items produced ahead for a window capped at {GROWN_WINDOW}"
+    );
+    let next = within("a streamed result", stream.next()).await;
+    assert_eq!(next.unwrap().unwrap(), 99_000);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_window_bounds_what_the_server_sends_ahead() {
     // The server's own window is for argument streams; results are bounded

@@ -23,6 +23,9 @@ pub(crate) struct ClientConfig {
     pub(crate) max_frame_size: usize,
     pub(crate) max_in_flight: usize,
     pub(crate) stream_window: u32,
+    /// Whether result windows may grow past `stream_window` for small
+    /// items; off once a window is set explicitly.
+    pub(crate) grow_window: bool,
     pub(crate) keepalive_interval: Option<Duration>,
     pub(crate) connect_timeout: Duration,
     pub(crate) handshake_timeout: Duration,
@@ -39,6 +42,7 @@ impl Default for ClientConfig {
             max_frame_size: crate::DEFAULT_MAX_FRAME_SIZE,
             max_in_flight: 1024,
             stream_window: crate::DEFAULT_STREAM_WINDOW,
+            grow_window: true,
             keepalive_interval: Some(Duration::from_secs(10)),
             connect_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
@@ -104,10 +108,16 @@ impl<C: Codec> ClientBuilder<C> {
     }
 
     /// How many results of a stream the server may send ahead of the
-    /// consumer; credit goes back after each quarter window consumed. The default
-    /// is 128.
+    /// consumer; credit goes back after each quarter window consumed.
+    ///
+    /// By default a stream starts with a window of 128 items and, while its
+    /// items are small, grows it (up to 4096 items) so that about 256 KiB
+    /// of results may wait for the consumer: a stream of tiny items is not
+    /// throttled by round trips, and one of large items stays at 128.
+    /// Setting a window here fixes it at `items`.
     pub fn stream_window(mut self, items: u32) -> Self {
         self.config.stream_window = items.max(1);
+        self.config.grow_window = false;
         self
     }
 

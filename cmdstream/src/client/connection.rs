@@ -12,6 +12,7 @@ use tracing::Instrument;
 use super::builder::ClientConfig;
 use super::driver::Driver;
 use super::message::{Control, Request};
+use super::result_stream;
 use crate::command::ServiceInfo;
 use crate::conn::framed::FramedIo;
 use crate::error::Error;
@@ -26,6 +27,8 @@ pub(crate) struct Shared {
     pub(crate) server_window: u32,
     /// Initial credit we grant each result stream.
     pub(crate) our_window: u32,
+    /// The most credit a result stream may grow to (see `ResultStream`).
+    pub(crate) max_window: u32,
     /// The largest frame the server accepts.
     pub(crate) server_max_frame: usize,
     pub(crate) keepalive: Option<Duration>,
@@ -101,6 +104,11 @@ impl Connection {
                 .max(1),
             server_window: server.stream_window,
             our_window: config.stream_window,
+            max_window: if config.grow_window {
+                config.stream_window.max(result_stream::MAX_GROWN_WINDOW)
+            } else {
+                config.stream_window
+            },
             server_max_frame: server.max_frame as usize,
             keepalive,
             closed: OnceLock::new(),

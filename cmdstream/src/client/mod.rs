@@ -278,6 +278,7 @@ impl<C: Codec> Client<C> {
             self.conn.control.clone(),
             self.codec.clone(),
             self.conn.shared.our_window,
+            self.conn.shared.max_window,
             pump,
         )
     }

@@ -18,6 +18,17 @@ use crate::error::Error;
 /// `Err` the failure that ends it.
 pub(crate) type Events = mpsc::UnboundedReceiver<Result<Option<Bytes>, Error>>;
 
+/// The most items a result window grows to by default.
+pub(crate) const MAX_GROWN_WINDOW: u32 = 4096;
+
+/// While a stream's items are small, its window grows until about this many
+/// bytes of results may wait for the consumer.
+const GROWN_WINDOW_BYTES: usize = 256 * 1024;
+
+/// What one waiting result costs beyond its bytes: its share of the queue
+/// and of its `Bytes` handle.
+const ITEM_OVERHEAD: usize = 64;
+
 /// Results of a streaming call, in the order the server produced them.
 ///
 /// Yields `Ok(item)` per result, then ends; a failure is yielded once as
@@ -31,9 +42,16 @@ pub struct ResultStream<T, C> {
     events: Events,
     control: mpsc::UnboundedSender<Control>,
     codec: C,
+    /// The credit granted so far beyond what was consumed: the window.
+    window: u32,
+    /// What the window may grow to; equal to `window` when it may not.
+    max_window: u32,
     /// Credit is returned in batches of a quarter window.
     batch: u32,
     consumed: u32,
+    /// Bytes (with [`ITEM_OVERHEAD`]) of the items consumed since the last
+    /// credit was returned.
+    consumed_bytes: usize,
     done: bool,
     _pump: Option<PumpGuard>,
     _item: PhantomData<fn() -> T>,
@@ -46,6 +64,7 @@ impl<T, C> ResultStream<T, C> {
         control: mpsc::UnboundedSender<Control>,
         codec: C,
         window: u32,
+        max_window: u32,
         pump: Option<PumpGuard>,
     ) -> Self {
         ResultStream {
@@ -53,8 +72,11 @@ impl<T, C> ResultStream<T, C> {
             events,
             control,
             codec,
+            window,
+            max_window: max_window.max(window),
             batch: (window / 4).max(1),
             consumed: 0,
+            consumed_bytes: 0,
             done: false,
             _pump: pump,
             _item: PhantomData,
@@ -77,9 +99,12 @@ impl<T: DeserializeOwned, C: Codec> Stream for ResultStream<T, C> {
         match event {
             Some(Ok(Some(bytes))) => {
                 this.consumed += 1;
+                this.consumed_bytes += bytes.len() + ITEM_OVERHEAD;
                 if this.consumed >= this.batch {
-                    let _ = this.control.send(Control::Credit(this.id, this.consumed));
+                    let credit = this.consumed + this.grow();
+                    let _ = this.control.send(Control::Credit(this.id, credit));
                     this.consumed = 0;
+                    this.consumed_bytes = 0;
                 }
                 Poll::Ready(Some(this.codec.decode(&bytes).map_err(Error::from)))
             }
@@ -96,6 +121,24 @@ impl<T: DeserializeOwned, C: Codec> Stream for ResultStream<T, C> {
                 Poll::Ready(Some(Err(Error::connection_lost("the connection closed"))))
             }
         }
+    }
+}
+
+impl<T, C> ResultStream<T, C> {
+    /// Grows the window toward [`GROWN_WINDOW_BYTES`] of items the size of
+    /// those just consumed, within `max_window`; returns the growth, which
+    /// is granted with the credit being returned. Windows never shrink: a
+    /// grant cannot be taken back.
+    fn grow(&mut self) -> u32 {
+        if self.window >= self.max_window {
+            return 0;
+        }
+        let average = (self.consumed_bytes / self.consumed.max(1) as usize).max(1);
+        let wanted = (GROWN_WINDOW_BYTES / average).min(self.max_window as usize) as u32;
+        let growth = wanted.saturating_sub(self.window);
+        self.window += growth;
+        self.batch = (self.window / 4).max(1);
+        growth
     }
 }
 
@@ -116,5 +159,58 @@ impl<T, C> std::fmt::Debug for ResultStream<T, C> {
             .field("id", &self.id)
             .field("done", &self.done)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+    use std::pin::Pin;
+
+    use super::*;
+    use crate::codec::Bincode;
+
+    /// A stream fed `items` results of `size` bytes each, with window
+    /// `window` (growing to `max`); returns the credits it returned after
+    /// consuming them all.
+    async fn credits(window: u32, max: u32, items: usize, size: usize) -> Vec<u32> {
+        let (tx, events) = mpsc::unbounded_channel();
+        let (control, mut sent) = mpsc::unbounded_channel();
+        let mut stream: ResultStream<Vec<u8>, Bincode> =
+            ResultStream::new(1, events, control, Bincode, window, max, None);
+        let mut item = bytes::BytesMut::new();
+        Bincode.encode(&vec![7u8; size], &mut item).unwrap();
+        let item = item.freeze();
+        for _ in 0..items {
+            tx.send(Ok(Some(item.clone()))).unwrap();
+            poll_fn(|cx| Pin::new(&mut stream).poll_next(cx))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        let mut out = Vec::new();
+        while let Ok(Control::Credit(1, n)) = sent.try_recv() {
+            out.push(n);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn small_items_grow_the_window_up_to_its_cap() {
+        // Batches of 2 at first: the first grant returns those 2 and adds
+        // 56, growing the window from 8 to its cap of 64; batches are then
+        // 16, and nothing more is added.
+        assert_eq!(credits(8, 64, 2 + 16 * 3, 8).await, [58, 16, 16, 16]);
+    }
+
+    #[tokio::test]
+    async fn large_items_keep_the_window() {
+        // 64 KiB items: 256 KiB holds 4 of them, fewer than the window.
+        assert_eq!(credits(8, 4096, 8, 64 * 1024).await, [2, 2, 2, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_fixed_window_never_grows() {
+        assert_eq!(credits(8, 8, 6, 1).await, [2, 2, 2]);
     }
 }

@@ -75,7 +75,11 @@ async fn every_shape<C: Codec + Default>() {
         let data = sample(len);
         let mut want: Vec<u8> = data.iter().rev().copied().collect();
         want.push(9);
-        assert_eq!(client.reverse(data.clone(), 9).await.unwrap(), want, "{len}");
+        assert_eq!(
+            client.reverse(data.clone(), 9).await.unwrap(),
+            want,
+            "{len}"
+        );
     }
 
     let joined = client
@@ -95,7 +99,10 @@ async fn every_shape<C: Codec + Default>() {
     assert_eq!(pieces.len(), 4);
     assert_eq!(pieces.concat(), data);
 
-    assert_eq!(client.maybe(Some(vec![1, 2])).await.unwrap(), Some(vec![2, 1]));
+    assert_eq!(
+        client.maybe(Some(vec![1, 2])).await.unwrap(),
+        Some(vec![2, 1])
+    );
     assert_eq!(client.maybe(None).await.unwrap(), None);
 
     // A command kept as a value is sent the same way.

@@ -25,7 +25,7 @@ use tracing::{debug, Instrument};
 use super::call::{ArgSource, Call};
 use super::config::ServerConfig;
 use super::context::CallContext;
-use super::outbox::{Out, Outbox};
+use super::outbox::{self, Out, Outbox};
 use crate::codec::Codec;
 use crate::command::Dispatch;
 use crate::conn::framed::FramedIo;
@@ -75,6 +75,8 @@ pub(crate) struct Connection<IO, D, C> {
     link: Link<IO>,
     outbox_rx: mpsc::UnboundedReceiver<Out>,
     outbox: Outbox,
+    /// What commands polled inline sent, kept to reuse its allocation.
+    inline_outs: Vec<Out>,
     running: IdMap<Running>,
     service: Arc<D>,
     codec: C,
@@ -102,16 +104,13 @@ where
         peer: Peer,
         shutdown: WaitForCancellationFutureOwned,
     ) -> Self {
-        let (tx, outbox_rx) = mpsc::unbounded_channel();
-        let outbox = Outbox {
-            tx,
-            client_max_frame: peer.max_frame,
-        };
+        let (outbox, outbox_rx) = Outbox::new(peer.max_frame);
         let idle = config.idle_timeout.map(|d| Box::pin(tokio::time::sleep(d)));
         Connection {
             link: Link::new(io, config.keepalive_interval, "client"),
             outbox_rx,
             outbox,
+            inline_outs: Vec::new(),
             running: IdMap::default(),
             service,
             codec,
@@ -386,27 +385,36 @@ where
             args,
             results.clone(),
         );
-        self.running.insert(
-            id,
-            Running {
-                abort: None,
-                args: args_tx,
-                arg_credit: self.config.stream_window,
-                results,
-            },
-        );
-        let run = D::dispatch(self.service.clone(), call);
-        let span = tracing::debug_span!("cmdstream.command", command = info.name, id);
+        let running = Running {
+            abort: None,
+            args: args_tx,
+            arg_credit: self.config.stream_window,
+            results,
+        };
+        // The command's future (several hundred bytes) goes to the heap
+        // once, here; what wraps it below holds only the box, so moving
+        // the wrapped future (into a task, say) copies a pointer.
+        let run = Box::pin(D::dispatch(self.service.clone(), call));
+        // Only when a subscriber wants it: with tracing's `log` feature on,
+        // even a span nobody records costs a few hundred instructions.
+        let span = if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug_span!("cmdstream.command", command = info.name, id)
+        } else {
+            tracing::Span::none()
+        };
         // One future per command, no wrapper holding it twice: the task stays
         // small, which matters for a command that runs for microseconds.
         match deadline {
-            None => self.start(cx, id, run.instrument(span)),
+            None => self.start(cx, id, running, run.instrument(span)),
             // On expiry the call is dropped unanswered and reports the
             // deadline to the client.
             Some(at) => self.start(
                 cx,
                 id,
-                async move { drop(tokio::time::timeout_at(at, run).await) }.instrument(span),
+                running,
+                Box::pin(
+                    async move { drop(tokio::time::timeout_at(at, run).await) }.instrument(span),
+                ),
             ),
         }
         Ok(())
@@ -414,41 +422,53 @@ where
 
     /// Runs a command. Unless configured otherwise, it is polled once right
     /// here: a command that completes without waiting (most unary ones) is
-    /// answered without a task of its own; one that has to wait continues
-    /// in its own task, so it never holds up the connection while it waits.
-    fn start<F>(&mut self, cx: &mut Context<'_>, id: u64, command: F)
+    /// answered without a task of its own, and without ever entering the
+    /// map of running commands; one that has to wait continues in its own
+    /// task, so it never holds up the connection while it waits.
+    fn start<F>(&mut self, cx: &mut Context<'_>, id: u64, mut running: Running, mut command: F)
     where
-        F: Future<Output = ()> + Send + 'static,
+        F: Future<Output = ()> + Unpin + Send + 'static,
     {
         if !self.config.run_ready_inline {
-            let task = tokio::spawn(command);
-            if let Some(r) = self.running.get_mut(&id) {
-                r.abort = Some(task.abort_handle());
-            }
+            running.abort = Some(tokio::spawn(command).abort_handle());
+            self.running.insert(id, running);
             return;
         }
-        let mut command = Box::pin(command);
-        match std::panic::catch_unwind(AssertUnwindSafe(|| command.as_mut().poll(cx))) {
-            // Answered through the outbox.
-            Ok(Poll::Ready(())) => {}
+        // What the command sends while polled here comes back in `outs`,
+        // in order, instead of through the outbox's channel.
+        let mut outs = std::mem::take(&mut self.inline_outs);
+        let polled = outbox::collect_inline(&self.outbox, &mut outs, || {
+            std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut command).poll(cx)))
+        });
+        match polled {
+            Ok(Poll::Ready(())) => {
+                for out in outs.drain(..) {
+                    // Argument credit is moot: the call is over.
+                    if let Out::Frame { frame, .. } = out {
+                        self.link.out().extend_from_slice(frame.as_slice());
+                    }
+                }
+            }
             Ok(Poll::Pending) => {
-                let task = tokio::spawn(command);
-                if let Some(r) = self.running.get_mut(&id) {
-                    r.abort = Some(task.abort_handle());
+                running.abort = Some(tokio::spawn(command).abort_handle());
+                self.running.insert(id, running);
+                for out in outs.drain(..) {
+                    self.on_out(out);
                 }
             }
             Err(_) => {
                 // The panic hook has reported it; the client hears the same
                 // as from a command that panics in its own task.
-                if self.running.remove(&id).is_some() {
-                    self.reject(
-                        id,
-                        ErrorCode::Internal,
-                        "the command panicked; see the server's log",
-                    );
-                }
+                outs.clear();
+                drop(running);
+                self.reject(
+                    id,
+                    ErrorCode::Internal,
+                    "the command panicked; see the server's log",
+                );
             }
         }
+        self.inline_outs = outs;
     }
 }
 

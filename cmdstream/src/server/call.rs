@@ -17,7 +17,6 @@ use super::context::CallContext;
 use super::outbox::{Out, Outbox};
 use crate::codec::{Codec, CodecError};
 use crate::command::CommandInfo;
-use crate::conn::frame_buf::FrameBuf;
 use crate::error::ErrorCode;
 use crate::wire::frame::{self, Kind};
 
@@ -118,15 +117,13 @@ impl<C: Codec> Call<C> {
         if self.fail_on_bad_item() {
             return;
         }
-        match self.encode(Kind::ResultLast, result) {
-            Ok(frame) => {
+        let sent = self.outbox.send_frames(self.id, true, |buf| {
+            self.encode_into(buf, Kind::ResultLast, result)
+        });
+        match sent {
+            Ok(()) => {
                 self.answered = true;
                 debug!(outcome = "ok");
-                self.outbox.send(Out::Frame {
-                    id: self.id,
-                    last: true,
-                    frame,
-                });
             }
             Err((code, message)) => self.fail(code, message),
         }
@@ -244,14 +241,6 @@ impl<C: Codec> Call<C> {
         true
     }
 
-    fn encode<R: Serialize + ?Sized>(
-        &self,
-        kind: Kind,
-        value: &R,
-    ) -> Result<FrameBuf, (ErrorCode, String)> {
-        FrameBuf::encode(|buf| self.encode_into(buf, kind, value))
-    }
-
     /// Appends one frame holding `value`; on failure `dst` is left as it
     /// was.
     fn encode_into<R: Serialize + ?Sized>(
@@ -286,17 +275,10 @@ impl<C> Call<C> {
         self.answered = true;
         debug!(outcome = "error", ?code, message);
         let id = self.id;
-        let frame = FrameBuf::encode::<()>(|buf| {
+        let _ = self.outbox.send_frames(id, true, |buf| {
             frame::put_error(buf, id, code, message);
-            Ok(())
+            Ok::<_, std::convert::Infallible>(())
         });
-        if let Ok(frame) = frame {
-            self.outbox.send(Out::Frame {
-                id,
-                last: true,
-                frame,
-            });
-        }
     }
 }
 

@@ -25,7 +25,7 @@ use tracing::{debug, Instrument};
 use super::call::{ArgSource, Call};
 use super::config::ServerConfig;
 use super::context::CallContext;
-use super::outbox::{self, Out, Outbox};
+use super::outbox::{self, Collected, Out, Outbox};
 use crate::codec::Codec;
 use crate::command::Dispatch;
 use crate::conn::framed::FramedIo;
@@ -75,8 +75,8 @@ pub(crate) struct Connection<IO, D, C> {
     link: Link<IO>,
     outbox_rx: mpsc::UnboundedReceiver<Out>,
     outbox: Outbox,
-    /// What commands polled inline sent, kept to reuse its allocation.
-    inline_outs: Vec<Out>,
+    /// What commands polled inline sent, kept to reuse its allocations.
+    inline: Collected,
     running: IdMap<Running>,
     service: Arc<D>,
     codec: C,
@@ -110,7 +110,7 @@ where
             link: Link::new(io, config.keepalive_interval, "client"),
             outbox_rx,
             outbox,
-            inline_outs: Vec::new(),
+            inline: Collected::default(),
             running: IdMap::default(),
             service,
             codec,
@@ -434,32 +434,31 @@ where
             self.running.insert(id, running);
             return;
         }
-        // What the command sends while polled here comes back in `outs`,
-        // in order, instead of through the outbox's channel.
-        let mut outs = std::mem::take(&mut self.inline_outs);
-        let polled = outbox::collect_inline(&self.outbox, &mut outs, || {
+        // What the command sends while polled here comes back in
+        // `collected`, in order, instead of through the outbox's channel.
+        let mut collected = std::mem::take(&mut self.inline);
+        let polled = outbox::collect_inline(&self.outbox, &mut collected, || {
             std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut command).poll(cx)))
         });
         match polled {
-            Ok(Poll::Ready(())) => {
-                for out in outs.drain(..) {
-                    // Argument credit is moot: the call is over.
-                    if let Out::Frame { frame, .. } = out {
-                        self.link.out().extend_from_slice(frame.as_slice());
-                    }
-                }
-            }
+            // Argument credit is moot: the call is over.
+            Ok(Poll::Ready(())) => self.link.out().extend_from_slice(&collected.frames),
             Ok(Poll::Pending) => {
                 running.abort = Some(tokio::spawn(command).abort_handle());
-                self.running.insert(id, running);
-                for out in outs.drain(..) {
-                    self.on_out(out);
+                self.link.out().extend_from_slice(&collected.frames);
+                // A command that answered and still has work to finish is
+                // not running as far as the client is concerned.
+                if !collected.ended {
+                    self.running.insert(id, running);
+                    for credit in collected.credits.drain(..) {
+                        self.on_out(credit);
+                    }
                 }
             }
             Err(_) => {
                 // The panic hook has reported it; the client hears the same
-                // as from a command that panics in its own task.
-                outs.clear();
+                // as from a command that panics in its own task, and nothing
+                // the command sent before.
                 drop(running);
                 self.reject(
                     id,
@@ -468,7 +467,7 @@ where
                 );
             }
         }
-        self.inline_outs = outs;
+        self.inline = collected;
     }
 }
 

@@ -2,13 +2,15 @@
 //!
 //! A command in a task of its own sends its frames through a channel. A
 //! command its connection polls inline (see `Connection::start`) runs on
-//! the driver's own thread, inside the driver's poll: what it sends is
-//! collected on the side ([`collect_inline`]) and the driver takes it
-//! straight after, with no channel, no wake-up and no lookup.
+//! the driver's own thread, inside the driver's poll: its frames are
+//! encoded straight into a buffer on the side ([`collect_inline`]), which
+//! the driver appends to its write buffer right after, with no channel, no
+//! wake-up, no lookup and no frame of their own.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::BytesMut;
 use tokio::sync::mpsc;
 
 use crate::conn::frame_buf::FrameBuf;
@@ -38,20 +40,40 @@ pub(crate) struct Outbox {
 /// Connection numbers for [`Outbox::conn`]; 0 means none.
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
-/// What the commands of connection `conn` sent while the driver polled
-/// them inline on this thread.
+/// What the commands of one connection sent while its driver polled them
+/// inline: their frames, encoded straight into one buffer, and their
+/// argument credit.
+#[derive(Default)]
+pub(crate) struct Collected {
+    /// Whole frames, in the order they were sent.
+    pub(crate) frames: BytesMut,
+    /// Whether a call's last frame is among them.
+    pub(crate) ended: bool,
+    /// Argument credit granted meanwhile.
+    pub(crate) credits: Vec<Out>,
+}
+
+impl Collected {
+    /// Forgets everything, keeping the allocations.
+    pub(crate) fn clear(&mut self) {
+        self.frames.clear();
+        self.ended = false;
+        self.credits.clear();
+    }
+}
+
+/// The collection in progress on this thread: the connection it is for (0:
+/// none) and what was collected.
 struct Inline {
     conn: u64,
-    outs: Vec<Out>,
+    collected: Collected,
 }
 
 thread_local! {
-    static INLINE: RefCell<Inline> = const {
-        RefCell::new(Inline {
-            conn: 0,
-            outs: Vec::new(),
-        })
-    };
+    static INLINE: RefCell<Inline> = RefCell::new(Inline {
+        conn: 0,
+        collected: Collected::default(),
+    });
 }
 
 impl Outbox {
@@ -69,48 +91,96 @@ impl Outbox {
         )
     }
 
-    pub(crate) fn send(&self, out: Out) {
-        let mut out = Some(out);
-        let _ = INLINE.try_with(|inline| {
-            if let Ok(mut inline) = inline.try_borrow_mut() {
-                if inline.conn == self.conn {
-                    inline.outs.extend(out.take());
+    /// Runs `f` with `value` on this connection's collection if its driver
+    /// is polling inline on this thread; otherwise gives `value` back.
+    fn inline<T, R>(&self, value: T, f: impl FnOnce(&mut Collected, T) -> R) -> Result<R, T> {
+        let mut value = Some(value);
+        let done = INLINE
+            .try_with(|inline| {
+                let mut inline = inline.try_borrow_mut().ok()?;
+                if inline.conn != self.conn {
+                    return None;
                 }
-            }
+                Some(f(&mut inline.collected, value.take()?))
+            })
+            .ok()
+            .flatten();
+        match (done, value) {
+            (Some(r), _) => Ok(r),
+            (None, Some(value)) => Err(value),
+            (None, None) => unreachable!("`value` is taken only by a call that returns"),
+        }
+    }
+
+    /// Queues what `encode` appends: whole frames of call `id`, the last
+    /// one of the call if `last`. Polled inline, they are encoded straight
+    /// into the collection; otherwise into a frame of their own for the
+    /// channel. `encode` must leave the buffer as it was when it fails.
+    pub(crate) fn send_frames<E>(
+        &self,
+        id: u64,
+        last: bool,
+        encode: impl FnOnce(&mut BytesMut) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let collected = self.inline(encode, |c, encode| {
+            let result = encode(&mut c.frames);
+            c.ended |= last && result.is_ok();
+            result
         });
-        if let Some(out) = out {
+        match collected {
+            Ok(result) => result,
+            Err(encode) => {
+                let frame = FrameBuf::encode(encode)?;
+                self.send(Out::Frame { id, last, frame });
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn send(&self, out: Out) {
+        let collected = self.inline(out, |c, out| match out {
+            Out::Frame { last, frame, .. } => {
+                c.frames.extend_from_slice(frame.as_slice());
+                c.ended |= last;
+            }
+            credit @ Out::ArgCredit { .. } => c.credits.push(credit),
+        });
+        if let Err(out) = collected {
             // The driver is gone only when the connection is: nobody to tell.
             let _ = self.tx.send(out);
         }
     }
 }
 
-/// Runs `poll` (the driver polling one of its commands) and appends to
-/// `outs` whatever the commands of `outbox`'s connection sent meanwhile,
-/// in order.
+/// Runs `poll` (the driver polling one of its commands) and leaves in
+/// `into` (cleared first) whatever the commands of `outbox`'s connection
+/// sent meanwhile. `into`'s buffers are lent to the collection, so their
+/// allocations serve poll after poll.
 pub(crate) fn collect_inline<R>(
     outbox: &Outbox,
-    outs: &mut Vec<Out>,
+    into: &mut Collected,
     poll: impl FnOnce() -> R,
 ) -> R {
-    /// Closes the collection even if `poll` unwinds.
-    struct Close<'a>(&'a mut Vec<Out>);
+    /// Ends the collection even if `poll` unwinds.
+    struct Close<'a>(&'a mut Collected);
     impl Drop for Close<'_> {
         fn drop(&mut self) {
             let _ = INLINE.try_with(|inline| {
                 let mut inline = inline.borrow_mut();
                 inline.conn = 0;
-                self.0.append(&mut inline.outs);
+                std::mem::swap(&mut inline.collected, self.0);
             });
         }
     }
 
+    into.clear();
     INLINE.with(|inline| {
         let mut inline = inline.borrow_mut();
         debug_assert_eq!(inline.conn, 0, "inline polls do not nest");
         inline.conn = outbox.conn;
+        std::mem::swap(&mut inline.collected, into);
     });
-    let _close = Close(outs);
+    let _close = Close(into);
     poll()
 }
 
@@ -122,46 +192,83 @@ mod tests {
         Out::ArgCredit { id, n: 1 }
     }
 
-    fn ids(outs: &[Out]) -> Vec<u64> {
-        outs.iter()
-            .map(|o| match o {
-                Out::Frame { id, .. } | Out::ArgCredit { id, .. } => *id,
+    fn id_of(out: &Out) -> u64 {
+        match out {
+            Out::Frame { id, .. } | Out::ArgCredit { id, .. } => *id,
+        }
+    }
+
+    fn frame(outbox: &Outbox, id: u64, byte: u8, last: bool) {
+        outbox
+            .send_frames(id, last, |buf| {
+                buf.extend_from_slice(&[byte]);
+                Ok::<_, ()>(())
             })
-            .collect()
+            .unwrap();
     }
 
     #[test]
     fn only_the_polling_connection_collects_inline() {
         let (ours, mut our_rx) = Outbox::new(1024);
         let (theirs, mut their_rx) = Outbox::new(1024);
-        let mut outs = Vec::new();
-        collect_inline(&ours, &mut outs, || {
+        let mut collected = Collected::default();
+        collect_inline(&ours, &mut collected, || {
+            frame(&ours, 1, b'a', false);
             ours.send(credit(1));
-            theirs.send(credit(2));
-            ours.clone().send(credit(3));
+            frame(&theirs, 2, b'x', true);
+            ours.clone().send(Out::Frame {
+                id: 1,
+                last: false,
+                frame: FrameBuf::encode(|buf| {
+                    buf.extend_from_slice(b"b");
+                    Ok::<_, ()>(())
+                })
+                .unwrap(),
+            });
+            frame(&ours, 1, b'c', true);
         });
-        assert_eq!(ids(&outs), [1, 3], "ours, in order, collected");
-        assert!(our_rx.try_recv().is_err(), "nothing of ours went through the channel");
-        assert_eq!(ids(&[their_rx.try_recv().unwrap()]), [2]);
+        assert_eq!(&collected.frames[..], b"abc", "ours, in order");
+        assert!(collected.ended);
+        assert_eq!(collected.credits.iter().map(id_of).collect::<Vec<_>>(), [1]);
+        assert!(
+            our_rx.try_recv().is_err(),
+            "nothing of ours went through the channel"
+        );
+        assert_eq!(id_of(&their_rx.try_recv().unwrap()), 2);
 
         // Outside an inline poll, everything goes through the channel.
-        ours.send(credit(4));
-        assert_eq!(ids(&[our_rx.try_recv().unwrap()]), [4]);
+        frame(&ours, 4, b'd', true);
+        assert_eq!(id_of(&our_rx.try_recv().unwrap()), 4);
+
+        // The next collection starts empty.
+        collect_inline(&ours, &mut collected, || ());
+        assert!(collected.frames.is_empty() && !collected.ended);
+    }
+
+    #[test]
+    fn a_failed_encode_leaves_nothing_and_does_not_end_the_call() {
+        let (ours, _rx) = Outbox::new(1024);
+        let mut collected = Collected::default();
+        collect_inline(&ours, &mut collected, || {
+            let failed = ours.send_frames(1, true, |_| Err::<(), _>("no"));
+            assert_eq!(failed, Err("no"));
+        });
+        assert!(collected.frames.is_empty() && !collected.ended);
     }
 
     #[test]
     fn a_panic_in_the_poll_still_closes_the_collection() {
         let (ours, mut rx) = Outbox::new(1024);
-        let mut outs = Vec::new();
+        let mut collected = Collected::default();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            collect_inline(&ours, &mut outs, || {
+            collect_inline(&ours, &mut collected, || {
                 ours.send(credit(1));
                 panic!("the command panicked");
             })
         }));
         assert!(result.is_err());
-        assert_eq!(ids(&outs), [1]);
+        assert_eq!(collected.credits.len(), 1);
         ours.send(credit(2));
-        assert_eq!(ids(&[rx.try_recv().unwrap()]), [2]);
+        assert_eq!(id_of(&rx.try_recv().unwrap()), 2);
     }
 }

@@ -40,6 +40,9 @@ use crate::wire::frame::{self, Frame, Kind};
 /// written to a client that does not read.
 const HIGH_WATER: usize = 1 << 20;
 
+/// A command's future, boxed once.
+type Command = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// One command running in its own task.
 struct Running {
     /// The command's task, once it has one (see [`Connection::start`]).
@@ -391,32 +394,26 @@ where
             arg_credit: self.config.stream_window,
             results,
         };
-        // The command's future (several hundred bytes) goes to the heap
-        // once, here; what wraps it below holds only the box, so moving
-        // the wrapped future (into a task, say) copies a pointer.
-        let run = Box::pin(D::dispatch(self.service.clone(), call));
-        // Only when a subscriber wants it: with tracing's `log` feature on,
-        // even a span nobody records costs a few hundred instructions.
-        let span = if tracing::enabled!(tracing::Level::DEBUG) {
-            tracing::debug_span!("cmdstream.command", command = info.name, id)
-        } else {
-            tracing::Span::none()
-        };
-        // One future per command, no wrapper holding it twice: the task stays
-        // small, which matters for a command that runs for microseconds.
-        match deadline {
-            None => self.start(cx, id, running, run.instrument(span)),
-            // On expiry the call is dropped unanswered and reports the
-            // deadline to the client.
-            Some(at) => self.start(
-                cx,
-                id,
-                running,
-                Box::pin(
-                    async move { drop(tokio::time::timeout_at(at, run).await) }.instrument(span),
-                ),
+        let run = D::dispatch(self.service.clone(), call);
+        // The span only when a subscriber wants it: with tracing's `log`
+        // feature on, even a span nobody records costs a few hundred
+        // instructions, and its wrapper more on every poll.
+        let span = tracing::enabled!(tracing::Level::DEBUG)
+            .then(|| tracing::debug_span!("cmdstream.command", command = info.name, id));
+        // The command's future (several hundred bytes) goes to the heap once,
+        // where it is made; after that only the box moves. On expiry of the
+        // deadline the call is dropped unanswered and reports it to the client.
+        let command: Command = match (deadline, span) {
+            (None, None) => Box::pin(run),
+            (None, Some(span)) => Box::pin(run.instrument(span)),
+            (Some(at), None) => Box::pin(async move {
+                drop(tokio::time::timeout_at(at, run).await);
+            }),
+            (Some(at), Some(span)) => Box::pin(
+                async move { drop(tokio::time::timeout_at(at, run).await) }.instrument(span),
             ),
-        }
+        };
+        self.start(cx, id, running, command);
         Ok(())
     }
 
@@ -425,10 +422,7 @@ where
     /// answered without a task of its own, and without ever entering the
     /// map of running commands; one that has to wait continues in its own
     /// task, so it never holds up the connection while it waits.
-    fn start<F>(&mut self, cx: &mut Context<'_>, id: u64, mut running: Running, mut command: F)
-    where
-        F: Future<Output = ()> + Unpin + Send + 'static,
-    {
+    fn start(&mut self, cx: &mut Context<'_>, id: u64, mut running: Running, mut command: Command) {
         if !self.config.run_ready_inline {
             running.abort = Some(tokio::spawn(command).abort_handle());
             self.running.insert(id, running);
@@ -438,7 +432,7 @@ where
         // `collected`, in order, instead of through the outbox's channel.
         let mut collected = std::mem::take(&mut self.inline);
         let polled = outbox::collect_inline(&self.outbox, &mut collected, || {
-            std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut command).poll(cx)))
+            std::panic::catch_unwind(AssertUnwindSafe(|| command.as_mut().poll(cx)))
         });
         match polled {
             // Argument credit is moot: the call is over.

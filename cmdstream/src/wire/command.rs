@@ -62,12 +62,10 @@ pub(crate) fn put_head(
 /// Splits a COMMAND body into its head and its payload.
 pub(crate) fn parse(mut body: Bytes) -> Result<(CommandHead, Bytes), FrameError> {
     const BAD: FrameError = FrameError::Malformed("COMMAND head is truncated or invalid");
-    let mut src = &body[..];
-    if src.len() < 5 {
+    let [a, b, c, d, flags, ..] = body[..] else {
         return Err(BAD);
-    }
-    let command = src.get_u32();
-    let flags = src.get_u8();
+    };
+    let command = u32::from_be_bytes([a, b, c, d]);
     if flags & !(DEADLINE | TRACE | USER) != 0 {
         return Err(FrameError::Malformed("COMMAND has unknown flag bits"));
     }
@@ -75,6 +73,12 @@ pub(crate) fn parse(mut body: Bytes) -> Result<(CommandHead, Bytes), FrameError>
         command,
         ..CommandHead::default()
     };
+    if flags == 0 {
+        // The common case: nothing but the command id.
+        body.advance(5);
+        return Ok((head, body));
+    }
+    let mut src = &body[5..];
     if flags & DEADLINE != 0 {
         if src.len() < 4 {
             return Err(BAD);

@@ -6,6 +6,7 @@
 //! and the map of running commands, so command tasks never take a lock to
 //! answer.
 
+use std::any::Any;
 use std::future::poll_fn;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -80,6 +81,8 @@ pub(crate) struct Connection<IO, D, C> {
     outbox: Outbox,
     /// What commands polled inline sent, kept to reuse its allocations.
     inline: Collected,
+    /// The box of the last command that finished inline, for the next.
+    recycled: Option<Box<dyn Any + Send>>,
     running: IdMap<Running>,
     service: Arc<D>,
     codec: C,
@@ -114,6 +117,7 @@ where
             outbox_rx,
             outbox,
             inline: Collected::default(),
+            recycled: None,
             running: IdMap::default(),
             service,
             codec,
@@ -404,7 +408,10 @@ where
         // where it is made; after that only the box moves. On expiry of the
         // deadline the call is dropped unanswered and reports it to the client.
         let command: Command = match (deadline, span) {
-            (None, None) => Box::pin(run),
+            (None, None) => {
+                self.start_recycling(cx, id, running, run);
+                return Ok(());
+            }
             (None, Some(span)) => Box::pin(run.instrument(span)),
             (Some(at), None) => Box::pin(async move {
                 drop(tokio::time::timeout_at(at, run).await);
@@ -428,40 +435,90 @@ where
             self.running.insert(id, running);
             return;
         }
-        // What the command sends while polled here comes back in
-        // `collected`, in order, instead of through the outbox's channel.
+        match self.poll_inline(cx, command.as_mut()) {
+            Some(Poll::Ready(())) => self.inline_done(id, None),
+            Some(Poll::Pending) => {
+                running.abort = Some(tokio::spawn(command).abort_handle());
+                self.inline_done(id, Some(running));
+            }
+            None => self.inline_panicked(id),
+        }
+    }
+
+    /// [`start`](Self::start) for a command with neither deadline nor span
+    /// (most of them): its future is written into the box of the last such
+    /// command that finished here, when there is one, instead of into a new
+    /// allocation.
+    fn start_recycling<F>(&mut self, cx: &mut Context<'_>, id: u64, mut running: Running, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        if !self.config.run_ready_inline {
+            return self.start(cx, id, running, Box::pin(future));
+        }
+        let recycled = self.recycled.take().map(|b| b.downcast::<Pin<Box<F>>>());
+        let mut slot = match recycled {
+            Some(Ok(mut slot)) => {
+                // Drops the finished future in place and moves this one in.
+                Pin::set(&mut *slot, future);
+                slot
+            }
+            _ => Box::new(Box::pin(future)),
+        };
+        match self.poll_inline(cx, Pin::as_mut(&mut *slot)) {
+            Some(Poll::Ready(())) => {
+                self.recycled = Some(slot);
+                self.inline_done(id, None);
+            }
+            Some(Poll::Pending) => {
+                running.abort = Some(tokio::spawn(*slot).abort_handle());
+                self.inline_done(id, Some(running));
+            }
+            None => self.inline_panicked(id),
+        }
+    }
+
+    /// Polls a command once on the connection's own thread; what it sends
+    /// meanwhile is left in `self.inline`. `None` when it panicked.
+    fn poll_inline(
+        &mut self,
+        cx: &mut Context<'_>,
+        command: Pin<&mut (dyn Future<Output = ()> + Send)>,
+    ) -> Option<Poll<()>> {
         let mut collected = std::mem::take(&mut self.inline);
         let polled = outbox::collect_inline(&self.outbox, &mut collected, || {
-            std::panic::catch_unwind(AssertUnwindSafe(|| command.as_mut().poll(cx)))
+            std::panic::catch_unwind(AssertUnwindSafe(|| command.poll(cx)))
         });
-        match polled {
-            // Argument credit is moot: the call is over.
-            Ok(Poll::Ready(())) => self.link.out().extend_from_slice(&collected.frames),
-            Ok(Poll::Pending) => {
-                running.abort = Some(tokio::spawn(command).abort_handle());
-                self.link.out().extend_from_slice(&collected.frames);
-                // A command that answered and still has work to finish is
-                // not running as far as the client is concerned.
-                if !collected.ended {
-                    self.running.insert(id, running);
-                    for credit in collected.credits.drain(..) {
-                        self.on_out(credit);
-                    }
-                }
-            }
-            Err(_) => {
-                // The panic hook has reported it; the client hears the same
-                // as from a command that panics in its own task, and nothing
-                // the command sent before.
-                drop(running);
-                self.reject(
-                    id,
-                    ErrorCode::Internal,
-                    "the command panicked; see the server's log",
-                );
+        self.inline = collected;
+        polled.ok()
+    }
+
+    /// Writes what a command polled inline sent; `running` is the command,
+    /// now in a task of its own, if it did not finish.
+    fn inline_done(&mut self, id: u64, running: Option<Running>) {
+        let mut collected = std::mem::take(&mut self.inline);
+        self.link.out().extend_from_slice(&collected.frames);
+        // A command that answered and still has work to finish is not
+        // running as far as the client is concerned; for a finished one,
+        // argument credit is moot.
+        if let Some(running) = running.filter(|_| !collected.ended) {
+            self.running.insert(id, running);
+            for credit in collected.credits.drain(..) {
+                self.on_out(credit);
             }
         }
         self.inline = collected;
+    }
+
+    /// A command panicked while polled inline. The panic hook has reported
+    /// it; the client hears the same as from a command that panics in its
+    /// own task, and nothing the command sent before.
+    fn inline_panicked(&mut self, id: u64) {
+        self.reject(
+            id,
+            ErrorCode::Internal,
+            "the command panicked; see the server's log",
+        );
     }
 }
 

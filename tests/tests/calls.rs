@@ -211,4 +211,25 @@ async fn every_command_can_run_in_its_own_task_instead_of_inline() {
         .await;
     assert_eq!(items, [3, 2, 1, 0]);
     assert_eq!(client.sleep(5).await.unwrap(), 5);
+    // Commands that finish at once and commands that wait, interleaved on
+    // one connection (the server reuses a finished command's memory).
+    let (slow, fast) = tokio::join!(client.sleep(20), client.add(4, 4));
+    assert_eq!((slow.unwrap(), fast.unwrap()), (20, 8));
+    assert_eq!(client.add(5, 5).await.unwrap(), 10);
+}
+
+#[tokio::test]
+async fn commands_that_wait_and_commands_that_do_not_interleave_on_one_connection() {
+    // By default a command that finishes at once leaves its memory to the
+    // next; one that waits takes it along into its task.
+    let srv = serve().await;
+    let client = connect(srv.addr).await;
+    for round in 0..3i64 {
+        assert_eq!(client.add(round, 1).await.unwrap(), round + 1);
+        let (slow, fast) = tokio::join!(client.sleep(10), client.add(4, 4));
+        assert_eq!((slow.unwrap(), fast.unwrap()), (10, 8));
+        let err = client.boom().await.unwrap_err();
+        assert!(err.to_string().contains("panicked"), "{err}");
+    }
+    assert_eq!(client.add(5, 5).await.unwrap(), 10);
 }

@@ -51,8 +51,10 @@ pub(crate) struct Driver<IO> {
     control: mpsc::UnboundedReceiver<Control>,
     pending: IdMap<Pending>,
     shared: Arc<Shared>,
-    /// Callers woken with a result since the last write: each is likely to
-    /// queue a new call in a moment.
+    /// Callers woken with a result whose next call has not arrived yet:
+    /// each is likely to queue one in a moment. Not reset by a write: a
+    /// caller woken just before one still counts after it, or the calls of
+    /// late callers would each go out in a write of their own.
     woken: usize,
     going_away: Option<String>,
     handles_gone: bool,
@@ -156,15 +158,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
 
             progress |= self.link.poll_keepalive(cx)?;
 
-            match self.link.poll_write(cx, self.woken)? {
+            let expected = self.link.frames_queued() + self.woken;
+            match self.link.poll_write(cx, expected)? {
                 Written::Yield => {
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
-                Written::All => {
-                    self.woken = 0;
-                    progress = true;
-                }
+                Written::All => progress = true,
                 Written::Nothing | Written::Blocked => {}
             }
 
@@ -177,6 +177,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         }
     }
 
+    /// A caller was handed its result. Each call that arrives takes one off
+    /// the count, so callers that never call again are worn off by later
+    /// calls; meanwhile they cost at most one yield per write, and the count
+    /// never exceeds the in-flight limit.
+    fn woke(&mut self) {
+        self.woken = (self.woken + 1).min(self.shared.max_in_flight);
+    }
+
     fn on_request(&mut self, req: Request) {
         if req.reply.is_closed() {
             // The caller gave up before the call was sent: nothing to cancel.
@@ -186,6 +194,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             req.reply.fail(self.shared.unsent());
             return;
         }
+        self.woken = self.woken.saturating_sub(1);
         self.link.out().extend_from_slice(req.frame.as_slice());
         if let Some(args) = &req.args {
             args.add_permits(self.shared.server_window as usize);
@@ -238,7 +247,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             Kind::ResultLast => {
                 if let Some(p) = self.pending.remove(&frame.id) {
                     p.close_args();
-                    self.woken += 1;
+                    self.woke();
                     match p.reply {
                         Reply::Once(tx) => drop(tx.send(Ok(frame.body))),
                         Reply::Many(tx) => {
@@ -252,7 +261,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             Kind::End => {
                 if let Some(p) = self.pending.remove(&frame.id) {
                     p.close_args();
-                    self.woken += 1;
+                    self.woke();
                     match p.reply {
                         Reply::Many(tx) => drop(tx.send(Ok(None))),
                         Reply::Once(tx) => drop(tx.send(Err(Error::protocol(
@@ -265,7 +274,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 let (code, message) = frame.error().map_err(protocol)?;
                 if let Some(p) = self.pending.remove(&frame.id) {
                     p.close_args();
-                    self.woken += 1;
+                    self.woke();
                     p.reply.fail(remote_error(code, message, p.command));
                 }
             }

@@ -130,6 +130,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
         self.io.wbuf()
     }
 
+    /// Frames queued since the last write.
+    pub(crate) fn frames_queued(&self) -> usize {
+        self.policy.frames()
+    }
+
     /// Bytes queued and not yet written.
     pub(crate) fn queued(&self) -> usize {
         self.io.queued()

@@ -20,6 +20,11 @@ pub(crate) struct WritePolicy {
 }
 
 impl WritePolicy {
+    /// Frames put in the write buffer since the last write.
+    pub(crate) fn frames(&self) -> usize {
+        self.queued
+    }
+
     /// A frame was put in the write buffer.
     pub(crate) fn queued(&mut self) {
         self.queued += 1;

@@ -84,10 +84,12 @@ struct Args {
     workload: measure::ProfileWorkload,
     /// `--seconds S`: how long `--profile` runs.
     seconds: f64,
+    /// `--setup a|b`: the runtime setup `--profile` runs in.
+    setup: Setup,
 }
 
 const USAGE: &str = "usage: cmdstream-benches [--quick] [--out FILE] [--chart FILE]
-       cmdstream-benches --profile WHO [--workload add|echo|seq|stream] [--seconds S]
+       cmdstream-benches --profile WHO [--workload add|echo|seq|stream] [--setup a|b] [--seconds S]
 WHO: cmdstream, cmdstream-json, cmdstream-postcard, tarpc, tonic, raw";
 
 fn parse_args() -> Result<Args, String> {
@@ -98,6 +100,7 @@ fn parse_args() -> Result<Args, String> {
         profile: None,
         workload: measure::ProfileWorkload::Pipelined(measure::Op::Add),
         seconds: 5.0,
+        setup: Setup::CurrentThread,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -123,6 +126,13 @@ fn parse_args() -> Result<Args, String> {
                             "--workload needs add, echo, seq or stream\n{USAGE}"
                         ))
                     }
+                }
+            }
+            "--setup" => {
+                args.setup = match it.next().as_deref() {
+                    Some("a" | "A") => Setup::CurrentThread,
+                    Some("b" | "B") => Setup::MultiThreadOneWorker,
+                    _ => return Err(format!("--setup needs a or b\n{USAGE}")),
                 }
             }
             "--seconds" => {
@@ -169,7 +179,7 @@ fn main() -> ExitCode {
         }
     };
     if let Some(who) = args.profile {
-        return profile(who, args.workload, args.seconds);
+        return profile(who, args.workload, args.setup, args.seconds);
     }
     let plan = if args.quick {
         Plan::quick()
@@ -230,10 +240,15 @@ fn main() -> ExitCode {
 }
 
 /// `--profile`: one workload alone, for `perf` or `valgrind`.
-fn profile(who: Contender, workload: measure::ProfileWorkload, seconds: f64) -> ExitCode {
+fn profile(
+    who: Contender,
+    workload: measure::ProfileWorkload,
+    setup: Setup,
+    seconds: f64,
+) -> ExitCode {
     let time = Duration::from_secs_f64(seconds);
     let watchdog = time * 4 + Duration::from_secs(60);
-    let result = runtime::run_client(Setup::CurrentThread, watchdog, move |addrs| {
+    let result = runtime::run_client(setup, watchdog, move |addrs| {
         measure::profile(addrs, who, workload, 256, time)
     });
     match result {

@@ -52,6 +52,9 @@ const MAX_FRAME: usize = 1 << 20;
 const READ_CHUNK: usize = 64 * 1024;
 /// Below this much free space the read buffer is grown before reading.
 const READ_MIN_FREE: usize = 4 * 1024;
+/// The server's reader hands its answers to the writer every this many
+/// frames of a large read, as cmdstream's server does.
+const WRITE_EVERY: usize = 64;
 /// A streaming producer hands its buffer to the writer at this size.
 const STREAM_CHUNK: usize = 16 * 1024;
 
@@ -437,7 +440,17 @@ async fn server_read_loop(
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     while fill(r, &mut rbuf).await? {
+        let mut frames = 0usize;
         while let Some(frame) = next_frame(&mut rbuf)? {
+            frames += 1;
+            if frames.is_multiple_of(WRITE_EVERY) && !out.is_empty() {
+                // Hand over what is answered and let the writer send it
+                // while the rest of the read is worked through.
+                tx.send(out.split())
+                    .await
+                    .map_err(|_| BenchError::new("raw: server writer gone"))?;
+                tokio::task::yield_now().await;
+            }
             if frame.kind != COMMAND {
                 return Err(BenchError::new(format!(
                     "raw: unexpected kind {}",

@@ -103,6 +103,8 @@ pub struct Probe {
     pub dropped: Arc<AtomicUsize>,
     /// Items produced by `countdown`.
     pub produced: Arc<AtomicUsize>,
+    /// `blob` commands run.
+    pub blobs: Arc<AtomicUsize>,
 }
 
 impl Probe {
@@ -192,6 +194,7 @@ impl Calc {
     }
 
     async fn blob(&self, len: usize) -> Vec<u8> {
+        self.probe.blobs.fetch_add(1, Ordering::SeqCst);
         vec![7; len]
     }
 }
@@ -269,7 +272,8 @@ impl Dispatch for CalcServer {
                 9 => {
                     let (len,) = args_or_reject!(call, (usize,));
                     let r = calc.blob(len).await;
-                    call.reply(&r)
+                    // As generated code sends a `Vec<u8>`: one byte string.
+                    call.reply(&cmdstream::codec::ByteSlice(&r))
                 }
                 // The server checked the id against INFO before dispatching.
                 other => call.fail(

@@ -76,6 +76,11 @@ pub fn add(id: u64, a: i64, b: i64) -> Vec<u8> {
     command(id, 1, &payload)
 }
 
+/// A COMMAND frame calling `blob(len)` (command 9).
+pub fn blob(id: u64, len: usize) -> Vec<u8> {
+    command(id, 9, &encode(&(len,)))
+}
+
 /// A frame as read back.
 #[derive(Debug, PartialEq, Eq)]
 pub struct RawFrame {

@@ -98,3 +98,45 @@ async fn a_client_queues_calls_beyond_the_servers_in_flight_limit_instead_of_fai
     }
     assert_eq!(Probe::get(&srv.probe.finished), 20);
 }
+
+#[tokio::test]
+async fn a_client_that_sends_without_reading_is_pushed_back_not_buffered_for() {
+    // 2,000 calls for 64 KiB each: 125 MiB of answers if the server kept
+    // reading commands while the client reads nothing.
+    const CALLS: u64 = 2_000;
+    const LEN: usize = 64 * 1024;
+    let srv = serve_with(Server::builder()).await;
+    let mut conn = RawConn::connect(srv.addr).await;
+    let mut commands = Vec::new();
+    for id in 1..=CALLS {
+        commands.extend(raw::blob(id, LEN));
+    }
+    conn.send(&commands).await;
+
+    // The server runs what fits under its write buffer's high-water mark
+    // (plus what the socket buffers take), then stops reading.
+    let blobs = srv.probe.blobs.clone();
+    eventually("the server ran some blobs", || Probe::get(&blobs) > 0).await;
+    let mut last = 0;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let now = Probe::get(&blobs);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    assert!(
+        (last as u64) < CALLS / 2,
+        "{last} of {CALLS} blobs run for a client that reads nothing"
+    );
+
+    // Once the client reads, everything is answered, in full.
+    for _ in 0..CALLS {
+        let frame = within("a blob", conn.read_frame()).await.expect("a frame");
+        assert_eq!(frame.kind, kind::RESULT_LAST);
+        let blob: cmdstream::codec::ByteBuf = frame.result();
+        assert_eq!(blob.0.len(), LEN);
+    }
+    assert_eq!(Probe::get(&blobs) as u64, CALLS);
+}

@@ -37,8 +37,8 @@ use crate::metadata::Metadata;
 use crate::wire::command;
 use crate::wire::frame::{self, Frame, Kind};
 
-/// Stop taking frames from command tasks while this much is waiting to be
-/// written to a client that does not read.
+/// Stop taking frames from command tasks, and stop reading commands, while
+/// this much is waiting to be written to a client that does not read.
 const HIGH_WATER: usize = 1 << 20;
 
 /// A command's future, boxed once.
@@ -51,9 +51,10 @@ type Command = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// flight: 1.1 M calls/s without, 1.55 M with; 32 and 64 do alike.)
 const WRITE_EVERY: usize = 64;
 
-/// One command running in its own task.
+/// A call the client still waits on: its command runs in a task of its
+/// own, or has handed its `Call` elsewhere to answer later.
 struct Running {
-    /// The command's task, once it has one (see [`Connection::start`]).
+    /// The command's task, if it has one (see [`Connection::start`]).
     abort: Option<AbortHandle>,
     /// Where the client's streamed arguments go; dropped at END.
     args: Option<mpsc::UnboundedSender<Bytes>>,
@@ -170,23 +171,20 @@ where
                 }
             }
 
-            match self.link.poll_read(cx)? {
-                Poll::Ready(true) => {
-                    progress = true;
-                    let mut frames = 0usize;
-                    while let Some(frame) = self.link.next_frame()? {
-                        self.on_frame(cx, frame)?;
-                        frames += 1;
-                        if frames % WRITE_EVERY == 0 {
-                            // Whatever the result, the write below retries.
-                            self.link.poll_write(cx, 0)?;
-                        }
+            // Frames left over from an earlier read first; then more, unless
+            // a client that does not read has let answers pile up.
+            progress |= self.take_frames(cx)?;
+            if self.link.queued() < HIGH_WATER {
+                match self.link.poll_read(cx)? {
+                    Poll::Ready(true) => {
+                        progress = true;
+                        self.take_frames(cx)?;
                     }
+                    // The client is done with us: whatever still runs has
+                    // nobody to answer to.
+                    Poll::Ready(false) => return Poll::Ready(Ok(())),
+                    Poll::Pending => {}
                 }
-                // The client is done with us: whatever still runs has nobody
-                // to answer to.
-                Poll::Ready(false) => return Poll::Ready(Ok(())),
-                Poll::Pending => {}
             }
 
             progress |= self.link.poll_keepalive(cx)?;
@@ -224,6 +222,27 @@ where
                 return Poll::Pending;
             }
         }
+    }
+
+    /// Handles the frames in the read buffer while less than [`HIGH_WATER`]
+    /// waits to be written (the rest stay for later, unread from the socket
+    /// meanwhile, so a client that sends without reading pushes back on
+    /// itself). Writes every [`WRITE_EVERY`] frames. `Ok(true)` if it
+    /// handled any.
+    fn take_frames(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
+        let mut frames = 0usize;
+        while self.link.queued() < HIGH_WATER {
+            let Some(frame) = self.link.next_frame()? else {
+                break;
+            };
+            self.on_frame(cx, frame)?;
+            frames += 1;
+            if frames % WRITE_EVERY == 0 {
+                // Whatever the result, the driver's own write retries.
+                self.link.poll_write(cx, 0)?;
+            }
+        }
+        Ok(frames > 0)
     }
 
     /// Whether the idle timeout expired with no command in flight and none
@@ -448,11 +467,11 @@ where
             self.running.insert(id, running);
             return;
         }
-        match self.poll_inline(cx, command.as_mut()) {
-            Some(Poll::Ready(())) => self.inline_done(id, None),
+        match self.poll_inline(cx, id, command.as_mut()) {
+            Some(Poll::Ready(())) => self.inline_done(id, running),
             Some(Poll::Pending) => {
                 running.abort = Some(tokio::spawn(command).abort_handle());
-                self.inline_done(id, Some(running));
+                self.inline_done(id, running);
             }
             None => self.inline_panicked(id),
         }
@@ -478,14 +497,14 @@ where
             }
             _ => Box::new(Box::pin(future)),
         };
-        match self.poll_inline(cx, Pin::as_mut(&mut *slot)) {
+        match self.poll_inline(cx, id, Pin::as_mut(&mut *slot)) {
             Some(Poll::Ready(())) => {
                 self.recycled = Some(slot);
-                self.inline_done(id, None);
+                self.inline_done(id, running);
             }
             Some(Poll::Pending) => {
                 running.abort = Some(tokio::spawn(*slot).abort_handle());
-                self.inline_done(id, Some(running));
+                self.inline_done(id, running);
             }
             None => self.inline_panicked(id),
         }
@@ -496,25 +515,26 @@ where
     fn poll_inline(
         &mut self,
         cx: &mut Context<'_>,
+        id: u64,
         command: Pin<&mut (dyn Future<Output = ()> + Send)>,
     ) -> Option<Poll<()>> {
         let mut collected = std::mem::take(&mut self.inline);
-        let polled = outbox::collect_inline(&self.outbox, &mut collected, || {
+        let polled = outbox::collect_inline(&self.outbox, id, &mut collected, || {
             std::panic::catch_unwind(AssertUnwindSafe(|| command.poll(cx)))
         });
         self.inline = collected;
         polled.ok()
     }
 
-    /// Writes what a command polled inline sent; `running` is the command,
-    /// now in a task of its own, if it did not finish.
-    fn inline_done(&mut self, id: u64, running: Option<Running>) {
+    /// Writes what a command polled inline sent. A call that has not sent
+    /// its last frame yet is entered as running, whether its command is now
+    /// a task or finished: its `Call` may have been handed elsewhere (to a
+    /// task, to another command) and answer later through the channel. A
+    /// call that has, is not running as far as the client is concerned.
+    fn inline_done(&mut self, id: u64, running: Running) {
         let mut collected = std::mem::take(&mut self.inline);
         self.link.out().extend_from_slice(&collected.frames);
-        // A command that answered and still has work to finish is not
-        // running as far as the client is concerned; for a finished one,
-        // argument credit is moot.
-        if let Some(running) = running.filter(|_| !collected.ended) {
+        if !collected.ended {
             self.running.insert(id, running);
             for credit in collected.credits.drain(..) {
                 self.on_out(credit);

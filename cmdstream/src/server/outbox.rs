@@ -40,14 +40,15 @@ pub(crate) struct Outbox {
 /// Connection numbers for [`Outbox::conn`]; 0 means none.
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
-/// What the commands of one connection sent while its driver polled them
-/// inline: their frames, encoded straight into one buffer, and their
-/// argument credit.
+/// What one command sent while its connection's driver polled it inline:
+/// its frames, encoded straight into one buffer, and its argument credit.
+/// Frames of any other call (a `Call` handed from one command to another,
+/// say) go through the channel as usual.
 #[derive(Default)]
 pub(crate) struct Collected {
     /// Whole frames, in the order they were sent.
     pub(crate) frames: BytesMut,
-    /// Whether a call's last frame is among them.
+    /// Whether the call's last frame is among them.
     pub(crate) ended: bool,
     /// Argument credit granted meanwhile.
     pub(crate) credits: Vec<Out>,
@@ -62,16 +63,18 @@ impl Collected {
     }
 }
 
-/// The collection in progress on this thread: the connection it is for (0:
-/// none) and what was collected.
+/// The collection in progress on this thread: the connection (0: none) and
+/// the call it is for, and what was collected.
 struct Inline {
     conn: u64,
+    call: u64,
     collected: Collected,
 }
 
 thread_local! {
     static INLINE: RefCell<Inline> = RefCell::new(Inline {
         conn: 0,
+        call: 0,
         collected: Collected::default(),
     });
 }
@@ -91,14 +94,20 @@ impl Outbox {
         )
     }
 
-    /// Runs `f` with `value` on this connection's collection if its driver
-    /// is polling inline on this thread; otherwise gives `value` back.
-    fn inline<T, R>(&self, value: T, f: impl FnOnce(&mut Collected, T) -> R) -> Result<R, T> {
+    /// Runs `f` with `value` on the collection if this connection's driver
+    /// is polling call `call` inline on this thread; otherwise gives
+    /// `value` back.
+    fn inline<T, R>(
+        &self,
+        call: u64,
+        value: T,
+        f: impl FnOnce(&mut Collected, T) -> R,
+    ) -> Result<R, T> {
         let mut value = Some(value);
         let done = INLINE
             .try_with(|inline| {
                 let mut inline = inline.try_borrow_mut().ok()?;
-                if inline.conn != self.conn {
+                if inline.conn != self.conn || inline.call != call {
                     return None;
                 }
                 Some(f(&mut inline.collected, value.take()?))
@@ -122,8 +131,8 @@ impl Outbox {
         last: bool,
         encode: impl FnOnce(&mut BytesMut) -> Result<(), E>,
     ) -> Result<(), E> {
-        let collected = self.inline(encode, |c, encode| {
-            let result = encode(&mut c.frames);
+        let collected = self.inline(id, encode, |c, encode| {
+            let result = encode(&mut Rewind::new(&mut c.frames));
             c.ended |= last && result.is_ok();
             result
         });
@@ -138,7 +147,10 @@ impl Outbox {
     }
 
     pub(crate) fn send(&self, out: Out) {
-        let collected = self.inline(out, |c, out| match out {
+        let id = match out {
+            Out::Frame { id, .. } | Out::ArgCredit { id, .. } => id,
+        };
+        let collected = self.inline(id, out, |c, out| match out {
             Out::Frame { last, frame, .. } => {
                 c.frames.extend_from_slice(frame.as_slice());
                 c.ended |= last;
@@ -152,12 +164,13 @@ impl Outbox {
     }
 }
 
-/// Runs `poll` (the driver polling one of its commands) and leaves in
-/// `into` (cleared first) whatever the commands of `outbox`'s connection
-/// sent meanwhile. `into`'s buffers are lent to the collection, so their
-/// allocations serve poll after poll.
+/// Runs `poll` (the driver polling the command of call `call`) and leaves
+/// in `into` (cleared first) whatever that call sent meanwhile through
+/// `outbox`'s connection. `into`'s buffers are lent to the collection, so
+/// their allocations serve poll after poll.
 pub(crate) fn collect_inline<R>(
     outbox: &Outbox,
+    call: u64,
     into: &mut Collected,
     poll: impl FnOnce() -> R,
 ) -> R {
@@ -178,10 +191,48 @@ pub(crate) fn collect_inline<R>(
         let mut inline = inline.borrow_mut();
         debug_assert_eq!(inline.conn, 0, "inline polls do not nest");
         inline.conn = outbox.conn;
+        inline.call = call;
         std::mem::swap(&mut inline.collected, into);
     });
     let _close = Close(into);
     poll()
+}
+
+/// A buffer frames are appended to that drops a half-written frame if the
+/// encoder unwinds (a `Serialize` impl that panics, inside a command that
+/// catches the panic): the rest of the collection still goes out.
+struct Rewind<'a> {
+    buf: &'a mut BytesMut,
+    start: usize,
+}
+
+impl<'a> Rewind<'a> {
+    fn new(buf: &'a mut BytesMut) -> Self {
+        let start = buf.len();
+        Rewind { buf, start }
+    }
+}
+
+impl std::ops::Deref for Rewind<'_> {
+    type Target = BytesMut;
+
+    fn deref(&self) -> &BytesMut {
+        self.buf
+    }
+}
+
+impl std::ops::DerefMut for Rewind<'_> {
+    fn deref_mut(&mut self) -> &mut BytesMut {
+        self.buf
+    }
+}
+
+impl Drop for Rewind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.buf.truncate(self.start);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -208,14 +259,19 @@ mod tests {
     }
 
     #[test]
-    fn only_the_polling_connection_collects_inline() {
+    fn only_the_polled_call_of_the_polling_connection_collects_inline() {
         let (ours, mut our_rx) = Outbox::new(1024);
         let (theirs, mut their_rx) = Outbox::new(1024);
         let mut collected = Collected::default();
-        collect_inline(&ours, &mut collected, || {
+        collect_inline(&ours, 1, &mut collected, || {
             frame(&ours, 1, b'a', false);
             ours.send(credit(1));
-            frame(&theirs, 2, b'x', true);
+            // The same call id on another connection, and another call of
+            // this connection (its `Call` handed to the polled command):
+            // both through their channels.
+            frame(&theirs, 1, b'x', true);
+            frame(&ours, 5, b'y', true);
+            ours.send(credit(5));
             ours.clone().send(Out::Frame {
                 id: 1,
                 last: false,
@@ -227,29 +283,48 @@ mod tests {
             });
             frame(&ours, 1, b'c', true);
         });
-        assert_eq!(&collected.frames[..], b"abc", "ours, in order");
+        assert_eq!(&collected.frames[..], b"abc", "call 1's, in order");
         assert!(collected.ended);
         assert_eq!(collected.credits.iter().map(id_of).collect::<Vec<_>>(), [1]);
-        assert!(
-            our_rx.try_recv().is_err(),
-            "nothing of ours went through the channel"
-        );
-        assert_eq!(id_of(&their_rx.try_recv().unwrap()), 2);
+        assert_eq!(id_of(&their_rx.try_recv().unwrap()), 1);
+        assert_eq!(id_of(&our_rx.try_recv().unwrap()), 5);
+        assert_eq!(id_of(&our_rx.try_recv().unwrap()), 5);
+        assert!(our_rx.try_recv().is_err());
 
         // Outside an inline poll, everything goes through the channel.
-        frame(&ours, 4, b'd', true);
-        assert_eq!(id_of(&our_rx.try_recv().unwrap()), 4);
+        frame(&ours, 1, b'd', true);
+        assert_eq!(id_of(&our_rx.try_recv().unwrap()), 1);
 
         // The next collection starts empty.
-        collect_inline(&ours, &mut collected, || ());
+        collect_inline(&ours, 2, &mut collected, || ());
         assert!(collected.frames.is_empty() && !collected.ended);
+    }
+
+    #[test]
+    fn an_encoder_that_unwinds_leaves_no_half_frame() {
+        let (ours, _rx) = Outbox::new(1024);
+        let mut collected = Collected::default();
+        collect_inline(&ours, 1, &mut collected, || {
+            frame(&ours, 1, b'a', false);
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _ = ours.send_frames(1, true, |buf| {
+                    buf.extend_from_slice(b"half");
+                    panic!("a Serialize impl panicked");
+                    #[allow(unreachable_code)]
+                    Ok::<_, ()>(())
+                });
+            }));
+            assert!(caught.is_err());
+            frame(&ours, 1, b'b', true);
+        });
+        assert_eq!(&collected.frames[..], b"ab");
     }
 
     #[test]
     fn a_failed_encode_leaves_nothing_and_does_not_end_the_call() {
         let (ours, _rx) = Outbox::new(1024);
         let mut collected = Collected::default();
-        collect_inline(&ours, &mut collected, || {
+        collect_inline(&ours, 1, &mut collected, || {
             let failed = ours.send_frames(1, true, |_| Err::<(), _>("no"));
             assert_eq!(failed, Err("no"));
         });
@@ -261,7 +336,7 @@ mod tests {
         let (ours, mut rx) = Outbox::new(1024);
         let mut collected = Collected::default();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            collect_inline(&ours, &mut collected, || {
+            collect_inline(&ours, 1, &mut collected, || {
                 ours.send(credit(1));
                 panic!("the command panicked");
             })

@@ -45,7 +45,9 @@ pub struct ResultStream<T, C> {
     codec: C,
     /// The credit granted so far beyond what was consumed: the window.
     window: u32,
-    /// What the window may grow to; equal to `window` when it may not.
+    /// The window it starts with, and never goes below.
+    min_window: u32,
+    /// What the window may grow to; equal to `min_window` when it may not.
     max_window: u32,
     /// Credit is returned in batches of a quarter window.
     batch: u32,
@@ -74,6 +76,7 @@ impl<T, C> ResultStream<T, C> {
             control,
             codec,
             window,
+            min_window: window,
             max_window: max_window.max(window),
             batch: (window / 4).max(1),
             consumed: 0,
@@ -102,8 +105,10 @@ impl<T: DeserializeOwned, C: Codec> Stream for ResultStream<T, C> {
                 this.consumed += 1;
                 this.consumed_bytes += bytes.len() + ITEM_OVERHEAD;
                 if this.consumed >= this.batch {
-                    let credit = this.consumed + this.grow();
-                    let _ = this.control.send(Control::Credit(this.id, credit));
+                    let credit = this.resize();
+                    if credit > 0 {
+                        let _ = this.control.send(Control::Credit(this.id, credit));
+                    }
                     this.consumed = 0;
                     this.consumed_bytes = 0;
                 }
@@ -126,20 +131,30 @@ impl<T: DeserializeOwned, C: Codec> Stream for ResultStream<T, C> {
 }
 
 impl<T, C> ResultStream<T, C> {
-    /// Grows the window toward [`GROWN_WINDOW_BYTES`] of items the size of
-    /// those just consumed, within `max_window`; returns the growth, which
-    /// is granted with the credit being returned. Windows never shrink: a
-    /// grant cannot be taken back.
-    fn grow(&mut self) -> u32 {
-        if self.window >= self.max_window {
-            return 0;
+    /// Moves the window toward [`GROWN_WINDOW_BYTES`] of items the size of
+    /// those just consumed, between `min_window` and `max_window`, and
+    /// returns the credit to grant for the batch consumed: more than it to
+    /// grow the window, less to shrink it (a grant cannot be taken back, so
+    /// a window shrinks only by withholding credit for consumed items).
+    fn resize(&mut self) -> u32 {
+        let consumed = self.consumed;
+        if self.min_window == self.max_window {
+            return consumed;
         }
-        let average = (self.consumed_bytes / self.consumed.max(1) as usize).max(1);
-        let wanted = (GROWN_WINDOW_BYTES / average).min(self.max_window as usize) as u32;
-        let growth = wanted.saturating_sub(self.window);
-        self.window += growth;
+        let average = (self.consumed_bytes / consumed.max(1) as usize).max(1);
+        let wanted = (GROWN_WINDOW_BYTES / average)
+            .clamp(self.min_window as usize, self.max_window as usize) as u32;
+        let credit = if wanted >= self.window {
+            let growth = wanted - self.window;
+            self.window = wanted;
+            consumed + growth
+        } else {
+            let shrink = (self.window - wanted).min(consumed);
+            self.window -= shrink;
+            consumed - shrink
+        };
         self.batch = (self.window / 4).max(1);
-        growth
+        credit
     }
 }
 
@@ -208,6 +223,44 @@ mod tests {
     async fn large_items_keep_the_window() {
         // 64 KiB items: 64 KiB of waiting results is fewer than the window.
         assert_eq!(credits(8, 4096, 8, 64 * 1024).await, [2, 2, 2, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_grown_window_shrinks_when_items_get_large() {
+        let (tx, events) = mpsc::unbounded_channel();
+        let (control, mut sent) = mpsc::unbounded_channel();
+        let mut stream: ResultStream<Vec<u8>, Bincode> =
+            ResultStream::new(1, events, control, Bincode, 8, 64, None);
+        async fn next(
+            tx: &mpsc::UnboundedSender<Result<Option<bytes::Bytes>, Error>>,
+            stream: &mut ResultStream<Vec<u8>, Bincode>,
+            size: usize,
+        ) {
+            let mut item = bytes::BytesMut::new();
+            Bincode.encode(&vec![7u8; size], &mut item).unwrap();
+            tx.send(Ok(Some(item.freeze()))).unwrap();
+            poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        // Small items grow the window to 64 (2 consumed + 56 more)...
+        for _ in 0..2 {
+            next(&tx, &mut stream, 8).await;
+        }
+        // ...then items of 32 KiB want a window of 1, floored at 8: the
+        // batches (16, 12, 9, 6, 5, 4, 3 items) return nothing while the
+        // window shrinks back, the next returns 1 of its 2, and from then on
+        // each batch of 2 returns 2.
+        for _ in 0..60 {
+            next(&tx, &mut stream, 32 * 1024).await;
+        }
+        let mut got = Vec::new();
+        while let Ok(Control::Credit(1, n)) = sent.try_recv() {
+            got.push(n);
+        }
+        assert_eq!(got, [58, 1, 2]);
+        assert_eq!(stream.window, 8);
     }
 
     #[tokio::test]

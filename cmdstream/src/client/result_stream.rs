@@ -19,12 +19,12 @@ use crate::error::Error;
 pub(crate) type Events = mpsc::UnboundedReceiver<Result<Option<Bytes>, Error>>;
 
 /// The most items a result window grows to by default.
-pub(crate) const MAX_GROWN_WINDOW: u32 = 1024;
+pub(crate) const MAX_GROWN_WINDOW: u32 = 2048;
 
 /// While a stream's items are small, its window grows until about this many
-/// bytes of results may wait for the consumer: HTTP/2's default stream
-/// window. 64 streams stalled at once hold about 4 MiB.
-const GROWN_WINDOW_BYTES: usize = 64 * 1024;
+/// bytes of results may wait for the consumer. 64 streams stalled at once
+/// hold about 8 MiB.
+const GROWN_WINDOW_BYTES: usize = 128 * 1024;
 
 /// What one waiting result costs beyond its bytes: its share of the queue
 /// and of its `Bytes` handle.
@@ -221,7 +221,7 @@ mod tests {
 
     #[tokio::test]
     async fn large_items_keep_the_window() {
-        // 64 KiB items: 64 KiB of waiting results is fewer than the window.
+        // 64 KiB items: 128 KiB of waiting results is fewer than the window.
         assert_eq!(credits(8, 4096, 8, 64 * 1024).await, [2, 2, 2, 2]);
     }
 

@@ -14,19 +14,21 @@ mod chart;
 mod contenders;
 mod cpu;
 mod measure;
+mod plan;
 mod raw;
 mod report;
 mod runtime;
 mod service;
 mod tarpc_peer;
 mod tonic_peer;
+mod workload;
 
 use std::fmt;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use contenders::Contender;
-use measure::Plan;
+use plan::Plan;
 use runtime::Setup;
 
 #[global_allocator]
@@ -98,7 +100,7 @@ fn parse_args() -> Result<Args, String> {
         out: None,
         chart: None,
         profile: None,
-        workload: measure::ProfileWorkload::Pipelined(measure::Op::Add),
+        workload: measure::ProfileWorkload::Pipelined(workload::Op::Add),
         seconds: 5.0,
         setup: Setup::CurrentThread,
     };
@@ -117,8 +119,8 @@ fn parse_args() -> Result<Args, String> {
             }
             "--workload" => {
                 args.workload = match it.next().as_deref() {
-                    Some("add") => measure::ProfileWorkload::Pipelined(measure::Op::Add),
-                    Some("echo") => measure::ProfileWorkload::Pipelined(measure::Op::Echo(1024)),
+                    Some("add") => measure::ProfileWorkload::Pipelined(workload::Op::Add),
+                    Some("echo") => measure::ProfileWorkload::Pipelined(workload::Op::Echo(1024)),
                     Some("seq") => measure::ProfileWorkload::Sequential,
                     Some("stream") => measure::ProfileWorkload::Stream,
                     _ => {

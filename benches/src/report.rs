@@ -4,7 +4,8 @@
 use std::fmt::Write;
 
 use crate::contenders::Contender;
-use crate::measure::{Comparison, Figures, Plan, RateTail, Spread};
+use crate::measure::{Comparison, Figures, RateTail, Spread};
+use crate::plan::Plan;
 use crate::runtime::Setup;
 
 fn micros(ns: u64) -> String {

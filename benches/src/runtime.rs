@@ -14,7 +14,8 @@ use tokio::sync::oneshot;
 use cmdstream::codec::{Bincode, Json, Postcard};
 
 use crate::contenders::Addrs;
-use crate::measure::{self, Comparison, Plan};
+use crate::measure::{self, Comparison};
+use crate::plan::Plan;
 use crate::service::{BenchServer, Bencher};
 use crate::{raw, tarpc_peer, tonic_peer, BenchError};
 

@@ -85,3 +85,24 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod byte_string_tests {
+    use cmdstream::codec::{Bincode, ByteBuf, Codec};
+
+    use crate::alloc::HeapWatch;
+
+    #[test]
+    fn a_forged_byte_string_length_reserves_nothing_like_it() {
+        // A frame body declaring 512 MiB of bytes with none behind them,
+        // decoded the way the generated code decodes `Vec<u8>`.
+        let mut body = bytes::BytesMut::new();
+        Bincode.encode(&(512u64 << 20), &mut body).unwrap();
+        let watch = HeapWatch::start();
+        assert!(Bincode.decode::<ByteBuf>(&body).is_err());
+        let grown = watch.stop();
+        // Other tests may allocate meanwhile: the bound is loose, and still
+        // far below what the declared length would take.
+        assert!(grown < 64 << 20, "the heap grew by {grown} bytes");
+    }
+}

@@ -12,8 +12,13 @@ pub struct Bincode;
 
 const NAME: &str = "bincode";
 
-/// Decoding never claims more bytes than a frame can hold, so a forged
-/// length prefix cannot make the decoder reserve gigabytes.
+/// The most a decode may claim, in bytes read plus what bincode's own
+/// `String` and byte-buffer decoding reserve from declared lengths before
+/// reading them. It is above any frame this runtime accepts by default
+/// (16 MiB), so a legal value always fits; it bounds, but does not
+/// eliminate, what a forged `String` length in a small frame can make the
+/// decoder reserve (byte strings of generated code are checked against the
+/// input instead; see `byte_string.rs`).
 const LIMIT: usize = 1 << 30;
 
 fn config() -> impl bincode::config::Config {

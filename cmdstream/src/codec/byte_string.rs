@@ -4,9 +4,11 @@
 //! Serde's own impls treat `Vec<u8>` as a sequence, so every codec sees a
 //! thousand calls for a kilobyte. `#[cmdstream::receiver]` wraps such
 //! values in [`ByteSlice`] (to send) and [`ByteBuf`] (to receive), which
-//! use `serialize_bytes` and `deserialize_byte_buf`. In bincode, postcard
-//! and JSON a byte string and a sequence of `u8` are the same bytes, so
-//! peers that do not wrap still understand them.
+//! use `serialize_bytes` and `deserialize_bytes`. In bincode, postcard and
+//! JSON a byte string and a sequence of `u8` are the same bytes, so peers
+//! that do not wrap still understand them. Other formats (MessagePack,
+//! CBOR) tell the two apart: with such a codec of your own, both sides must
+//! come from the same generated code.
 
 use std::fmt;
 
@@ -36,9 +38,12 @@ impl Serialize for ByteBuf {
 
 impl<'de> Deserialize<'de> for ByteBuf {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer
-            .deserialize_byte_buf(ByteBufVisitor)
-            .map(ByteBuf)
+        // `deserialize_bytes`, not `deserialize_byte_buf`: decoding from a
+        // slice, bincode and postcard then check the length against the
+        // bytes actually there and lend them, and the visitor copies once.
+        // bincode's `byte_buf` path allocates the declared length first,
+        // so a forged length in a tiny frame would reserve up to its limit.
+        deserializer.deserialize_bytes(ByteBufVisitor).map(ByteBuf)
     }
 }
 
@@ -53,6 +58,10 @@ impl<'de> Visitor<'de> for ByteBufVisitor {
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a byte string")
+    }
+
+    fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<Vec<u8>, E> {
+        Ok(v.to_vec())
     }
 
     fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
@@ -128,11 +137,23 @@ mod tests {
     }
 
     #[test]
-    fn a_forged_length_hint_reserves_little() {
-        // A bincode length of 2^40 with no bytes behind it: decoding fails
-        // without reserving a terabyte.
-        let mut buf = BytesMut::new();
-        Bincode.encode(&(1u64 << 40), &mut buf).unwrap();
-        assert!(Bincode.decode::<ByteBuf>(&buf).is_err());
+    fn a_forged_length_fails_against_the_bytes_that_are_there() {
+        // Lengths of 2^29 (under bincode's limit) and 2^40 (over it), with
+        // no bytes behind them: decoding fails, reading the length against
+        // the input rather than allocating it.
+        for forged in [1u64 << 29, 1u64 << 40] {
+            let mut buf = BytesMut::new();
+            Bincode.encode(&forged, &mut buf).unwrap();
+            let error = Bincode.decode::<ByteBuf>(&buf).unwrap_err().to_string();
+            assert!(!error.is_empty());
+        }
+        #[cfg(feature = "postcard")]
+        {
+            let mut buf = BytesMut::new();
+            crate::codec::Postcard
+                .encode(&(1u64 << 29), &mut buf)
+                .unwrap();
+            assert!(crate::codec::Postcard.decode::<ByteBuf>(&buf).is_err());
+        }
     }
 }

@@ -23,8 +23,15 @@ impl Spread {
             return Spread::default();
         }
         v.sort_by(f64::total_cmp);
+        let n = v.len();
+        // With an even number of rounds, the mean of the middle two.
+        let median = if n.is_multiple_of(2) {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        } else {
+            v[n / 2]
+        };
         Spread {
-            median: v[v.len() / 2],
+            median,
             min: v[0],
             max: v[v.len() - 1],
         }
@@ -336,6 +343,14 @@ pub(crate) async fn profile(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_median_of_an_even_number_of_rounds_is_their_middle() {
+        let s = Spread::of(vec![3.0, 1.0]);
+        assert_eq!((s.min, s.median, s.max), (1.0, 2.0, 3.0));
+        let s = Spread::of(vec![5.0, 1.0, 3.0]);
+        assert_eq!((s.min, s.median, s.max), (1.0, 3.0, 5.0));
+    }
 
     #[test]
     fn nearest_rank_percentiles() {

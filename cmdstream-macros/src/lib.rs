@@ -49,8 +49,10 @@ mod parse;
 /// - An argument or a unary result written `Vec<u8>` travels as one byte
 ///   string, copied at once instead of byte by byte through serde; the
 ///   bytes are the same as a plain `Vec<u8>`'s in bincode, JSON and
-///   postcard. Only that spelling is recognised: an alias, or a `Vec<u8>`
-///   inside another type, goes through serde as usual.
+///   postcard (with a codec of your own that tells the two apart, both
+///   sides must come from this macro). Only that spelling is recognised:
+///   an alias, or a `Vec<u8>` inside another type, goes through serde as
+///   usual.
 /// - A stream is written `impl Stream<Item = T> + Send`: as an argument it
 ///   makes the command client-streaming, as the result server-streaming,
 ///   both: bidirectional. At most one stream argument per method.

@@ -58,6 +58,9 @@ pub(crate) struct Driver<IO> {
     woken: usize,
     going_away: Option<String>,
     handles_gone: bool,
+    /// Streams with results gathered during this read, to hand over once
+    /// the read is cut into frames.
+    to_flush: Vec<u64>,
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
@@ -76,6 +79,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             woken: 0,
             going_away: None,
             handles_gone: false,
+            to_flush: Vec::new(),
         }
     }
 
@@ -145,6 +149,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                     while let Some(frame) = self.link.next_frame()? {
                         self.on_frame(frame)?;
                     }
+                    self.flush_streams();
                 }
                 Poll::Ready(false) => {
                     let why = match &self.going_away {
@@ -250,9 +255,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                     self.woke();
                     match p.reply {
                         Reply::Once(tx) => drop(tx.send(Ok(frame.body))),
-                        Reply::Many(tx) => {
-                            let _ = tx.send(Ok(Some(frame.body)));
-                            let _ = tx.send(Ok(None));
+                        Reply::Many(mut sink) => {
+                            sink.push(frame.body);
+                            sink.end();
                         }
                     }
                 }
@@ -263,7 +268,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                     p.close_args();
                     self.woke();
                     match p.reply {
-                        Reply::Many(tx) => drop(tx.send(Ok(None))),
+                        Reply::Many(sink) => sink.end(),
                         Reply::Once(tx) => drop(tx.send(Err(Error::protocol(
                             "the server ended a single-result call without a result",
                         )))),
@@ -308,7 +313,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         let Some(p) = self.pending.get_mut(&id) else {
             return Ok(());
         };
-        let Reply::Many(tx) = &p.reply else {
+        let Reply::Many(sink) = &mut p.reply else {
             return Err(Error::protocol(
                 "the server streamed results to a single-result call",
             ));
@@ -319,8 +324,24 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             ));
         }
         p.result_credit -= 1;
-        let _ = tx.send(Ok(Some(body)));
+        if sink.push(body) {
+            self.to_flush.push(id);
+        }
         Ok(())
+    }
+
+    /// Hands every stream the results this read brought it, one message
+    /// per stream.
+    fn flush_streams(&mut self) {
+        for id in self.to_flush.drain(..) {
+            if let Some(Pending {
+                reply: Reply::Many(sink),
+                ..
+            }) = self.pending.get_mut(&id)
+            {
+                sink.flush();
+            }
+        }
     }
 }
 

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{oneshot, Semaphore};
 
+use super::stream_sink::StreamSink;
 use crate::conn::frame_buf::FrameBuf;
 use crate::error::Error;
 
@@ -12,16 +13,15 @@ use crate::error::Error;
 pub(crate) enum Reply {
     /// A unary or client-streaming call: one result or one error.
     Once(oneshot::Sender<Result<Bytes, Error>>),
-    /// A result stream: `Ok(Some)` an item, `Ok(None)` the end, `Err` the
-    /// failure that ends it.
-    Many(mpsc::UnboundedSender<Result<Option<Bytes>, Error>>),
+    /// A result stream.
+    Many(StreamSink),
 }
 
 impl Reply {
     pub(crate) fn fail(self, error: Error) {
         match self {
             Reply::Once(tx) => drop(tx.send(Err(error))),
-            Reply::Many(tx) => drop(tx.send(Err(error))),
+            Reply::Many(sink) => sink.fail(error),
         }
     }
 
@@ -29,7 +29,7 @@ impl Reply {
     pub(crate) fn is_closed(&self) -> bool {
         match self {
             Reply::Once(tx) => tx.is_closed(),
-            Reply::Many(tx) => tx.is_closed(),
+            Reply::Many(sink) => sink.is_closed(),
         }
     }
 }

@@ -11,6 +11,7 @@ mod driver;
 mod message;
 mod options;
 mod result_stream;
+mod stream_sink;
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ pub use self::result_stream::ResultStream;
 
 use self::connection::Connection;
 use self::message::{Control, Reply, Request};
+use self::stream_sink::StreamSink;
 use crate::codec::{Codec, DefaultCodec};
 use crate::command::{CommandInfo, ServiceInfo};
 use crate::conn::frame_buf::FrameBuf;
@@ -252,15 +254,15 @@ impl<C: Codec> Client<C> {
         command: &'static CommandInfo,
         args: &A,
         credit: Option<Arc<Semaphore>>,
-    ) -> Result<(u64, result_stream::Events), Error> {
+    ) -> Result<(u64, stream_sink::Events), Error> {
         let id = self.conn.next_id();
         let frame = self.encode_command(id, command, args)?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (sink, rx) = StreamSink::new();
         self.conn.send(Request {
             id,
             command: command.id,
             frame,
-            reply: Reply::Many(tx),
+            reply: Reply::Many(sink),
             args: credit,
         })?;
         Ok((id, rx))
@@ -269,7 +271,7 @@ impl<C: Codec> Client<C> {
     fn result_stream<R>(
         &self,
         id: u64,
-        events: result_stream::Events,
+        events: stream_sink::Events,
         pump: Option<arg_pump::PumpGuard>,
     ) -> ResultStream<R, C> {
         ResultStream::new(

@@ -11,12 +11,9 @@ use tokio::sync::mpsc;
 
 use super::arg_pump::PumpGuard;
 use super::message::Control;
+use super::stream_sink::{Event, Events};
 use crate::codec::Codec;
 use crate::error::Error;
-
-/// What the driver sends a stream: `Ok(Some)` an item, `Ok(None)` the end,
-/// `Err` the failure that ends it.
-pub(crate) type Events = mpsc::UnboundedReceiver<Result<Option<Bytes>, Error>>;
 
 /// The most items a result window grows to by default.
 pub(crate) const MAX_GROWN_WINDOW: u32 = 2048;
@@ -41,6 +38,8 @@ const ITEM_OVERHEAD: usize = 64;
 pub struct ResultStream<T, C> {
     id: u64,
     events: Events,
+    /// Results received and not yet yielded.
+    ready: std::vec::IntoIter<Bytes>,
     control: mpsc::UnboundedSender<Control>,
     codec: C,
     /// The credit granted so far beyond what was consumed: the window.
@@ -73,6 +72,7 @@ impl<T, C> ResultStream<T, C> {
         ResultStream {
             id,
             events,
+            ready: Vec::new().into_iter(),
             control,
             codec,
             window,
@@ -96,37 +96,38 @@ impl<T: DeserializeOwned, C: Codec> Stream for ResultStream<T, C> {
         if this.done {
             return Poll::Ready(None);
         }
-        let event = match this.events.poll_recv(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(event) => event,
-        };
-        match event {
-            Some(Ok(Some(bytes))) => {
-                this.consumed += 1;
-                this.consumed_bytes += bytes.len() + ITEM_OVERHEAD;
-                if this.consumed >= this.batch {
-                    let credit = this.resize();
-                    if credit > 0 {
-                        let _ = this.control.send(Control::Credit(this.id, credit));
-                    }
-                    this.consumed = 0;
-                    this.consumed_bytes = 0;
+        let bytes = loop {
+            if let Some(bytes) = this.ready.next() {
+                break bytes;
+            }
+            match std::task::ready!(this.events.poll_recv(cx)) {
+                Some(Event::Items(items)) => this.ready = items.into_iter(),
+                Some(Event::End) => {
+                    this.done = true;
+                    return Poll::Ready(None);
                 }
-                Poll::Ready(Some(this.codec.decode(&bytes).map_err(Error::from)))
+                Some(Event::Failed(e)) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                None => {
+                    this.done = true;
+                    let lost = Error::connection_lost("the connection closed");
+                    return Poll::Ready(Some(Err(lost)));
+                }
             }
-            Some(Ok(None)) => {
-                this.done = true;
-                Poll::Ready(None)
+        };
+        this.consumed += 1;
+        this.consumed_bytes += bytes.len() + ITEM_OVERHEAD;
+        if this.consumed >= this.batch {
+            let credit = this.resize();
+            if credit > 0 {
+                let _ = this.control.send(Control::Credit(this.id, credit));
             }
-            Some(Err(e)) => {
-                this.done = true;
-                Poll::Ready(Some(Err(e)))
-            }
-            None => {
-                this.done = true;
-                Poll::Ready(Some(Err(Error::connection_lost("the connection closed"))))
-            }
+            this.consumed = 0;
+            this.consumed_bytes = 0;
         }
+        Poll::Ready(Some(this.codec.decode(&bytes).map_err(Error::from)))
     }
 }
 
@@ -198,7 +199,7 @@ mod tests {
         Bincode.encode(&vec![7u8; size], &mut item).unwrap();
         let item = item.freeze();
         for _ in 0..items {
-            tx.send(Ok(Some(item.clone()))).unwrap();
+            tx.send(Event::Items(vec![item.clone()])).unwrap();
             poll_fn(|cx| Pin::new(&mut stream).poll_next(cx))
                 .await
                 .unwrap()
@@ -232,13 +233,13 @@ mod tests {
         let mut stream: ResultStream<Vec<u8>, Bincode> =
             ResultStream::new(1, events, control, Bincode, 8, 64, None);
         async fn next(
-            tx: &mpsc::UnboundedSender<Result<Option<bytes::Bytes>, Error>>,
+            tx: &mpsc::UnboundedSender<Event>,
             stream: &mut ResultStream<Vec<u8>, Bincode>,
             size: usize,
         ) {
             let mut item = bytes::BytesMut::new();
             Bincode.encode(&vec![7u8; size], &mut item).unwrap();
-            tx.send(Ok(Some(item.freeze()))).unwrap();
+            tx.send(Event::Items(vec![item.freeze()])).unwrap();
             poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx))
                 .await
                 .unwrap()

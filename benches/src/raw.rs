@@ -147,7 +147,7 @@ enum Request {
 /// Where the reader delivers a call's results.
 enum Waiter {
     Once(oneshot::Sender<Bytes>),
-    Many(mpsc::UnboundedSender<Bytes>),
+    Many(mpsc::UnboundedSender<Vec<Bytes>>),
 }
 
 /// Calls in flight; `None` once the connection is gone.
@@ -238,13 +238,17 @@ impl RawClient {
         self.out
             .send(Request::Count { id, n })
             .map_err(|_| lost())?;
-        Ok(RawStream { rx })
+        Ok(RawStream {
+            rx,
+            ready: Vec::new().into_iter(),
+        })
     }
 }
 
 /// The results of a `count` call.
 pub(crate) struct RawStream {
-    rx: mpsc::UnboundedReceiver<Bytes>,
+    rx: mpsc::UnboundedReceiver<Vec<Bytes>>,
+    ready: std::vec::IntoIter<Bytes>,
 }
 
 impl RawStream {
@@ -253,7 +257,12 @@ impl RawStream {
     /// The end is the END frame; a connection lost halfway also ends the
     /// stream, which the caller notices as too few items.
     pub(crate) async fn next(&mut self) -> Option<Result<u64, BenchError>> {
-        let body = self.rx.recv().await?;
+        let body = loop {
+            if let Some(body) = self.ready.next() {
+                break body;
+            }
+            self.ready = self.rx.recv().await?.into_iter();
+        };
         Some(Bincode.decode(&body).map_err(BenchError::from))
     }
 }
@@ -355,8 +364,9 @@ async fn client_read_loop(
 ) -> Result<(), BenchError> {
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     // Streams whose first result arrived: the reader owns their senders
-    // until the END frame, also after their consumer went away.
-    let mut streams: IdMap<mpsc::UnboundedSender<Bytes>> = IdMap::default();
+    // until the END frame, also after their consumer went away. Each
+    // gathers the results of one read and hands them over together.
+    let mut streams: IdMap<(mpsc::UnboundedSender<Vec<Bytes>>, Vec<Bytes>)> = IdMap::default();
     while fill(r, &mut rbuf).await? {
         let mut answered = 0;
         while let Some(frame) = next_frame(&mut rbuf)? {
@@ -373,26 +383,33 @@ async fn client_read_loop(
                     }
                 }
                 RESULT => {
-                    let tx = match streams.entry(frame.id) {
+                    let (_, batch) = match streams.entry(frame.id) {
                         Entry::Occupied(e) => e.into_mut(),
                         Entry::Vacant(e) => {
                             let waiter = lock(pending).as_mut().and_then(|m| m.remove(&frame.id));
                             match waiter {
-                                Some(Waiter::Many(tx)) => e.insert(tx),
+                                Some(Waiter::Many(tx)) => e.insert((tx, Vec::new())),
                                 _ => return Err(BenchError::new("raw: RESULT for no stream")),
                             }
                         }
                     };
-                    // A consumer that stopped listening drops the rest.
-                    let _ = tx.send(frame.body);
+                    batch.push(frame.body);
                 }
-                END => {
-                    if streams.remove(&frame.id).is_none() {
+                END => match streams.remove(&frame.id) {
+                    // A consumer that stopped listening drops the rest.
+                    Some((tx, batch)) if !batch.is_empty() => drop(tx.send(batch)),
+                    Some(_) => {}
+                    None => {
                         // An empty stream: its sender is still registered.
                         lock(pending).as_mut().and_then(|m| m.remove(&frame.id));
                     }
-                }
+                },
                 kind => return Err(BenchError::new(format!("raw: unexpected kind {kind}"))),
+            }
+        }
+        for (tx, batch) in streams.values_mut() {
+            if !batch.is_empty() {
+                let _ = tx.send(std::mem::take(batch));
             }
         }
         woken.fetch_add(answered, Ordering::Relaxed);

@@ -21,8 +21,10 @@ use crate::error::ErrorCode;
 use crate::wire::frame::{self, Kind};
 
 /// A stream's results are handed to the connection in batches of about
-/// this many bytes when they are ready together.
-const STREAM_BATCH: usize = 32 * 1024;
+/// this many bytes when they are ready together. After each full batch the
+/// stream yields, so that the connection writes it while the stream goes
+/// on; the client then works on one batch while the next is made.
+const STREAM_BATCH: usize = 8 * 1024;
 
 /// Where a client-streaming call's items come from.
 pub(crate) struct ArgSource {
@@ -178,6 +180,8 @@ impl<C: Codec> Call<C> {
             }
             if batch.len() >= STREAM_BATCH {
                 self.send_batch(&mut batch);
+                // Let the connection write it while the next is made.
+                tokio::task::yield_now().await;
             }
         }
         if self.arg_error().is_some() {

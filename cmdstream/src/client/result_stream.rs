@@ -16,12 +16,12 @@ use crate::codec::Codec;
 use crate::error::Error;
 
 /// The most items a result window grows to by default.
-pub(crate) const MAX_GROWN_WINDOW: u32 = 4096;
+pub(crate) const MAX_GROWN_WINDOW: u32 = 2048;
 
 /// While a stream's items are small, its window grows until about this many
 /// bytes of results may wait for the consumer. 64 streams stalled at once
-/// hold about 16 MiB.
-const GROWN_WINDOW_BYTES: usize = 256 * 1024;
+/// hold about 8 MiB.
+const GROWN_WINDOW_BYTES: usize = 128 * 1024;
 
 /// What one waiting result costs beyond its bytes: its share of the queue
 /// and of its `Bytes` handle.
@@ -222,7 +222,7 @@ mod tests {
 
     #[tokio::test]
     async fn large_items_keep_the_window() {
-        // 64 KiB items: 256 KiB of waiting results (3 items) is fewer than the window.
+        // 64 KiB items: 128 KiB of waiting results is fewer than the window.
         assert_eq!(credits(8, 4096, 8, 64 * 1024).await, [2, 2, 2, 2]);
     }
 

@@ -1,7 +1,7 @@
 //! The Markdown report: per setup, every contender's figures, the ratios
 //! of cmdstream to each peer, and the targets met or missed.
 
-use std::fmt::Write;
+use std::fmt::{self, Write};
 
 use crate::contenders::Contender;
 use crate::measure::{Comparison, Figures, RateTail, Spread};
@@ -283,12 +283,45 @@ pub(crate) fn table(setup: Setup, c: &Comparison, plan: &Plan) -> String {
     s
 }
 
+/// A target: a bound on a ratio, which both checks and prints itself, so
+/// that the goal shown and the goal checked cannot differ.
+#[derive(Debug, Clone, Copy)]
+enum Goal {
+    AtLeast(f64),
+    Above(f64),
+    AtMost(f64),
+}
+
+impl Goal {
+    fn met(self, measured: f64) -> bool {
+        match self {
+            Goal::AtLeast(g) => measured >= g,
+            Goal::Above(g) => measured > g,
+            Goal::AtMost(g) => measured <= g,
+        }
+    }
+}
+
+impl fmt::Display for Goal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Goal::AtLeast(g) => write!(f, "≥ {g}"),
+            Goal::Above(g) => write!(f, "> {g}"),
+            Goal::AtMost(g) => write!(f, "≤ {g}"),
+        }
+    }
+}
+
 /// One target's verdict.
-fn verdict(s: &mut String, what: &str, measured: f64, met: bool, goal: &str) {
+fn verdict(s: &mut String, what: &str, measured: f64, goal: Goal) {
     let _ = writeln!(
         s,
         "| {what} | {goal} | {measured:.2} | {} |",
-        if met { "met" } else { "**missed**" }
+        if goal.met(measured) {
+            "met"
+        } else {
+            "**missed**"
+        }
     );
 }
 
@@ -312,8 +345,7 @@ fn targets(setup: Setup, c: &Comparison) -> String {
                 &mut s,
                 "pipelined `add`, cmdstream/tarpc",
                 vs_tarpc,
-                vs_tarpc >= 3.0,
-                "≥ 3",
+                Goal::AtLeast(3.0),
             );
         }
         Setup::MultiThreadOneWorker => {
@@ -321,15 +353,13 @@ fn targets(setup: Setup, c: &Comparison) -> String {
                 &mut s,
                 "pipelined `add`, cmdstream/tarpc",
                 vs_tarpc,
-                vs_tarpc > 1.0,
-                "> 1",
+                Goal::Above(1.0),
             );
             verdict(
                 &mut s,
                 "pipelined `add`, cmdstream/tonic",
                 vs_tonic,
-                vs_tonic > 1.0,
-                "> 1",
+                Goal::Above(1.0),
             );
         }
     }
@@ -337,32 +367,28 @@ fn targets(setup: Setup, c: &Comparison) -> String {
         &mut s,
         "pipelined `add`, cmdstream/raw",
         vs_raw,
-        vs_raw >= 0.7,
-        "≥ 0.7",
+        Goal::AtLeast(0.7),
     );
     let echo = me.pipe_echo.rate.median / tarpc.pipe_echo.rate.median;
     verdict(
         &mut s,
         "pipelined 1 KiB `echo`, cmdstream/tarpc",
         echo,
-        echo >= 3.0,
-        "≥ 3",
+        Goal::AtLeast(3.0),
     );
     let p50 = me.seq_p50 as f64 / raw.seq_p50 as f64;
     verdict(
         &mut s,
         "sequential p50, cmdstream/raw",
         p50,
-        p50 <= 1.2,
-        "≤ 1.2",
+        Goal::AtMost(1.2),
     );
     let allocs = me.allocs.sequential.max(me.allocs.pipelined);
     verdict(
         &mut s,
         "allocations per unary call (the larger of sequential and pipelined)",
         allocs,
-        allocs <= 4.0,
-        "≤ 4",
+        Goal::AtMost(4.0),
     );
     let stream = match (me.stream_rate, raw.stream_rate) {
         (Some(a), Some(b)) => a.median / b.median,
@@ -372,8 +398,22 @@ fn targets(setup: Setup, c: &Comparison) -> String {
         &mut s,
         "server stream items/s, cmdstream/raw",
         stream,
-        stream >= 0.6,
-        "≥ 0.6",
+        Goal::AtLeast(0.6),
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_goal_checks_what_it_prints() {
+        assert!(Goal::AtLeast(0.7).met(0.7) && !Goal::AtLeast(0.7).met(0.69));
+        assert!(Goal::Above(1.0).met(1.01) && !Goal::Above(1.0).met(1.0));
+        assert!(Goal::AtMost(1.2).met(1.2) && !Goal::AtMost(1.2).met(1.21));
+        assert_eq!(Goal::AtLeast(3.0).to_string(), "≥ 3");
+        assert_eq!(Goal::Above(1.0).to_string(), "> 1");
+        assert_eq!(Goal::AtMost(1.2).to_string(), "≤ 1.2");
+    }
 }

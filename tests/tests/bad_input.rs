@@ -667,3 +667,115 @@ async fn a_server_closing_mid_frame_fails_every_pending_call_with_connection_los
     within("the fake server's script", fake).await.unwrap();
     assert_connection_gone(&client).await;
 }
+
+/// Drains `stream`, bounded: its items, and the error it ended with.
+async fn drain<T>(
+    mut stream: cmdstream::ResultStream<T, cmdstream::codec::Bincode>,
+) -> (Vec<T>, Option<Error>)
+where
+    T: serde::de::DeserializeOwned,
+{
+    use futures_util::StreamExt;
+    within("the stream's end", async {
+        let mut items = Vec::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(item) => items.push(item),
+                Err(e) => return (items, Some(e)),
+            }
+        }
+        (items, None)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn results_of_streams_interleaved_in_one_write_reach_each_its_own_consumer() {
+    let (addr, fake) = fake_server(|mut conn| async move {
+        conn.accept_handshake().await;
+        // Call id by the `from` it asks for: the fake's items for stream
+        // `from` are from * 100 + 0, 1, 2.
+        let mut ids = [0u64; 3];
+        for _ in 0..2 {
+            let cmd = conn.read_frame().await.expect("a COMMAND");
+            let (from,): (u32,) =
+                cmdstream::Codec::decode(&cmdstream::codec::Bincode, &cmd.body[5..]).unwrap();
+            ids[from as usize] = cmd.id;
+        }
+        let result = |from: u32, i: u32| {
+            raw::frame(
+                kind::RESULT,
+                ids[from as usize],
+                &raw::encode(&(from * 100 + i)),
+            )
+        };
+        let mut out = Vec::new();
+        for (from, i) in [(1, 0), (1, 1), (2, 0), (1, 2), (2, 1), (2, 2)] {
+            out.extend(result(from, i));
+            if (from, i) == (1, 1) {
+                // A stray run in between, for a call nobody made.
+                out.extend(raw::frame(kind::RESULT, ids[1] + 1000, &raw::encode(&7u32)));
+                out.extend(raw::frame(kind::RESULT, ids[1] + 1000, &raw::encode(&7u32)));
+            }
+        }
+        out.extend(raw::frame(kind::END, ids[2], &[]));
+        out.extend(raw::frame(kind::END, ids[1], &[]));
+        conn.send(&out).await;
+        conn.expect_closed().await;
+    })
+    .await;
+    let client = connect_to_fake(addr).await;
+    let one = client.countdown(1).unwrap();
+    let two = client.countdown(2).unwrap();
+    let ((one, e1), (two, e2)) = tokio::join!(drain(one), drain(two));
+    assert_eq!(
+        (one, e1.map(|e| e.to_string())),
+        (vec![100, 101, 102], None)
+    );
+    assert_eq!(
+        (two, e2.map(|e| e.to_string())),
+        (vec![200, 201, 202], None)
+    );
+    assert!(!client.inner().is_closed());
+    drop(client);
+    within("the fake server's script", fake).await.unwrap();
+}
+
+#[tokio::test]
+async fn results_beyond_the_window_in_one_write_break_the_connection() {
+    let (addr, fake) = fake_server(|mut conn| async move {
+        conn.accept_handshake().await;
+        let cmd = conn.read_frame().await.expect("a COMMAND");
+        // The client's window is 4 items: the fifth has no credit.
+        let mut out = Vec::new();
+        for i in 0..5u32 {
+            out.extend(raw::frame(kind::RESULT, cmd.id, &raw::encode(&i)));
+        }
+        conn.send(&out).await;
+        conn.expect_closed().await;
+    })
+    .await;
+    let client = within(
+        "the connect",
+        Client::builder().stream_window(4).connect(addr, &INFO),
+    )
+    .await
+    .map(CalcClient::new)
+    .expect("the fake server's handshake is correct");
+    let (items, error) = drain(client.countdown(9).unwrap()).await;
+    assert!(items.len() <= 4, "{items:?}");
+    assert!(
+        matches!(error, Some(Error::ConnectionLost(_) | Error::Protocol(_))),
+        "{error:?}"
+    );
+    within("the fake server's script", fake).await.unwrap();
+    assert_connection_gone(&client).await;
+}
+
+#[tokio::test]
+async fn streamed_results_for_a_single_result_call_break_the_connection() {
+    // Request id 1 is the client's first call.
+    let mut answer = raw::frame(kind::RESULT, 1, &raw::encode(&3i64));
+    answer.extend(raw::frame(kind::RESULT, 1, &raw::encode(&3i64)));
+    assert_answer_breaks_the_connection(answer).await;
+}

@@ -11,18 +11,19 @@ use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, Semaphore};
 use tracing::{debug, trace};
 
 use super::connection::Shared;
 use super::message::{Control, Reply, Request};
+use super::stream_sink::Chunk;
 use crate::conn::framed::FramedIo;
 use crate::conn::id_map::IdMap;
 use crate::conn::link::{Link, Written};
 use crate::error::{Error, ErrorCode, RemoteError};
 use crate::wire::frame::{self, Frame, Kind};
+use crate::wire::results::{Incoming, Results};
 
 /// Stop taking new calls while this much is waiting to be written: a peer
 /// that does not read must not make the buffer grow without bound.
@@ -146,8 +147,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             match self.link.poll_read(cx)? {
                 Poll::Ready(true) => {
                     progress = true;
-                    while let Some(frame) = self.link.next_frame()? {
-                        self.on_frame(frame)?;
+                    while let Some(incoming) = self.link.next_incoming()? {
+                        match incoming {
+                            Incoming::Frame(frame) => self.on_frame(frame)?,
+                            Incoming::Results(results) => self.on_results(results)?,
+                        }
                     }
                     self.flush_streams();
                 }
@@ -256,13 +260,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                     match p.reply {
                         Reply::Once(tx) => drop(tx.send(Ok(frame.body))),
                         Reply::Many(mut sink) => {
-                            sink.push(frame.body);
+                            sink.push(Chunk::One(frame.body));
                             sink.end();
                         }
                     }
                 }
             }
-            Kind::Result => self.on_stream_result(frame.id, frame.body)?,
+            // Read as runs (`on_results`), never as single frames.
+            Kind::Result => return Err(Error::protocol("a RESULT frame outside a run")),
             Kind::End => {
                 if let Some(p) = self.pending.remove(&frame.id) {
                     p.close_args();
@@ -309,7 +314,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         Ok(())
     }
 
-    fn on_stream_result(&mut self, id: u64, body: Bytes) -> Result<(), Error> {
+    /// Results of a stream: consecutive RESULT frames of one call.
+    fn on_results(&mut self, results: Results) -> Result<(), Error> {
+        let id = results.id();
         let Some(p) = self.pending.get_mut(&id) else {
             return Ok(());
         };
@@ -318,13 +325,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 "the server streamed results to a single-result call",
             ));
         };
-        if p.result_credit == 0 {
+        if p.result_credit < results.count() {
             return Err(Error::protocol(
                 "the server sent a streamed result without credit",
             ));
         }
-        p.result_credit -= 1;
-        if sink.push(body) {
+        p.result_credit -= results.count();
+        if sink.push(Chunk::Run(results)) {
             self.to_flush.push(id);
         }
         Ok(())

@@ -4,16 +4,16 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use futures_core::Stream;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use super::arg_pump::PumpGuard;
 use super::message::Control;
-use super::stream_sink::{Event, Events};
+use super::stream_sink::{Chunk, Event, Events};
 use crate::codec::Codec;
 use crate::error::Error;
+use crate::wire::results::Results;
 
 /// The most items a result window grows to by default.
 pub(crate) const MAX_GROWN_WINDOW: u32 = 2048;
@@ -38,8 +38,10 @@ const ITEM_OVERHEAD: usize = 64;
 pub struct ResultStream<T, C> {
     id: u64,
     events: Events,
-    /// Results received and not yet yielded.
-    ready: std::vec::IntoIter<Bytes>,
+    /// Results received and not yet yielded: the run being walked, then
+    /// the rest of the last batch.
+    run: Option<Results>,
+    ready: std::vec::IntoIter<Chunk>,
     control: mpsc::UnboundedSender<Control>,
     codec: C,
     /// The credit granted so far beyond what was consumed: the window.
@@ -72,6 +74,7 @@ impl<T, C> ResultStream<T, C> {
         ResultStream {
             id,
             events,
+            run: None,
             ready: Vec::new().into_iter(),
             control,
             codec,
@@ -96,9 +99,20 @@ impl<T: DeserializeOwned, C: Codec> Stream for ResultStream<T, C> {
         if this.done {
             return Poll::Ready(None);
         }
-        let bytes = loop {
-            if let Some(bytes) = this.ready.next() {
-                break bytes;
+        let (item, len) = loop {
+            if let Some(run) = &mut this.run {
+                if let Some(body) = run.next_body() {
+                    break (this.codec.decode(body), body.len());
+                }
+                this.run = None;
+            }
+            match this.ready.next() {
+                Some(Chunk::One(body)) => break (this.codec.decode(&body), body.len()),
+                Some(Chunk::Run(run)) => {
+                    this.run = Some(run);
+                    continue;
+                }
+                None => {}
             }
             match std::task::ready!(this.events.poll_recv(cx)) {
                 Some(Event::Items(items)) => this.ready = items.into_iter(),
@@ -118,7 +132,7 @@ impl<T: DeserializeOwned, C: Codec> Stream for ResultStream<T, C> {
             }
         };
         this.consumed += 1;
-        this.consumed_bytes += bytes.len() + ITEM_OVERHEAD;
+        this.consumed_bytes += len + ITEM_OVERHEAD;
         if this.consumed >= this.batch {
             let credit = this.resize();
             if credit > 0 {
@@ -127,7 +141,7 @@ impl<T: DeserializeOwned, C: Codec> Stream for ResultStream<T, C> {
             this.consumed = 0;
             this.consumed_bytes = 0;
         }
-        Poll::Ready(Some(this.codec.decode(&bytes).map_err(Error::from)))
+        Poll::Ready(Some(item.map_err(Error::from)))
     }
 }
 
@@ -199,7 +213,8 @@ mod tests {
         Bincode.encode(&vec![7u8; size], &mut item).unwrap();
         let item = item.freeze();
         for _ in 0..items {
-            tx.send(Event::Items(vec![item.clone()])).unwrap();
+            tx.send(Event::Items(vec![Chunk::One(item.clone())]))
+                .unwrap();
             poll_fn(|cx| Pin::new(&mut stream).poll_next(cx))
                 .await
                 .unwrap()
@@ -239,7 +254,8 @@ mod tests {
         ) {
             let mut item = bytes::BytesMut::new();
             Bincode.encode(&vec![7u8; size], &mut item).unwrap();
-            tx.send(Event::Items(vec![item.freeze()])).unwrap();
+            tx.send(Event::Items(vec![Chunk::One(item.freeze())]))
+                .unwrap();
             poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx))
                 .await
                 .unwrap()

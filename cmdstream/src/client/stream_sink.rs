@@ -5,11 +5,21 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::error::Error;
+use crate::wire::results::Results;
+
+/// Results as the driver hands them over.
+#[derive(Debug)]
+pub(crate) enum Chunk {
+    /// One result: the body of a RESULT_LAST.
+    One(Bytes),
+    /// Consecutive RESULT frames, as read.
+    Run(Results),
+}
 
 /// What a result stream receives from the driver.
 pub(crate) enum Event {
     /// Results, in order; never empty.
-    Items(Vec<Bytes>),
+    Items(Vec<Chunk>),
     /// The stream ended; nothing follows.
     End,
     /// The call failed; nothing follows.
@@ -22,7 +32,7 @@ pub(crate) type Events = mpsc::UnboundedReceiver<Event>;
 /// Gathers a stream's results until [`flush`](Self::flush).
 pub(crate) struct StreamSink {
     tx: mpsc::UnboundedSender<Event>,
-    batch: Vec<Bytes>,
+    batch: Vec<Chunk>,
 }
 
 impl StreamSink {
@@ -37,10 +47,10 @@ impl StreamSink {
         )
     }
 
-    /// Adds a result; `true` if it is the first since the last flush, so
+    /// Adds results; `true` if they are the first since the last flush, so
     /// that the caller knows this stream needs one.
-    pub(crate) fn push(&mut self, item: Bytes) -> bool {
-        self.batch.push(item);
+    pub(crate) fn push(&mut self, chunk: Chunk) -> bool {
+        self.batch.push(chunk);
         self.batch.len() == 1
     }
 
@@ -81,7 +91,14 @@ mod tests {
         let mut out = Vec::new();
         while let Ok(event) = rx.try_recv() {
             match event {
-                Event::Items(v) => out.push(v.iter().map(|b| b.len() as u8).collect()),
+                Event::Items(v) => out.push(
+                    v.iter()
+                        .map(|c| match c {
+                            Chunk::One(b) => b.len() as u8,
+                            Chunk::Run(r) => panic!("unexpected {r:?}"),
+                        })
+                        .collect(),
+                ),
                 Event::End => out.push(b"end".to_vec()),
                 Event::Failed(_) => out.push(b"failed".to_vec()),
             }
@@ -89,14 +106,18 @@ mod tests {
         out
     }
 
+    fn one(bytes: &'static [u8]) -> Chunk {
+        Chunk::One(Bytes::from_static(bytes))
+    }
+
     #[test]
     fn results_go_over_in_batches_then_the_end() {
         let (mut sink, mut rx) = StreamSink::new();
-        assert!(sink.push(Bytes::from_static(b"a")));
-        assert!(!sink.push(Bytes::from_static(b"bb")));
+        assert!(sink.push(one(b"a")));
+        assert!(!sink.push(one(b"bb")));
         sink.flush();
         sink.flush();
-        assert!(sink.push(Bytes::from_static(b"ccc")));
+        assert!(sink.push(one(b"ccc")));
         sink.end();
         assert_eq!(items(&mut rx), [vec![1, 2], vec![3], b"end".to_vec()]);
     }
@@ -104,7 +125,7 @@ mod tests {
     #[test]
     fn a_failure_comes_after_what_was_gathered() {
         let (mut sink, mut rx) = StreamSink::new();
-        sink.push(Bytes::from_static(b"a"));
+        sink.push(one(b"a"));
         sink.fail(Error::connection_lost("gone"));
         assert_eq!(items(&mut rx), [vec![1], b"failed".to_vec()]);
     }

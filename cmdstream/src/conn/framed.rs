@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::Decoder;
 
 use crate::wire::frame::{Frame, FrameDecoder, FrameError};
+use crate::wire::results::Incoming;
 
 /// How much the read buffer grows by when it runs low.
 const READ_CHUNK: usize = 64 * 1024;
@@ -59,6 +60,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FramedIo<IO> {
     /// The next whole frame in the read buffer, if there is one.
     pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         self.decoder.decode(&mut self.rbuf)
+    }
+
+    /// The next whole frame in the read buffer, or the run of RESULT frames
+    /// of one call that starts there.
+    pub(crate) fn next_incoming(&mut self) -> Result<Option<Incoming>, FrameError> {
+        self.decoder.decode_incoming(&mut self.rbuf)
     }
 
     /// Bytes read but not yet cut into frames (a truncated frame at EOF).

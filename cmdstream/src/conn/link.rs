@@ -12,6 +12,7 @@ use super::keepalive::{Keepalive, Tick};
 use super::write_policy::WritePolicy;
 use crate::error::Error;
 use crate::wire::frame::{self, Frame, Kind};
+use crate::wire::results::Incoming;
 
 /// What a write attempt did.
 pub(crate) enum Written {
@@ -85,6 +86,23 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
             self.keepalive.heard();
         }
         Ok(frame)
+    }
+
+    /// [`next_frame`](Self::next_frame), but a RESULT frame comes with the
+    /// RESULT frames of the same call that follow it.
+    ///
+    /// # Errors
+    ///
+    /// `Protocol` when the bytes are not valid frames.
+    pub(crate) fn next_incoming(&mut self) -> Result<Option<Incoming>, Error> {
+        let incoming = self
+            .io
+            .next_incoming()
+            .map_err(|e| Error::protocol(e.to_string()))?;
+        if incoming.is_some() {
+            self.keepalive.heard();
+        }
+        Ok(incoming)
     }
 
     /// Runs the keepalive schedule; `Ok(true)` when it queued a ping.

@@ -144,6 +144,39 @@ impl Decoder for FrameDecoder {
     type Error = FrameError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        let Some(head) = self.whole_head(src)? else {
+            return Ok(None);
+        };
+        Ok(Some(head.cut(src)))
+    }
+}
+
+/// The head of a frame whose bytes have all arrived.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Head {
+    /// Bytes of the whole frame, length prefix included.
+    pub(crate) size: usize,
+    pub(crate) kind: Kind,
+    pub(crate) id: u64,
+}
+
+impl Head {
+    /// Cuts the frame this is the head of from the start of `src`.
+    pub(crate) fn cut(self, src: &mut BytesMut) -> Frame {
+        src.advance(LEN_SIZE + HEADER_SIZE);
+        let body = src.split_to(self.size - LEN_SIZE - HEADER_SIZE).freeze();
+        Frame {
+            kind: self.kind,
+            id: self.id,
+            body,
+        }
+    }
+}
+
+impl FrameDecoder {
+    /// The head of the frame at the start of `src`, once the whole frame
+    /// is there.
+    pub(crate) fn whole_head(&self, src: &[u8]) -> Result<Option<Head>, FrameError> {
         if src.len() < LEN_SIZE {
             return Ok(None);
         }
@@ -166,10 +199,11 @@ impl Decoder for FrameDecoder {
         let kind = Kind::from_u8(src[LEN_SIZE]).ok_or(FrameError::UnknownKind(src[LEN_SIZE]))?;
         let mut id = [0; 8];
         id.copy_from_slice(&src[LEN_SIZE + 1..LEN_SIZE + HEADER_SIZE]);
-        let id = u64::from_be_bytes(id);
-        src.advance(LEN_SIZE + HEADER_SIZE);
-        let body = src.split_to(len - HEADER_SIZE).freeze();
-        Ok(Some(Frame { kind, id, body }))
+        Ok(Some(Head {
+            size: LEN_SIZE + len,
+            kind,
+            id: u64::from_be_bytes(id),
+        }))
     }
 }
 

@@ -5,6 +5,7 @@ pub(crate) mod command;
 pub(crate) mod compat;
 pub(crate) mod frame;
 pub(crate) mod handshake;
+pub(crate) mod results;
 
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u16 = 1;

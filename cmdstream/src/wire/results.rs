@@ -1,0 +1,150 @@
+//! Runs of RESULT frames: a stream's results as a read brought them.
+//!
+//! A server streaming small results sends a long row of RESULT frames of
+//! one call, and one read brings thousands of them. Cut one by one, each
+//! would cost its own share of the read buffer (an atomic count taken and
+//! dropped again), a lookup of its call and a slot in a queue. Cut as one
+//! run, they cost that once, and the stream's consumer walks the frames
+//! where they lie.
+
+use bytes::{Bytes, BytesMut};
+
+use super::frame::{Frame, FrameDecoder, FrameError, Kind, HEADER_SIZE, LEN_SIZE};
+
+/// What the client takes from its read buffer at a time.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// One frame.
+    Frame(Frame),
+    /// Consecutive RESULT frames of one call.
+    Results(Results),
+}
+
+/// Consecutive whole RESULT frames of one call, heads included, with a
+/// cursor over their bodies.
+#[derive(Debug)]
+pub(crate) struct Results {
+    id: u64,
+    count: u32,
+    frames: Bytes,
+    /// Where the next frame starts.
+    pos: usize,
+}
+
+impl Results {
+    /// The call the results are for.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// How many results there are in all.
+    pub(crate) fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// The body of the next result, until there are none left.
+    pub(crate) fn next_body(&mut self) -> Option<&[u8]> {
+        let rest = self.frames.get(self.pos..)?;
+        let len = u32::from_be_bytes(rest.get(..LEN_SIZE)?.try_into().ok()?) as usize;
+        let start = self.pos + LEN_SIZE + HEADER_SIZE;
+        let end = self.pos + LEN_SIZE + len;
+        let body = self.frames.get(start..end)?;
+        self.pos = end;
+        Some(body)
+    }
+}
+
+impl FrameDecoder {
+    /// The next frame in `src`, or, if it is a RESULT, the run of RESULT
+    /// frames of the same call that starts with it and goes on as far as
+    /// whole frames go.
+    pub(crate) fn decode_incoming(
+        &mut self,
+        src: &mut BytesMut,
+    ) -> Result<Option<Incoming>, FrameError> {
+        let Some(first) = self.whole_head(src)? else {
+            return Ok(None);
+        };
+        if first.kind != Kind::Result {
+            return Ok(Some(Incoming::Frame(first.cut(src))));
+        }
+        let mut end = first.size;
+        let mut count = 1u32;
+        // A frame after the run that is not valid is an error now rather
+        // than at the next call: either way the connection closes.
+        while let Some(head) = self.whole_head(&src[end..])? {
+            if head.kind != Kind::Result || head.id != first.id || count == u32::MAX {
+                break;
+            }
+            end += head.size;
+            count += 1;
+        }
+        Ok(Some(Incoming::Results(Results {
+            id: first.id,
+            count,
+            frames: src.split_to(end).freeze(),
+            pos: 0,
+        })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::frame::{put, put_empty};
+    use super::*;
+
+    fn results(incoming: Option<Incoming>) -> Results {
+        match incoming {
+            Some(Incoming::Results(r)) => r,
+            other => panic!("expected results, got {other:?}"),
+        }
+    }
+
+    fn bodies(mut r: Results) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(body) = r.next_body() {
+            out.push(body.to_vec());
+        }
+        out
+    }
+
+    #[test]
+    fn a_run_ends_at_another_call_another_kind_or_a_partial_frame() {
+        let mut buf = BytesMut::new();
+        put(&mut buf, Kind::Result, 1, b"a");
+        put(&mut buf, Kind::Result, 1, b"");
+        put(&mut buf, Kind::Result, 1, b"ccc");
+        put(&mut buf, Kind::Result, 2, b"x");
+        put(&mut buf, Kind::Result, 1, b"d");
+        put_empty(&mut buf, Kind::End, 1);
+        put(&mut buf, Kind::Result, 1, b"e");
+        put(&mut buf, Kind::Result, 1, b"f");
+        buf.truncate(buf.len() - 1);
+        let mut dec = FrameDecoder::new(64);
+
+        let r = results(dec.decode_incoming(&mut buf).unwrap());
+        assert_eq!((r.id(), r.count()), (1, 3));
+        assert_eq!(bodies(r), [&b"a"[..], b"", b"ccc"]);
+        let r = results(dec.decode_incoming(&mut buf).unwrap());
+        assert_eq!((r.id(), r.count(), bodies(r)), (2, 1, vec![b"x".to_vec()]));
+        let r = results(dec.decode_incoming(&mut buf).unwrap());
+        assert_eq!((r.id(), r.count()), (1, 1));
+        match dec.decode_incoming(&mut buf).unwrap() {
+            Some(Incoming::Frame(f)) => assert_eq!((f.kind, f.id), (Kind::End, 1)),
+            other => panic!("expected END, got {other:?}"),
+        }
+        let r = results(dec.decode_incoming(&mut buf).unwrap());
+        assert_eq!(bodies(r), [b"e"]);
+        assert!(dec.decode_incoming(&mut buf).unwrap().is_none());
+        assert_eq!(buf.len(), 13, "the partial frame stays");
+    }
+
+    #[test]
+    fn a_bad_frame_after_a_run_is_an_error() {
+        let mut buf = BytesMut::new();
+        put(&mut buf, Kind::Result, 1, b"a");
+        buf.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+        let err = FrameDecoder::new(64).decode_incoming(&mut buf).unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { .. }));
+    }
+}

@@ -32,6 +32,25 @@ pub(crate) struct ArgSource {
     pub(crate) window: u32,
 }
 
+/// Takes every permit `credit` has; `Err` once it is closed. The stream
+/// that owns `credit` is the only one taking from it, so what it has cannot
+/// shrink between the look and the take.
+fn take_all(credit: &Semaphore) -> Result<usize, ()> {
+    let available = credit.available_permits();
+    if available == 0 {
+        return if credit.is_closed() { Err(()) } else { Ok(0) };
+    }
+    let n = u32::try_from(available).unwrap_or(u32::MAX);
+    match credit.try_acquire_many(n) {
+        Ok(permits) => {
+            permits.forget();
+            Ok(n as usize)
+        }
+        Err(TryAcquireError::Closed) => Err(()),
+        Err(TryAcquireError::NoPermits) => Ok(0),
+    }
+}
+
 /// One command to run and the means to answer it.
 ///
 /// Generated [`Dispatch`](crate::Dispatch) code decodes the arguments with
@@ -144,6 +163,9 @@ impl<C: Codec> Call<C> {
     {
         let mut results = std::pin::pin!(results);
         let credit = self.credit.clone();
+        // Credit taken from the semaphore and not spent yet: taken all at
+        // once, spent item by item without touching the semaphore.
+        let mut held = 0usize;
         let mut batch = BytesMut::new();
         loop {
             let next = if batch.is_empty() {
@@ -159,20 +181,29 @@ impl<C: Codec> Call<C> {
             };
             let Some(item) = next else { break };
             if let Some(credit) = &credit {
-                let permit = match credit.try_acquire() {
-                    Ok(permit) => Ok(permit),
-                    Err(TryAcquireError::Closed) => return self.abandon(),
-                    Err(TryAcquireError::NoPermits) => {
-                        // Let the consumer have what is ready while we wait.
-                        self.send_batch(&mut batch);
-                        credit.acquire().await
-                    }
-                };
-                match permit {
-                    Ok(permit) => permit.forget(),
+                if credit.is_closed() {
                     // The call ended on the driver's side (cancel): stop.
-                    Err(_) => return self.abandon(),
+                    return self.abandon();
                 }
+                if held == 0 {
+                    held = match take_all(credit) {
+                        Ok(0) => {
+                            // Let the consumer have what is ready while we
+                            // wait.
+                            self.send_batch(&mut batch);
+                            match credit.acquire().await {
+                                Ok(permit) => permit.forget(),
+                                // The call ended on the driver's side
+                                // (cancel): stop.
+                                Err(_) => return self.abandon(),
+                            }
+                            1 + take_all(credit).unwrap_or(0)
+                        }
+                        Ok(n) => n,
+                        Err(()) => return self.abandon(),
+                    };
+                }
+                held -= 1;
             }
             if let Err((code, message)) = self.encode_into(&mut batch, Kind::Result, &item) {
                 self.send_batch(&mut batch);

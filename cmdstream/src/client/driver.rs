@@ -29,6 +29,15 @@ use crate::wire::results::{Incoming, Results};
 /// that does not read must not make the buffer grow without bound.
 const HIGH_WATER: usize = 1 << 20;
 
+/// The sources that said Pending during one poll of the driver.
+#[derive(Default)]
+struct Idle {
+    control: bool,
+    requests: bool,
+    read: bool,
+    keepalive: bool,
+}
+
 /// One call in flight.
 struct Pending {
     command: u32,
@@ -122,15 +131,26 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
     }
 
     fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        // A source that said Pending in this poll holds the driver's waker
+        // and wakes it when that changes: polling it again before returning
+        // would only register the waker once more, at a few hundred
+        // instructions each time.
+        let mut idle = Idle::default();
         loop {
             let mut progress = false;
 
-            while let Poll::Ready(Some(msg)) = self.control.poll_recv(cx) {
-                self.on_control(msg);
-                progress = true;
+            while !idle.control {
+                match self.control.poll_recv(cx) {
+                    Poll::Ready(Some(msg)) => {
+                        self.on_control(msg);
+                        progress = true;
+                    }
+                    Poll::Ready(None) | Poll::Pending => idle.control = true,
+                }
             }
 
-            while !self.handles_gone
+            while !idle.requests
+                && !self.handles_gone
                 && self.pending.len() < self.shared.max_in_flight
                 && self.link.queued() < HIGH_WATER
             {
@@ -140,32 +160,40 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                         progress = true;
                     }
                     Poll::Ready(None) => self.handles_gone = true,
-                    Poll::Pending => break,
+                    Poll::Pending => idle.requests = true,
                 }
             }
 
-            match self.link.poll_read(cx)? {
-                Poll::Ready(true) => {
-                    progress = true;
-                    while let Some(incoming) = self.link.next_incoming()? {
-                        match incoming {
-                            Incoming::Frame(frame) => self.on_frame(frame)?,
-                            Incoming::Results(results) => self.on_results(results)?,
+            if !idle.read {
+                match self.link.poll_read(cx)? {
+                    Poll::Ready(true) => {
+                        progress = true;
+                        while let Some(incoming) = self.link.next_incoming()? {
+                            match incoming {
+                                Incoming::Frame(frame) => self.on_frame(frame)?,
+                                Incoming::Results(results) => self.on_results(results)?,
+                            }
                         }
+                        self.flush_streams();
                     }
-                    self.flush_streams();
+                    Poll::Ready(false) => {
+                        let why = match &self.going_away {
+                            Some(reason) => format!("the server shut down ({reason})"),
+                            None => "the server closed the connection".to_owned(),
+                        };
+                        return Poll::Ready(Err(Error::connection_lost(why)));
+                    }
+                    Poll::Pending => idle.read = true,
                 }
-                Poll::Ready(false) => {
-                    let why = match &self.going_away {
-                        Some(reason) => format!("the server shut down ({reason})"),
-                        None => "the server closed the connection".to_owned(),
-                    };
-                    return Poll::Ready(Err(Error::connection_lost(why)));
-                }
-                Poll::Pending => {}
             }
 
-            progress |= self.link.poll_keepalive(cx)?;
+            if !idle.keepalive {
+                if self.link.poll_keepalive(cx)? {
+                    progress = true;
+                } else {
+                    idle.keepalive = true;
+                }
+            }
 
             let expected = self.link.frames_queued() + self.woken;
             match self.link.poll_write(cx, expected)? {

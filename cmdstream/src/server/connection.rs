@@ -75,6 +75,15 @@ impl Running {
     }
 }
 
+/// The sources that said Pending during one poll of the driver.
+#[derive(Default)]
+struct Idle {
+    /// The shutdown signal, the keepalive and idle timers.
+    timers: bool,
+    outbox: bool,
+    read: bool,
+}
+
 /// What the handshake settled about the client.
 pub(crate) struct Peer {
     pub(crate) addr: Option<SocketAddr>,
@@ -152,29 +161,43 @@ where
     }
 
     fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        // A source that said Pending in this poll holds the driver's waker
+        // and wakes it when that changes: polling it again before returning
+        // would only register the waker once more.
+        let mut idle = Idle::default();
         loop {
             let mut progress = false;
 
-            if self.draining.is_none() && self.shutdown.as_mut().poll(cx).is_ready() {
-                self.go_away("the server is shutting down");
-                progress = true;
+            if !idle.timers {
+                if self.draining.is_none() && self.shutdown.as_mut().poll(cx).is_ready() {
+                    self.go_away("the server is shutting down");
+                    progress = true;
+                }
+                progress |= self.link.poll_keepalive(cx)?;
+                if self.poll_idle(cx) {
+                    self.go_away("the connection was idle");
+                    progress = true;
+                }
+                // Each timer that fired was re-armed (or is done) without
+                // being polled since: look again next time round.
+                idle.timers = !progress;
             }
 
-            while self.link.queued() < HIGH_WATER {
+            while !idle.outbox && self.link.queued() < HIGH_WATER {
                 match self.outbox_rx.poll_recv(cx) {
                     Poll::Ready(Some(out)) => {
                         self.on_out(out);
                         progress = true;
                     }
                     // The connection holds a sender itself: never closed.
-                    Poll::Ready(None) | Poll::Pending => break,
+                    Poll::Ready(None) | Poll::Pending => idle.outbox = true,
                 }
             }
 
             // Frames left over from an earlier read first; then more, unless
             // a client that does not read has let answers pile up.
             progress |= self.take_frames(cx)?;
-            if self.link.queued() < HIGH_WATER {
+            if !idle.read && self.link.queued() < HIGH_WATER {
                 match self.link.poll_read(cx)? {
                     Poll::Ready(true) => {
                         progress = true;
@@ -183,15 +206,8 @@ where
                     // The client is done with us: whatever still runs has
                     // nobody to answer to.
                     Poll::Ready(false) => return Poll::Ready(Ok(())),
-                    Poll::Pending => {}
+                    Poll::Pending => idle.read = true,
                 }
-            }
-
-            progress |= self.link.poll_keepalive(cx)?;
-
-            if self.poll_idle(cx) {
-                self.go_away("the connection was idle");
-                progress = true;
             }
 
             if let Some(grace) = &mut self.draining {

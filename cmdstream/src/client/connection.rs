@@ -118,8 +118,15 @@ impl Connection {
         let (control, control_rx) = mpsc::unbounded_channel();
         let framed = FramedIo::new(io, config.max_frame_size);
         let driver = Driver::new(framed, requests_rx, control_rx, shared.clone());
-        let span = tracing::debug_span!("cmdstream.client.conn", service = info.name, peer);
-        tokio::spawn(driver.run().instrument(span));
+        // The span only when a subscriber wants it: entered on every poll of
+        // the driver, even a span nobody records costs hundreds of
+        // instructions per call when tracing's `log` feature is on.
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let span = tracing::debug_span!("cmdstream.client.conn", service = info.name, peer);
+            tokio::spawn(driver.run().instrument(span));
+        } else {
+            tokio::spawn(driver.run());
+        }
         Ok(Connection {
             requests,
             control,

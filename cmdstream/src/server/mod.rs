@@ -236,11 +236,14 @@ impl<D: Dispatch, C: Codec> Server<D, C> {
             }
         };
         let conn_id = inner.next_conn.fetch_add(1, Ordering::Relaxed);
-        let span = tracing::debug_span!("cmdstream.server.conn", conn = conn_id, peer = ?peer);
-        let result = self
-            .run_connection(io, peer, conn_id)
-            .instrument(span)
-            .await;
+        let run = self.run_connection(io, peer, conn_id);
+        // The span only when a subscriber wants it (see the client's).
+        let result = if tracing::enabled!(tracing::Level::DEBUG) {
+            let span = tracing::debug_span!("cmdstream.server.conn", conn = conn_id, peer = ?peer);
+            run.instrument(span).await
+        } else {
+            run.await
+        };
         drop(permit);
         result
     }

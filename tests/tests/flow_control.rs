@@ -82,7 +82,7 @@ async fn a_stalled_stream_does_not_stall_other_calls_and_holds_one_window() {
 
 /// The most a default window grows to, as `ClientBuilder::stream_window`
 /// documents.
-const GROWN_WINDOW: usize = 2048;
+const GROWN_WINDOW: usize = 8192;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_of_small_items_grows_its_window_within_the_cap() {

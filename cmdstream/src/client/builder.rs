@@ -111,7 +111,7 @@ impl<C: Codec> ClientBuilder<C> {
     /// consumer; credit goes back after each quarter window consumed.
     ///
     /// By default a stream starts with a window of 128 items and, while its
-    /// items are small, grows it (up to 2048 items) so that about 128 KiB
+    /// items are small, grows it (up to 8192 items) so that about 128 KiB
     /// of results may wait for the consumer: a stream of tiny items is not
     /// throttled by round trips, and one of large items stays at 128.
     /// Setting a window here fixes it at `items`.

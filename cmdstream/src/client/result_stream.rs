@@ -16,16 +16,18 @@ use crate::error::Error;
 use crate::wire::results::Results;
 
 /// The most items a result window grows to by default.
-pub(crate) const MAX_GROWN_WINDOW: u32 = 2048;
+pub(crate) const MAX_GROWN_WINDOW: u32 = 8192;
 
 /// While a stream's items are small, its window grows until about this many
 /// bytes of results may wait for the consumer. 64 streams stalled at once
 /// hold about 8 MiB.
 const GROWN_WINDOW_BYTES: usize = 128 * 1024;
 
-/// What one waiting result costs beyond its bytes: its share of the queue
-/// and of its `Bytes` handle.
-const ITEM_OVERHEAD: usize = 64;
+/// What one waiting result costs beyond its body: the head of its frame,
+/// which waits with it in the read buffer (results arrive as runs of
+/// frames, so there is no handle or queue slot per result), and a little
+/// for the run's own bookkeeping.
+const ITEM_OVERHEAD: usize = 16;
 
 /// Results of a streaming call, in the order the server produced them.
 ///

@@ -24,7 +24,7 @@ use crate::wire::frame::{self, Kind};
 /// this many bytes when they are ready together. After each full batch the
 /// stream yields, so that the connection writes it while the stream goes
 /// on; the client then works on one batch while the next is made.
-const STREAM_BATCH: usize = 8 * 1024;
+const STREAM_BATCH: usize = 32 * 1024;
 
 /// Where a client-streaming call's items come from.
 pub(crate) struct ArgSource {

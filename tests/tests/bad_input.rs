@@ -779,3 +779,28 @@ async fn streamed_results_for_a_single_result_call_break_the_connection() {
     answer.extend(raw::frame(kind::RESULT, 1, &raw::encode(&3i64)));
     assert_answer_breaks_the_connection(answer).await;
 }
+
+#[tokio::test]
+async fn results_before_a_broken_frame_still_reach_the_consumer() {
+    let (addr, fake) = fake_server(|mut conn| async move {
+        conn.accept_handshake().await;
+        let cmd = conn.read_frame().await.expect("a COMMAND");
+        let mut out = Vec::new();
+        for i in 0..3u32 {
+            out.extend(raw::frame(kind::RESULT, cmd.id, &raw::encode(&i)));
+        }
+        out.extend(raw::frame(0xEE, cmd.id, &[]));
+        conn.send(&out).await;
+        conn.expect_closed().await;
+    })
+    .await;
+    let client = connect_to_fake(addr).await;
+    let (items, error) = drain(client.countdown(9).unwrap()).await;
+    assert_eq!(items, [0, 1, 2]);
+    assert!(
+        matches!(error, Some(Error::ConnectionLost(_) | Error::Protocol(_))),
+        "{error:?}"
+    );
+    within("the fake server's script", fake).await.unwrap();
+    assert_connection_gone(&client).await;
+}

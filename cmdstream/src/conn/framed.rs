@@ -20,6 +20,12 @@ use crate::wire::results::Incoming;
 const READ_CHUNK: usize = 64 * 1024;
 /// Below this much free space the read buffer is grown before reading.
 const READ_MIN_FREE: usize = 4 * 1024;
+/// A run of stream results smaller than this is copied out of the read
+/// buffer. A stream's results may wait long for a slow consumer, and a
+/// small run must not keep a whole buffer alive meanwhile: a stalled stream
+/// whose results each came mixed into other traffic would otherwise hold a
+/// buffer per result. Larger runs keep at most a few times their size.
+const DETACH_BELOW: usize = READ_CHUNK / 8;
 
 pub(crate) struct FramedIo<IO> {
     io: IO,
@@ -65,7 +71,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FramedIo<IO> {
     /// The next whole frame in the read buffer, or the run of RESULT frames
     /// of one call that starts there.
     pub(crate) fn next_incoming(&mut self) -> Result<Option<Incoming>, FrameError> {
-        self.decoder.decode_incoming(&mut self.rbuf)
+        let mut incoming = self.decoder.decode_incoming(&mut self.rbuf)?;
+        if let Some(Incoming::Results(run)) = &mut incoming {
+            if run.size() < DETACH_BELOW {
+                run.detach();
+            }
+        }
+        Ok(incoming)
     }
 
     /// Bytes read but not yet cut into frames (a truncated frame at EOF).
@@ -101,5 +113,43 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FramedIo<IO> {
     pub(crate) fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.poll_flush(cx))?;
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::frame::{put, Kind};
+
+    fn run(incoming: Option<Incoming>) -> crate::wire::results::Results {
+        match incoming {
+            Some(Incoming::Results(r)) => r,
+            other => panic!("expected results, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn small_runs_are_copied_out_of_the_read_buffer_large_ones_are_not() {
+        let (io, _peer) = tokio::io::duplex(64);
+        let mut framed = FramedIo::new(io, 1 << 20);
+        put(&mut framed.rbuf, Kind::Result, 1, b"small");
+        put(&mut framed.rbuf, Kind::Result, 1, b"run");
+        for _ in 0..DETACH_BELOW / 64 + 1 {
+            put(&mut framed.rbuf, Kind::Result, 2, &[7; 64]);
+        }
+        let start = framed.rbuf.as_ptr() as usize;
+        let end = start + framed.rbuf.capacity();
+        let inside = |bytes: &bytes::Bytes| (start..end).contains(&(bytes.as_ptr() as usize));
+
+        let small = run(framed.next_incoming().unwrap());
+        assert_eq!((small.id(), small.count()), (1, 2));
+        let large = run(framed.next_incoming().unwrap());
+        assert_eq!(large.id(), 2);
+        assert!(large.size() >= DETACH_BELOW);
+        assert!(
+            !inside(small.frames()),
+            "a small run keeps the read buffer alive"
+        );
+        assert!(inside(large.frames()), "a large run was copied");
     }
 }

@@ -42,6 +42,23 @@ impl Results {
         self.count
     }
 
+    /// Bytes of all the frames, heads included.
+    pub(crate) fn size(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Moves the frames into an allocation of their own, so that they no
+    /// longer keep alive the buffer they were cut from.
+    pub(crate) fn detach(&mut self) {
+        self.frames = Bytes::copy_from_slice(&self.frames);
+    }
+
+    /// The frames, to tell where they live.
+    #[cfg(test)]
+    pub(crate) fn frames(&self) -> &Bytes {
+        &self.frames
+    }
+
     /// The body of the next result, until there are none left.
     pub(crate) fn next_body(&mut self) -> Option<&[u8]> {
         let rest = self.frames.get(self.pos..)?;
@@ -70,9 +87,9 @@ impl FrameDecoder {
         }
         let mut end = first.size;
         let mut count = 1u32;
-        // A frame after the run that is not valid is an error now rather
-        // than at the next call: either way the connection closes.
-        while let Some(head) = self.whole_head(&src[end..])? {
+        // A frame after the run that is not valid ends the run; the next
+        // call reports it, after the run's results have gone their way.
+        while let Ok(Some(head)) = self.whole_head(&src[end..]) {
             if head.kind != Kind::Result || head.id != first.id || count == u32::MAX {
                 break;
             }
@@ -140,11 +157,15 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_frame_after_a_run_is_an_error() {
+    fn a_bad_frame_after_a_run_ends_it_and_is_an_error_next() {
         let mut buf = BytesMut::new();
         put(&mut buf, Kind::Result, 1, b"a");
+        put(&mut buf, Kind::Result, 1, b"b");
         buf.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
-        let err = FrameDecoder::new(64).decode_incoming(&mut buf).unwrap_err();
+        let mut dec = FrameDecoder::new(64);
+        let r = results(dec.decode_incoming(&mut buf).unwrap());
+        assert_eq!(bodies(r), [b"a", b"b"]);
+        let err = dec.decode_incoming(&mut buf).unwrap_err();
         assert!(matches!(err, FrameError::TooLarge { .. }));
     }
 }

@@ -38,6 +38,9 @@ struct Idle {
     keepalive: bool,
 }
 
+/// The most new calls taken from the channel at a time.
+const TAKE_AT_ONCE: usize = 64;
+
 /// One call in flight.
 struct Pending {
     command: u32,
@@ -71,6 +74,9 @@ pub(crate) struct Driver<IO> {
     /// Streams with results gathered during this read, to hand over once
     /// the read is cut into frames.
     to_flush: Vec<u64>,
+    /// New calls taken from the channel in one go (one `poll_recv_many`
+    /// costs far less than a `poll_recv` per call) and not yet queued.
+    taken: Vec<Request>,
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
@@ -90,6 +96,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             going_away: None,
             handles_gone: false,
             to_flush: Vec::new(),
+            taken: Vec::new(),
         }
     }
 
@@ -125,6 +132,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             p.reply.fail(Error::ConnectionLost(reason.clone()));
         }
         self.requests.close();
+        for r in std::mem::take(&mut self.taken) {
+            r.reply.fail(self.shared.unsent());
+        }
         while let Ok(r) = self.requests.try_recv() {
             r.reply.fail(self.shared.unsent());
         }
@@ -149,17 +159,19 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 }
             }
 
-            while !idle.requests
-                && !self.handles_gone
-                && self.pending.len() < self.shared.max_in_flight
-                && self.link.queued() < HIGH_WATER
-            {
-                match self.requests.poll_recv(cx) {
-                    Poll::Ready(Some(req)) => {
-                        self.on_request(req);
-                        progress = true;
-                    }
-                    Poll::Ready(None) => self.handles_gone = true,
+            while self.may_take_requests() {
+                if !self.taken.is_empty() {
+                    self.queue_taken();
+                    progress = true;
+                    continue;
+                }
+                if idle.requests {
+                    break;
+                }
+                let room = (self.shared.max_in_flight - self.pending.len()).min(TAKE_AT_ONCE);
+                match self.requests.poll_recv_many(cx, &mut self.taken, room) {
+                    Poll::Ready(0) => self.handles_gone = true,
+                    Poll::Ready(_) => {}
                     Poll::Pending => idle.requests = true,
                 }
             }
@@ -212,6 +224,29 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 return Poll::Pending;
             }
         }
+    }
+
+    /// Whether a new call may be queued for writing now.
+    fn may_take_requests(&self) -> bool {
+        !self.handles_gone
+            && self.pending.len() < self.shared.max_in_flight
+            && self.link.queued() < HIGH_WATER
+    }
+
+    /// Queues the calls taken from the channel, in order, while
+    /// [`may_take_requests`](Self::may_take_requests); the rest wait in
+    /// `taken` for the next turn.
+    fn queue_taken(&mut self) {
+        let mut taken = std::mem::take(&mut self.taken);
+        let mut calls = taken.drain(..);
+        for req in calls.by_ref() {
+            self.on_request(req);
+            if !self.may_take_requests() {
+                break;
+            }
+        }
+        let rest: Vec<Request> = calls.collect();
+        self.taken = if rest.is_empty() { taken } else { rest };
     }
 
     /// A caller was handed its result. Each call that arrives takes one off

@@ -29,6 +29,12 @@ pub(crate) fn put_head(
     traceparent: Option<&str>,
     metadata: Option<&Metadata>,
 ) {
+    let [a, b, c, d] = command.to_be_bytes();
+    if deadline.is_none() && traceparent.is_none() && metadata.is_none() {
+        // Most calls: the command id and no flags.
+        dst.extend_from_slice(&[a, b, c, d, 0]);
+        return;
+    }
     let metadata = metadata.filter(|m| !m.is_empty());
     let traceparent = traceparent.filter(|t| t.len() <= u8::MAX as usize);
     let mut flags = 0;
@@ -43,7 +49,6 @@ pub(crate) fn put_head(
     }
     // Fixed-size arrays through the inlined `extend_from_slice`, not
     // `BufMut::put_*`, whose every call is an out-of-line `memcpy`.
-    let [a, b, c, d] = command.to_be_bytes();
     dst.extend_from_slice(&[a, b, c, d, flags]);
     if let Some(deadline) = deadline {
         // At least 1 ms: a zero deadline would expire before the command starts.

@@ -1,5 +1,6 @@
-//! The server's limits on connections and on calls in flight: what is
-//! refused, how, and that the refused work never hangs or breaks anyone else.
+//! The limits on connections, on calls in flight and on what waits to be
+//! written: what is refused or held back, how, and that such work never
+//! hangs, gets lost or breaks anyone else.
 
 use cmdstream::{Client, Error, Server};
 use cmdstream_tests::calc::INFO;
@@ -139,4 +140,31 @@ async fn a_client_that_sends_without_reading_is_pushed_back_not_buffered_for() {
         assert_eq!(blob.0.len(), LEN);
     }
     assert_eq!(Probe::get(&blobs) as u64, CALLS);
+}
+
+#[tokio::test]
+async fn calls_beyond_the_clients_write_high_water_wait_their_turn_and_all_complete() {
+    // 200 calls whose COMMAND frames carry 32 KiB of metadata each: the
+    // client's write buffer passes its 1 MiB high-water mark partway
+    // through each batch of calls it takes, and must hold the rest back, in
+    // order, for the next turn, losing none.
+    let srv = serve_with(Server::builder()).await;
+    let client = within("the client connects", connect(srv.addr)).await;
+    let heavy = CalcClient::new(
+        client
+            .inner()
+            .with_options(cmdstream::CallOptions::new().metadata("pad", "x".repeat(32 * 1024))),
+    );
+    let calls = (0..200i64).map(|i| {
+        let heavy = heavy.clone();
+        async move { (i, heavy.add(i, 1).await) }
+    });
+    let results = within(
+        "two hundred heavy calls",
+        futures_util::future::join_all(calls.collect::<Vec<_>>()),
+    )
+    .await;
+    for (i, r) in results {
+        assert_eq!(r.unwrap_or_else(|e| panic!("call {i}: {e}")), i + 1);
+    }
 }

@@ -43,6 +43,10 @@ pub enum Error {
     Incompatible(Arc<str>),
     /// A payload could not be encoded or decoded with the connection's codec.
     Codec(CodecError),
+    /// Metadata given to a call or a connection cannot be sent: a key or
+    /// value over 65 535 bytes, or more than 65 535 entries. Nothing was
+    /// sent.
+    InvalidMetadata(Arc<str>),
     /// The peer broke the wire protocol; the connection was closed.
     Protocol(Arc<str>),
     /// An I/O error while connecting or accepting.
@@ -87,6 +91,7 @@ impl fmt::Display for Error {
             ),
             Error::Incompatible(msg) => write!(f, "incompatible peers: {msg}"),
             Error::Codec(e) => write!(f, "{e}"),
+            Error::InvalidMetadata(why) => write!(f, "metadata cannot be sent: {why}"),
             Error::Protocol(msg) => {
                 write!(f, "protocol violation: {msg}; the connection was closed")
             }

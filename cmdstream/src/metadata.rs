@@ -1,12 +1,18 @@
 //! User key/value metadata that travels with a call or a connection.
 
-use bytes::{Buf, BufMut, BytesMut};
+use crate::error::Error;
+
+/// The most bytes of a key or a value, and the most entries: the wire
+/// counts each with a `u16`.
+const MAX_STR16: usize = u16::MAX as usize;
 
 /// Key/value pairs sent with a call (see [`CallOptions`](crate::CallOptions))
 /// or with the connection's handshake.
 ///
 /// Keys and values are UTF-8 strings of at most 65 535 bytes each; at most
-/// 65 535 entries. Order is kept; keys may repeat.
+/// 65 535 entries. Order is kept; keys may repeat. Inserting never fails:
+/// metadata beyond those limits fails the call (or the connect) that would
+/// send it, with [`Error::InvalidMetadata`].
 ///
 /// # Examples
 ///
@@ -18,6 +24,9 @@ use bytes::{Buf, BufMut, BytesMut};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Metadata {
     entries: Vec<(String, String)>,
+    /// The first entry over the wire's limits, as its key's length and
+    /// its value's length (each checked once, when inserted).
+    oversized: Option<(usize, usize)>,
 }
 
 impl Metadata {
@@ -26,18 +35,23 @@ impl Metadata {
         Metadata::default()
     }
 
+    pub(crate) fn from_entries(entries: Vec<(String, String)>) -> Self {
+        Metadata {
+            entries,
+            oversized: None,
+        }
+    }
+
     /// Adds an entry.
     ///
-    /// # Panics
-    ///
-    /// When the key or value is longer than 65 535 bytes: such an entry
-    /// cannot be sent.
+    /// A key or value longer than 65 535 bytes is kept, but cannot be sent:
+    /// the call or connect that would carry it fails with
+    /// [`Error::InvalidMetadata`].
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
         let (key, value) = (key.into(), value.into());
-        assert!(
-            key.len() <= u16::MAX as usize && value.len() <= u16::MAX as usize,
-            "metadata keys and values are limited to 65535 bytes"
-        );
+        if self.oversized.is_none() && (key.len() > MAX_STR16 || value.len() > MAX_STR16) {
+            self.oversized = Some((key.len(), value.len()));
+        }
         self.entries.push((key, value));
     }
 
@@ -64,26 +78,30 @@ impl Metadata {
         self.entries.is_empty()
     }
 
-    /// Appends the wire form: `u16` count, then key and value as `str16`.
-    pub(crate) fn put(&self, dst: &mut BytesMut) {
-        let n = self.entries.len().min(u16::MAX as usize);
-        dst.put_u16(n as u16);
-        for (k, v) in &self.entries[..n] {
-            put_str16(dst, k);
-            put_str16(dst, v);
+    /// Whether the wire can carry this metadata as it is.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidMetadata`] naming the limit it breaks.
+    pub(crate) fn fits_wire(&self) -> Result<(), Error> {
+        if let Some((key, value)) = self.oversized {
+            return Err(Error::InvalidMetadata(
+                format!(
+                    "an entry with a key of {key} bytes and a value of {value} bytes is over the limit of {MAX_STR16} bytes each"
+                )
+                .into(),
+            ));
         }
-    }
-
-    /// Reads the wire form from the front of `src`.
-    pub(crate) fn take(src: &mut &[u8]) -> Option<Metadata> {
-        let n = take_u16(src)? as usize;
-        let mut entries = Vec::with_capacity(n.min(src.len() / 4));
-        for _ in 0..n {
-            let k = take_str16(src)?;
-            let v = take_str16(src)?;
-            entries.push((k, v));
+        if self.entries.len() > MAX_STR16 {
+            return Err(Error::InvalidMetadata(
+                format!(
+                    "{} entries are over the limit of {MAX_STR16}",
+                    self.entries.len()
+                )
+                .into(),
+            ));
         }
-        Some(Metadata { entries })
+        Ok(())
     }
 }
 
@@ -97,47 +115,25 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Metadata {
     }
 }
 
-pub(crate) fn put_str16(dst: &mut BytesMut, s: &str) {
-    let n = s.len().min(u16::MAX as usize);
-    dst.put_u16(n as u16);
-    dst.put_slice(&s.as_bytes()[..n]);
-}
-
-pub(crate) fn take_u16(src: &mut &[u8]) -> Option<u16> {
-    (src.len() >= 2).then(|| src.get_u16())
-}
-
-pub(crate) fn take_str16(src: &mut &[u8]) -> Option<String> {
-    let n = take_u16(src)? as usize;
-    if src.len() < n {
-        return None;
-    }
-    let s = std::str::from_utf8(&src[..n]).ok()?.to_owned();
-    src.advance(n);
-    Some(s)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn wire_round_trip_and_truncation() {
-        let md: Metadata = [("a", "1"), ("tenant", "acme")].into_iter().collect();
-        let mut buf = BytesMut::new();
-        md.put(&mut buf);
-        let mut src = &buf[..];
-        assert_eq!(Metadata::take(&mut src), Some(md));
-        assert!(src.is_empty());
-        for cut in 0..buf.len() {
-            let mut src = &buf[..cut];
-            assert_eq!(Metadata::take(&mut src), None, "cut at {cut}");
-        }
+    fn oversized_entries_are_kept_but_refused_for_the_wire() {
+        let mut md = Metadata::new();
+        md.insert("ok", "fine");
+        assert!(md.fits_wire().is_ok());
+        md.insert("pad", "x".repeat(MAX_STR16 + 1));
+        assert_eq!(md.len(), 2);
+        let err = md.fits_wire().unwrap_err();
+        assert!(matches!(err, Error::InvalidMetadata(_)), "{err:?}");
+        assert!(err.to_string().contains("65536 bytes"), "{err}");
     }
 
     #[test]
-    fn huge_count_does_not_preallocate() {
-        let mut src: &[u8] = &[0xff, 0xff];
-        assert_eq!(Metadata::take(&mut src), None);
+    fn too_many_entries_are_refused_for_the_wire() {
+        let md: Metadata = (0..=MAX_STR16).map(|i| (i.to_string(), "")).collect();
+        assert!(matches!(md.fits_wire(), Err(Error::InvalidMetadata(_))));
     }
 }

@@ -139,10 +139,16 @@ pub fn command_table(out: &mut Vec<u8>, fingerprint: u64) {
 /// The whole client hello for `Calc` with the default codec; correct when
 /// `fingerprint` is `Calc`'s (see [`command_table`] otherwise).
 pub fn client_hello(fingerprint: u64) -> Vec<u8> {
+    client_hello_with(fingerprint, 16 << 20, 32)
+}
+
+/// The whole client hello for `Calc` with the default codec, announcing
+/// `max_frame` and `stream_window` as given, however absurd.
+pub fn client_hello_with(fingerprint: u64, max_frame: u32, stream_window: u32) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend_from_slice(&fingerprint.to_be_bytes());
-    body.extend_from_slice(&(16u32 << 20).to_be_bytes());
-    body.extend_from_slice(&32u32.to_be_bytes());
+    body.extend_from_slice(&max_frame.to_be_bytes());
+    body.extend_from_slice(&stream_window.to_be_bytes());
     str16(&mut body, INFO.name);
     str16(&mut body, "bincode");
     command_table(&mut body, fingerprint);
@@ -233,10 +239,16 @@ impl RawConn {
 
     /// Connects and completes the handshake correctly.
     pub async fn connect(addr: SocketAddr) -> Self {
+        RawConn::connect_with(addr, &client_hello(INFO.fingerprint)).await
+    }
+
+    /// Connects and completes the handshake with `hello`, which the server
+    /// must accept.
+    pub async fn connect_with(addr: SocketAddr, hello: &[u8]) -> Self {
         let mut conn = RawConn::open(addr).await;
         let status = conn.read_server_hello().await;
         assert_eq!(status, 0, "server refused");
-        conn.send(&client_hello(INFO.fingerprint)).await;
+        conn.send(hello).await;
         let mut ack = [0u8; 3];
         conn.stream.read_exact(&mut ack).await.unwrap();
         assert_eq!(ack, [0, 0, 0], "server did not accept the hello");

@@ -487,6 +487,93 @@ async fn cancel_credit_end_and_item_for_unknown_request_ids_are_ignored() {
     assert_others_still_served(&srv, &early).await;
 }
 
+#[tokio::test]
+async fn cancel_and_end_frames_with_a_body_close_the_connection() {
+    for kind in [kind::CANCEL, kind::END] {
+        assert_bytes_close_the_connection(&raw::frame(kind, 1, b"x")).await;
+    }
+}
+
+#[tokio::test]
+async fn a_request_id_reused_right_after_its_cancel_belongs_to_the_new_call() {
+    let srv = serve().await;
+    let early = bystander(&srv).await;
+    let mut raw = handshaken(&srv).await;
+    // In one write: a long call, its cancel, and a new call with the same
+    // id. Nothing of the cancelled call may reach the new one.
+    let mut bytes = raw::sleep(51, 60_000);
+    bytes.extend(raw::frame(kind::CANCEL, 51, &[]));
+    bytes.extend(raw::sleep(51, 10));
+    raw.send(&bytes).await;
+    let answer = next_frame(&mut raw).await;
+    assert_eq!(
+        (answer.id, answer.kind),
+        (51, kind::RESULT_LAST),
+        "{answer:?}"
+    );
+    assert_eq!(answer.result::<u64>(), 10);
+    eventually("the cancelled sleep is stopped", || {
+        Probe::get(&srv.probe.dropped) == 1
+    })
+    .await;
+    // Nothing else was sent for id 51: the next frame answers a ping.
+    raw.send(&raw::frame(kind::PING, 0, &[7; 8])).await;
+    let pong = next_frame(&mut raw).await;
+    assert_eq!((pong.kind, pong.body), (kind::PONG, vec![7; 8]));
+    assert_others_still_served(&srv, &early).await;
+}
+
+#[tokio::test]
+async fn a_client_hello_whose_frame_limit_cannot_hold_an_answer_is_refused_naming_it() {
+    let srv = serve().await;
+    let early = bystander(&srv).await;
+    let mut raw = greeted(&srv).await;
+    raw.send(&raw::client_hello_with(INFO.fingerprint, 100, 32))
+        .await;
+    let (status, reason) = raw.read_ack().await;
+    assert_eq!(status, 1, "{reason}");
+    assert!(reason.contains("at most 100 bytes"), "{reason}");
+    assert_closed_silently(&srv, &mut raw).await;
+    assert_others_still_served(&srv, &early).await;
+}
+
+#[tokio::test]
+async fn a_result_window_beyond_the_servers_limit_is_clamped_to_it() {
+    let srv = serve_with(Server::builder().max_result_window(16)).await;
+    let hello = raw::client_hello_with(INFO.fingerprint, 16 << 20, 1_000);
+    let mut raw = within("the handshake", RawConn::connect_with(srv.addr, &hello)).await;
+
+    /// Reads `n` results of call 1, then checks the server waits for
+    /// credit: a ping is answered before any more.
+    async fn results_then_a_pause(raw: &mut RawConn, n: usize, ping: u8) {
+        for _ in 0..n {
+            let f = next_frame(raw).await;
+            assert_eq!((f.id, f.kind), (1, kind::RESULT), "{f:?}");
+        }
+        raw.send(&raw::frame(kind::PING, 0, &[ping; 8])).await;
+        let f = next_frame(raw).await;
+        assert_eq!(
+            (f.kind, f.body),
+            (kind::PONG, vec![ping; 8]),
+            "more than {n} results"
+        );
+    }
+
+    // The window of 1000 announced: 16 results.
+    raw.send(&raw::command(1, 3, &raw::encode(&(100u32,))))
+        .await;
+    results_then_a_pause(&mut raw, 16, 1).await;
+    // Credit of four billion, twice: 16 more, not four billion.
+    let mut credit = raw::frame(kind::CREDIT, 1, &u32::MAX.to_be_bytes());
+    credit.extend(raw::frame(kind::CREDIT, 1, &u32::MAX.to_be_bytes()));
+    raw.send(&credit).await;
+    results_then_a_pause(&mut raw, 16, 2).await;
+    // Credit within the limit is granted as it is.
+    raw.send(&raw::frame(kind::CREDIT, 1, &8u32.to_be_bytes()))
+        .await;
+    results_then_a_pause(&mut raw, 8, 3).await;
+}
+
 // ---------------------------------------------------------------------------
 // Client side: a fake server driven by hand
 // ---------------------------------------------------------------------------
@@ -803,4 +890,9 @@ async fn results_before_a_broken_frame_still_reach_the_consumer() {
     );
     within("the fake server's script", fake).await.unwrap();
     assert_connection_gone(&client).await;
+}
+
+#[tokio::test]
+async fn an_end_frame_with_a_body_from_the_server_breaks_the_connection() {
+    assert_answer_breaks_the_connection(raw::frame(kind::END, 1, b"x")).await;
 }

@@ -233,3 +233,29 @@ async fn commands_that_wait_and_commands_that_do_not_interleave_on_one_connectio
     }
     assert_eq!(client.add(5, 5).await.unwrap(), 10);
 }
+
+#[tokio::test]
+async fn metadata_too_large_to_send_fails_the_call_typed_and_sends_nothing() {
+    let srv = serve().await;
+    let client = connect(srv.addr).await;
+    let oversized = cmdstream::CallOptions::new().metadata("pad", "x".repeat(70_000));
+    let heavy = cmdstream_tests::CalcClient::new(client.inner().with_options(oversized));
+    let err = heavy
+        .add(1, 2)
+        .await
+        .expect_err("an unsendable call was sent");
+    assert!(matches!(err, Error::InvalidMetadata(_)), "{err:?}");
+    // The connection is unharmed.
+    assert_eq!(client.add(1, 2).await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn connection_metadata_too_large_to_send_fails_the_connect_typed() {
+    let srv = serve().await;
+    let err = cmdstream::Client::builder()
+        .connection_metadata("pad", "x".repeat(70_000))
+        .connect(srv.addr, &cmdstream_tests::calc::INFO)
+        .await
+        .expect_err("an unsendable hello was sent");
+    assert!(matches!(err, Error::InvalidMetadata(_)), "{err:?}");
+}

@@ -352,3 +352,40 @@ async fn a_real_client_sees_an_idle_go_away_as_unavailable() {
     let err = client.add(1, 2).await.unwrap_err();
     assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_the_default_interval_both_sides_give_up_after_twenty_silent_seconds_and_say_so() {
+    // The client: its server stops sending anything after the handshake.
+    let (ours, mut theirs) = pipes();
+    let fake = tokio::spawn(async move {
+        pipe::accept(&mut theirs, 0, 32).await;
+        theirs
+    });
+    let client = Client::builder()
+        .connect_io(ours, &INFO, "fake")
+        .await
+        .unwrap();
+    let client = CalcClient::new(client);
+    let mut server = fake.await.unwrap();
+    let reader =
+        tokio::spawn(async move { while pipe::read_frame(&mut server).await.is_some() {} });
+    let start = tokio::time::Instant::now();
+    let err = bounded("the client gave up", client.add(1, 2))
+        .await
+        .unwrap_err();
+    assert_eq!(start.elapsed(), Duration::from_secs(20));
+    assert!(err.to_string().contains("sent nothing for 20.0s"), "{err}");
+    drop(client);
+    bounded("the pipe closed", reader).await.unwrap();
+
+    // The server: its client sends one command and then nothing at all.
+    let (probe, mut client, task) = serve_pipe(Server::builder().idle_timeout(None));
+    bounded("the handshake", pipe::connect(&mut client)).await;
+    client.write_all(&raw::sleep(1, 600_000)).await.unwrap();
+    let start = tokio::time::Instant::now();
+    eventually("the sleep started", || Probe::get(&probe.started) == 1).await;
+    let result = bounded("the server gave up", task).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(20));
+    let err = result.unwrap_err();
+    assert!(err.to_string().contains("sent nothing for 20.0s"), "{err}");
+}

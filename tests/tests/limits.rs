@@ -168,3 +168,67 @@ async fn calls_beyond_the_clients_write_high_water_wait_their_turn_and_all_compl
         assert_eq!(r.unwrap_or_else(|e| panic!("call {i}: {e}")), i + 1);
     }
 }
+
+#[tokio::test]
+async fn connections_stalled_in_the_handshake_hold_at_most_their_own_smaller_share() {
+    let srv = serve_with(
+        Server::builder()
+            .max_connections(8)
+            .max_handshakes(2)
+            .handshake_timeout(std::time::Duration::from_secs(60)),
+    )
+    .await;
+    // Two connections that read the hello and then say nothing.
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut raw = within("a stalling client dials", RawConn::open(srv.addr)).await;
+        assert_eq!(within("its hello", raw.read_server_hello()).await, 0);
+        stalled.push(raw);
+    }
+    // A third is refused at once, naming the limit, though there are
+    // connection slots to spare.
+    let mut third = within("a third dials", RawConn::open(srv.addr)).await;
+    assert_eq!(within("its hello", third.read_server_hello()).await, 1);
+    let err = within("a client connects", Client::connect(srv.addr, &INFO))
+        .await
+        .expect_err("a client got in past the handshake limit");
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    assert!(err.to_string().contains("in the handshake"), "{err}");
+
+    // Once the stalled ones are gone, clients connect again.
+    drop(stalled);
+    eventually("the stalled connections' slots are freed", || {
+        srv.server.connections() == 0
+    })
+    .await;
+    let client = within("a client connects", connect(srv.addr)).await;
+    assert_eq!(within("a call", client.add(1, 2)).await.unwrap(), 3);
+    // Completed handshakes do not count: more clients than the handshake
+    // limit are served at once, connected one after another.
+    let mut more = Vec::new();
+    for _ in 0..3 {
+        more.push(within("a client connects", connect(srv.addr)).await);
+    }
+    for c in &more {
+        assert_eq!(within("a call", c.add(2, 2)).await.unwrap(), 4);
+    }
+}
+
+#[tokio::test]
+async fn one_address_is_held_to_its_share_of_connections_when_configured() {
+    let srv = serve_with(Server::builder().max_connections_per_ip(Some(2))).await;
+    let first = within("the first client connects", connect(srv.addr)).await;
+    let _second = within("the second client connects", connect(srv.addr)).await;
+    let err = within("the third connect", Client::connect(srv.addr, &INFO))
+        .await
+        .expect_err("a third client from 127.0.0.1 got in");
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    assert!(err.to_string().contains("from 127.0.0.1"), "{err}");
+    drop(first);
+    eventually("the dropped client's slot is freed", || {
+        srv.server.connections() == 1
+    })
+    .await;
+    let again = within("a client connects into the freed slot", connect(srv.addr)).await;
+    assert_eq!(within("a call", again.add(5, 6)).await.unwrap(), 11);
+}

@@ -8,6 +8,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::AbortHandle;
 
+use super::connection::Shared;
 use super::message::Control;
 use crate::codec::Codec;
 use crate::conn::frame_buf::FrameBuf;
@@ -27,14 +28,16 @@ impl Drop for PumpGuard {
 ///
 /// It takes one unit of credit per item; the driver fills the credit with
 /// the server's window once the COMMAND is queued, adds what CREDIT frames
-/// grant, and closes it when the call ends, which stops the pump.
+/// grant, and closes it when the call ends, which stops the pump. Before
+/// each item it also waits while the connection has too many streamed
+/// bytes not yet written (a server that does not read).
 pub(crate) fn spawn<I, S, C>(
     id: u64,
     items: S,
     credit: Arc<Semaphore>,
     control: mpsc::UnboundedSender<Control>,
     codec: C,
-    max_frame: usize,
+    shared: Arc<Shared>,
 ) -> PumpGuard
 where
     I: Serialize + Send + 'static,
@@ -48,18 +51,23 @@ where
                 return;
             };
             permit.forget();
+            shared.args_backlog.room().await;
             let Some(item) = std::future::poll_fn(|cx| items.as_mut().poll_next(cx)).await else {
                 let end = FrameBuf::encode::<()>(|buf| {
                     frame::put_empty(buf, Kind::End, id);
                     Ok(())
                 });
                 if let Ok(end) = end {
+                    // Every frame handed to the driver is charged: it
+                    // releases what it writes.
+                    shared.args_backlog.charge(end.len());
                     let _ = control.send(Control::Frame(id, end));
                 }
                 return;
             };
-            match encode_item(id, &item, &codec, max_frame) {
+            match encode_item(id, &item, &codec, shared.server_max_frame) {
                 Ok(bytes) => {
+                    shared.args_backlog.charge(bytes.len());
                     if control.send(Control::Frame(id, bytes)).is_err() {
                         return;
                     }

@@ -92,10 +92,14 @@ impl<C: Codec> ClientBuilder<C> {
         }
     }
 
-    /// The largest frame this client accepts from the server, in bytes.
-    /// The default is 16 MiB.
+    /// The largest frame this client accepts from the server, and the
+    /// largest it sends, in bytes: a larger result fails its call with
+    /// [`Error::FrameTooLarge`], and so does a call whose command would be
+    /// larger (or larger than the server accepts). At least 1 KiB. The
+    /// default is 16 MiB.
     pub fn max_frame_size(mut self, bytes: usize) -> Self {
-        self.config.max_frame_size = bytes.clamp(64, u32::MAX as usize);
+        self.config.max_frame_size =
+            bytes.clamp(crate::wire::frame::MIN_FRAME_LIMIT, u32::MAX as usize);
         self
     }
 
@@ -144,7 +148,8 @@ impl<C: Codec> ClientBuilder<C> {
     }
 
     /// Metadata sent once, in the handshake; the server sees it in every
-    /// call's context.
+    /// call's context. Metadata the wire cannot carry (see [`Metadata`])
+    /// fails the connect with [`Error::InvalidMetadata`].
     pub fn connection_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.config.metadata.insert(key, value);
         self

@@ -14,24 +14,44 @@ use super::driver::Driver;
 use super::message::{Control, Request};
 use super::result_stream;
 use crate::command::ServiceInfo;
+use crate::conn::backlog::Backlog;
 use crate::conn::framed::FramedIo;
 use crate::error::Error;
 use crate::wire::compat::CommandSig;
-use crate::wire::handshake::{self, ClientHello};
+use crate::wire::handshake;
+use crate::wire::hello::ClientHello;
+
+/// The most credit the client keeps for one of its argument streams,
+/// whatever the server grants: what the server's window or CREDIT frames
+/// add beyond it is dropped.
+pub(crate) const MAX_ARG_WINDOW: u32 = 8192;
+
+/// The shortest keepalive interval taken from a server's hello: a server
+/// that announces less does not make the client ping it more often.
+const MIN_SERVER_KEEPALIVE: Duration = Duration::from_secs(1);
+
+/// How many bytes of streamed arguments may wait to be written before the
+/// argument pumps wait: a server that does not read must not make the
+/// client buffer without bound.
+const ARGS_BACKLOG: usize = 1 << 20;
 
 /// What the driver and the handles both read.
 pub(crate) struct Shared {
     /// Calls in flight at most: the smaller of ours and the server's.
     pub(crate) max_in_flight: usize,
-    /// Initial credit the server grants each argument stream.
+    /// Initial credit the server grants each argument stream (at most
+    /// [`MAX_ARG_WINDOW`]).
     pub(crate) server_window: u32,
     /// Initial credit we grant each result stream.
     pub(crate) our_window: u32,
     /// The most credit a result stream may grow to (see `ResultStream`).
     pub(crate) max_window: u32,
-    /// The largest frame the server accepts.
+    /// The largest frame the client sends: the server's limit, or the
+    /// client's own if smaller.
     pub(crate) server_max_frame: usize,
     pub(crate) keepalive: Option<Duration>,
+    /// Bytes of streamed arguments queued and not yet written.
+    pub(crate) args_backlog: Backlog,
     /// Why the connection closed, once it has.
     pub(crate) closed: OnceLock<Arc<str>>,
     /// The server's go-away reason, once it sent one.
@@ -95,22 +115,26 @@ impl Connection {
         let keepalive = match (config.keepalive_interval, server.keepalive_ms) {
             (None, _) => None,
             (Some(ours), 0) => Some(ours),
-            (Some(ours), theirs) => Some(ours.min(Duration::from_millis(theirs.into()))),
+            (Some(ours), theirs) => {
+                let theirs = Duration::from_millis(theirs.into()).max(MIN_SERVER_KEEPALIVE);
+                Some(ours.min(theirs))
+            }
         };
         let shared = Arc::new(Shared {
             max_in_flight: config
                 .max_in_flight
                 .min(server.max_in_flight as usize)
                 .max(1),
-            server_window: server.stream_window,
+            server_window: server.stream_window.min(MAX_ARG_WINDOW),
             our_window: config.stream_window,
             max_window: if config.grow_window {
                 config.stream_window.max(result_stream::MAX_GROWN_WINDOW)
             } else {
                 config.stream_window
             },
-            server_max_frame: server.max_frame as usize,
+            server_max_frame: (server.max_frame as usize).min(config.max_frame_size),
             keepalive,
+            args_backlog: Backlog::new(ARGS_BACKLOG),
             closed: OnceLock::new(),
             going_away: OnceLock::new(),
         });

@@ -15,12 +15,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, Semaphore};
 use tracing::{debug, trace};
 
-use super::connection::Shared;
+use super::connection::{Shared, MAX_ARG_WINDOW};
 use super::message::{Control, Reply, Request};
 use super::stream_sink::Chunk;
 use crate::conn::framed::FramedIo;
 use crate::conn::id_map::IdMap;
-use crate::conn::link::{Link, Written};
+use crate::conn::link::{Link, Side, Written};
 use crate::error::{Error, ErrorCode, RemoteError};
 use crate::wire::frame::{self, Frame, Kind};
 use crate::wire::results::{Incoming, Results};
@@ -77,6 +77,9 @@ pub(crate) struct Driver<IO> {
     /// New calls taken from the channel in one go (one `poll_recv_many`
     /// costs far less than a `poll_recv` per call) and not yet queued.
     taken: Vec<Request>,
+    /// Bytes of streamed arguments in the write buffer, released from
+    /// [`Shared::args_backlog`] once written.
+    unwritten_args: usize,
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
@@ -87,7 +90,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         shared: Arc<Shared>,
     ) -> Self {
         Driver {
-            link: Link::new(io, shared.keepalive, "server"),
+            link: Link::new(io, shared.keepalive, Side::Client),
             requests,
             control,
             pending: IdMap::default(),
@@ -97,6 +100,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             handles_gone: false,
             to_flush: Vec::new(),
             taken: Vec::new(),
+            unwritten_args: 0,
         }
     }
 
@@ -127,6 +131,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             other => other.to_string().into(),
         };
         let _ = self.shared.closed.set(reason.clone());
+        self.shared.args_backlog.close();
         for (_, p) in self.pending.drain() {
             p.close_args();
             p.reply.fail(Error::ConnectionLost(reason.clone()));
@@ -213,7 +218,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
-                Written::All => progress = true,
+                Written::All => {
+                    progress = true;
+                    self.shared
+                        .args_backlog
+                        .release(std::mem::take(&mut self.unwritten_args));
+                }
                 Written::Nothing | Written::Blocked => {}
             }
 
@@ -301,6 +311,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             Control::Frame(id, bytes) => {
                 if self.pending.contains_key(&id) {
                     self.link.out().extend_from_slice(bytes.as_slice());
+                    self.unwritten_args += bytes.len();
+                } else {
+                    self.shared.args_backlog.release(bytes.len());
                 }
             }
             Control::Abort(id, error) => {
@@ -332,6 +345,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             // Read as runs (`on_results`), never as single frames.
             Kind::Result => return Err(Error::protocol("a RESULT frame outside a run")),
             Kind::End => {
+                frame.expect_empty().map_err(protocol)?;
                 if let Some(p) = self.pending.remove(&frame.id) {
                     p.close_args();
                     self.woke();
@@ -354,7 +368,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             Kind::Credit => {
                 let n = frame.credit().map_err(protocol)?;
                 if let Some(args) = self.pending.get(&frame.id).and_then(|p| p.args.as_ref()) {
-                    args.add_permits(n as usize);
+                    // Kept up to the client's own limit; the rest is dropped.
+                    let room = (MAX_ARG_WINDOW as usize).saturating_sub(args.available_permits());
+                    args.add_permits((n as usize).min(room));
                 }
             }
             Kind::Ping => self.link.pong(&frame)?,

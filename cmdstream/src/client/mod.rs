@@ -183,7 +183,7 @@ impl<C: Codec> Client<C> {
         R: DeserializeOwned,
     {
         let (id, rx) = self.open_stream(command, args, None)?;
-        Ok(self.result_stream(id, rx, None))
+        Ok(self.result_stream(id, command, rx, None))
     }
 
     /// Calls a client-streaming command: sends `args`, then every item of
@@ -246,7 +246,7 @@ impl<C: Codec> Client<C> {
         let credit = Arc::new(Semaphore::new(0));
         let (id, rx) = self.open_stream(command, args, Some(credit.clone()))?;
         let pump = self.spawn_pump(id, items, credit);
-        Ok(self.result_stream(id, rx, Some(pump)))
+        Ok(self.result_stream(id, command, rx, Some(pump)))
     }
 
     fn open_stream<A: Serialize + ?Sized>(
@@ -271,6 +271,7 @@ impl<C: Codec> Client<C> {
     fn result_stream<R>(
         &self,
         id: u64,
+        command: &'static CommandInfo,
         events: stream_sink::Events,
         pump: Option<arg_pump::PumpGuard>,
     ) -> ResultStream<R, C> {
@@ -279,8 +280,11 @@ impl<C: Codec> Client<C> {
             events,
             self.conn.control.clone(),
             self.codec.clone(),
-            self.conn.shared.our_window,
-            self.conn.shared.max_window,
+            result_stream::Window {
+                initial: self.conn.shared.our_window,
+                max: self.conn.shared.max_window,
+            },
+            self.timeout(command),
             pump,
         )
     }
@@ -296,7 +300,7 @@ impl<C: Codec> Client<C> {
             credit,
             self.conn.control.clone(),
             self.codec.clone(),
-            self.conn.shared.server_max_frame,
+            self.conn.shared.clone(),
         )
     }
 
@@ -325,7 +329,7 @@ impl<C: Codec> Client<C> {
                 self.timeout(command),
                 self.options.traceparent.as_deref(),
                 self.options.metadata.as_deref(),
-            );
+            )?;
             self.codec.encode(args, buf)?;
             frame::finish(buf, start);
             Ok::<_, Error>(())

@@ -60,7 +60,9 @@ impl CallOptions {
         self
     }
 
-    /// Adds a metadata entry.
+    /// Adds a metadata entry. An entry the wire cannot carry (a key or
+    /// value over 65 535 bytes) is kept, and fails each call made with
+    /// these options with [`Error::InvalidMetadata`](crate::Error::InvalidMetadata).
     pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         Arc::make_mut(self.metadata.get_or_insert_with(Default::default)).insert(key, value);
         self

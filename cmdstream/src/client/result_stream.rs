@@ -1,12 +1,15 @@
 //! The stream of results of a server-streaming or bidirectional call.
 
+use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures_core::Stream;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
+use tokio::time::Sleep;
 
 use super::arg_pump::PumpGuard;
 use super::message::Control;
@@ -29,12 +32,25 @@ const GROWN_WINDOW_BYTES: usize = 128 * 1024;
 /// for the run's own bookkeeping.
 const ITEM_OVERHEAD: usize = 16;
 
+/// A result stream's window: the credit it starts with (and never goes
+/// below) and the most it may grow to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    pub(crate) initial: u32,
+    pub(crate) max: u32,
+}
+
 /// Results of a streaming call, in the order the server produced them.
 ///
 /// Yields `Ok(item)` per result, then ends; a failure is yielded once as
 /// `Err` and ends the stream. The server sends at most a window of results
 /// ahead of this consumer (flow control), so a slow consumer holds bounded
 /// memory and never stalls other calls on the connection.
+///
+/// A call with a timeout ends at its deadline however the network behaves:
+/// the stream then yields [`Error::Timeout`] and cancels the call on the
+/// server. Results that arrived before the deadline are yielded first, as
+/// long as the consumer keeps up with them.
 ///
 /// Dropping the stream before its end cancels the call on the server.
 pub struct ResultStream<T, C> {
@@ -58,6 +74,8 @@ pub struct ResultStream<T, C> {
     /// Bytes (with [`ITEM_OVERHEAD`]) of the items consumed since the last
     /// credit was returned.
     consumed_bytes: usize,
+    /// When the call times out, if it has a timeout.
+    deadline: Option<Pin<Box<Sleep>>>,
     done: bool,
     _pump: Option<PumpGuard>,
     _item: PhantomData<fn() -> T>,
@@ -69,8 +87,8 @@ impl<T, C> ResultStream<T, C> {
         events: Events,
         control: mpsc::UnboundedSender<Control>,
         codec: C,
-        window: u32,
-        max_window: u32,
+        window: Window,
+        timeout: Option<Duration>,
         pump: Option<PumpGuard>,
     ) -> Self {
         ResultStream {
@@ -80,12 +98,13 @@ impl<T, C> ResultStream<T, C> {
             ready: Vec::new().into_iter(),
             control,
             codec,
-            window,
-            min_window: window,
-            max_window: max_window.max(window),
-            batch: (window / 4).max(1),
+            window: window.initial,
+            min_window: window.initial,
+            max_window: window.max.max(window.initial),
+            batch: (window.initial / 4).max(1),
             consumed: 0,
             consumed_bytes: 0,
+            deadline: timeout.map(|t| Box::pin(tokio::time::sleep(t))),
             done: false,
             _pump: pump,
             _item: PhantomData,
@@ -115,6 +134,15 @@ impl<T: DeserializeOwned, C: Codec> Stream for ResultStream<T, C> {
                     continue;
                 }
                 None => {}
+            }
+            // Nothing left to yield: the deadline is looked at (and its
+            // timer armed) each time the stream is about to wait.
+            if let Some(deadline) = &mut this.deadline {
+                if deadline.as_mut().poll(cx).is_ready() {
+                    this.done = true;
+                    let _ = this.control.send(Control::Cancel(this.id));
+                    return Poll::Ready(Some(Err(Error::Timeout)));
+                }
             }
             match std::task::ready!(this.events.poll_recv(cx)) {
                 Some(Event::Items(items)) => this.ready = items.into_iter(),
@@ -209,8 +237,18 @@ mod tests {
     async fn credits(window: u32, max: u32, items: usize, size: usize) -> Vec<u32> {
         let (tx, events) = mpsc::unbounded_channel();
         let (control, mut sent) = mpsc::unbounded_channel();
-        let mut stream: ResultStream<Vec<u8>, Bincode> =
-            ResultStream::new(1, events, control, Bincode, window, max, None);
+        let mut stream: ResultStream<Vec<u8>, Bincode> = ResultStream::new(
+            1,
+            events,
+            control,
+            Bincode,
+            Window {
+                initial: window,
+                max,
+            },
+            None,
+            None,
+        );
         let mut item = bytes::BytesMut::new();
         Bincode.encode(&vec![7u8; size], &mut item).unwrap();
         let item = item.freeze();
@@ -247,8 +285,18 @@ mod tests {
     async fn a_grown_window_shrinks_when_items_get_large() {
         let (tx, events) = mpsc::unbounded_channel();
         let (control, mut sent) = mpsc::unbounded_channel();
-        let mut stream: ResultStream<Vec<u8>, Bincode> =
-            ResultStream::new(1, events, control, Bincode, 8, 64, None);
+        let mut stream: ResultStream<Vec<u8>, Bincode> = ResultStream::new(
+            1,
+            events,
+            control,
+            Bincode,
+            Window {
+                initial: 8,
+                max: 64,
+            },
+            None,
+            None,
+        );
         async fn next(
             tx: &mpsc::UnboundedSender<Event>,
             stream: &mut ResultStream<Vec<u8>, Bincode>,

@@ -1,8 +1,9 @@
 //! The ping schedule and dead-peer detection (`docs/PROTOCOL.md`, §3.2).
 //!
-//! Every interval the driver asks: did anything arrive since last time? If
-//! not, it pings; if a whole further interval passes with nothing at all,
-//! the peer is declared dead.
+//! The driver notes when bytes last arrived. Once a whole interval has
+//! passed since then it pings; once two have, the peer is declared dead.
+//! Both are counted from the last arrival itself, so a peer is given up
+//! after exactly two intervals of silence, whatever the timer's phase.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,56 +17,72 @@ use tokio::time::{Instant, Sleep};
 pub(crate) enum Tick {
     /// Nothing arrived for an interval: send a PING.
     SendPing,
-    /// Nothing arrived for an interval after the ping: the peer is gone.
-    Dead,
+    /// Nothing arrived for two intervals, the ping notwithstanding: the
+    /// peer is gone. Carries how long it was silent.
+    Dead(Duration),
 }
 
 pub(crate) struct Keepalive {
-    timer: Option<(Duration, Pin<Box<Sleep>>)>,
-    heard: bool,
-    pinged: bool,
+    timer: Option<Timer>,
+}
+
+struct Timer {
+    interval: Duration,
+    sleep: Pin<Box<Sleep>>,
+    /// When bytes last arrived (or the connection started).
+    heard: Instant,
+    /// The silence the last ping was sent in, as the `heard` it started
+    /// at: one ping per silence.
+    pinged: Option<Instant>,
 }
 
 impl Keepalive {
     /// `None` or a zero interval turns keepalive off.
     pub(crate) fn new(interval: Option<Duration>) -> Self {
-        let timer = interval
-            .filter(|d| !d.is_zero())
-            .map(|d| (d, Box::pin(tokio::time::sleep(d))));
-        Keepalive {
-            timer,
-            heard: false,
-            pinged: false,
-        }
+        let timer = interval.filter(|d| !d.is_zero()).map(|interval| Timer {
+            interval,
+            sleep: Box::pin(tokio::time::sleep(interval)),
+            heard: Instant::now(),
+            pinged: None,
+        });
+        Keepalive { timer }
     }
 
     /// The interval, if keepalive is on.
     pub(crate) fn interval(&self) -> Option<Duration> {
-        self.timer.as_ref().map(|(d, _)| *d)
+        self.timer.as_ref().map(|t| t.interval)
     }
 
-    /// Records that a frame arrived: the peer is alive.
+    /// Records that bytes arrived: the peer is alive. Called once per
+    /// read, not per frame.
     pub(crate) fn heard(&mut self) {
-        self.heard = true;
+        if let Some(t) = &mut self.timer {
+            t.heard = Instant::now();
+        }
     }
 
     /// Ready when the driver has to act; re-arms itself.
     pub(crate) fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Tick> {
-        let Some((interval, sleep)) = self.timer.as_mut() else {
+        let Some(t) = self.timer.as_mut() else {
             return Poll::Pending;
         };
         loop {
-            ready!(sleep.as_mut().poll(cx));
-            sleep.as_mut().reset(Instant::now() + *interval);
-            if std::mem::take(&mut self.heard) {
-                self.pinged = false;
+            ready!(t.sleep.as_mut().poll(cx));
+            let silent = Instant::now().saturating_duration_since(t.heard);
+            if silent < t.interval {
+                // Heard from since the timer was set: wait for an interval
+                // after that.
+                t.sleep.as_mut().reset(t.heard + t.interval);
                 continue;
             }
-            if self.pinged {
-                return Poll::Ready(Tick::Dead);
+            if silent >= t.interval * 2 {
+                return Poll::Ready(Tick::Dead(silent));
             }
-            self.pinged = true;
-            return Poll::Ready(Tick::SendPing);
+            t.sleep.as_mut().reset(t.heard + t.interval * 2);
+            if t.pinged != Some(t.heard) {
+                t.pinged = Some(t.heard);
+                return Poll::Ready(Tick::SendPing);
+            }
         }
     }
 }
@@ -81,20 +98,53 @@ mod tests {
         let start = Instant::now();
         assert_eq!(poll_fn(|cx| k.poll_tick(cx)).await, Tick::SendPing);
         assert_eq!(start.elapsed(), Duration::from_secs(10));
-        assert_eq!(poll_fn(|cx| k.poll_tick(cx)).await, Tick::Dead);
+        assert_eq!(
+            poll_fn(|cx| k.poll_tick(cx)).await,
+            Tick::Dead(Duration::from_secs(20))
+        );
         assert_eq!(start.elapsed(), Duration::from_secs(20));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn any_frame_keeps_the_peer_alive() {
+    async fn a_peer_is_given_up_two_intervals_after_it_was_last_heard() {
+        // Heard just after the timer was set: counted from then, not from
+        // the timer's next tick (which would allow almost three intervals).
+        let mut k = Keepalive::new(Some(Duration::from_secs(10)));
+        let start = Instant::now();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        k.heard();
+        assert_eq!(poll_fn(|cx| k.poll_tick(cx)).await, Tick::SendPing);
+        assert_eq!(start.elapsed(), Duration::from_millis(10_100));
+        assert_eq!(
+            poll_fn(|cx| k.poll_tick(cx)).await,
+            Tick::Dead(Duration::from_secs(20))
+        );
+        assert_eq!(start.elapsed(), Duration::from_millis(20_100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn anything_heard_after_the_ping_keeps_the_peer_alive() {
         let mut k = Keepalive::new(Some(Duration::from_secs(10)));
         let start = Instant::now();
         assert_eq!(poll_fn(|cx| k.poll_tick(cx)).await, Tick::SendPing);
-        k.heard(); // the pong (or anything else) arrived
-                   // The next tick sees it, so the one after pings again instead of
-                   // declaring the peer dead.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        k.heard(); // the pong, at 15 s
+                   // Pinged again an interval after the pong, dead two after it.
         assert_eq!(poll_fn(|cx| k.poll_tick(cx)).await, Tick::SendPing);
-        assert_eq!(start.elapsed(), Duration::from_secs(30));
+        assert_eq!(start.elapsed(), Duration::from_secs(25));
+        assert!(matches!(poll_fn(|cx| k.poll_tick(cx)).await, Tick::Dead(_)));
+        assert_eq!(start.elapsed(), Duration::from_secs(35));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_answers_at_once_is_pinged_every_interval() {
+        let mut k = Keepalive::new(Some(Duration::from_secs(5)));
+        let start = Instant::now();
+        for round in 1..=4u64 {
+            assert_eq!(poll_fn(|cx| k.poll_tick(cx)).await, Tick::SendPing);
+            assert_eq!(start.elapsed(), Duration::from_secs(5 * round));
+            k.heard(); // the pong, at once
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -27,17 +27,35 @@ pub(crate) enum Written {
     Yield,
 }
 
+/// Which end of the connection a driver is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Client,
+    Server,
+}
+
+impl Side {
+    /// The other end, as error messages name it.
+    fn peer(self) -> &'static str {
+        match self {
+            Side::Client => "server",
+            Side::Server => "client",
+        }
+    }
+}
+
 pub(crate) struct Link<IO> {
     io: FramedIo<IO>,
     keepalive: Keepalive,
     policy: WritePolicy,
-    /// "client" or "server": the other side, for error messages.
+    /// The other side, for error messages.
     peer: &'static str,
     pings: u64,
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
-    pub(crate) fn new(io: FramedIo<IO>, keepalive: Option<Duration>, peer: &'static str) -> Self {
+    pub(crate) fn new(io: FramedIo<IO>, keepalive: Option<Duration>, side: Side) -> Self {
+        let peer = side.peer();
         Link {
             io,
             keepalive: Keepalive::new(keepalive),
@@ -57,7 +75,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
     pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, Error>> {
         match self.io.poll_fill(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(true)) => Poll::Ready(Ok(true)),
+            Poll::Ready(Ok(true)) => {
+                // Any bytes are a sign of life; one clock read per read.
+                self.keepalive.heard();
+                Poll::Ready(Ok(true))
+            }
             Poll::Ready(Ok(false)) if self.io.has_partial_frame() => {
                 Poll::Ready(Err(Error::connection_lost(format!(
                     "the {} closed the connection in the middle of a frame",
@@ -71,21 +93,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
         }
     }
 
-    /// The next whole frame read, if any; every frame counts as a sign of
-    /// life.
+    /// The next whole frame read, if any.
     ///
     /// # Errors
     ///
     /// `Protocol` when the bytes are not a valid frame.
     pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, Error> {
-        let frame = self
-            .io
+        self.io
             .next_frame()
-            .map_err(|e| Error::protocol(e.to_string()))?;
-        if frame.is_some() {
-            self.keepalive.heard();
-        }
-        Ok(frame)
+            .map_err(|e| Error::protocol(e.to_string()))
     }
 
     /// [`next_frame`](Self::next_frame), but a RESULT frame comes with the
@@ -95,21 +111,17 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
     ///
     /// `Protocol` when the bytes are not valid frames.
     pub(crate) fn next_incoming(&mut self) -> Result<Option<Incoming>, Error> {
-        let incoming = self
-            .io
+        self.io
             .next_incoming()
-            .map_err(|e| Error::protocol(e.to_string()))?;
-        if incoming.is_some() {
-            self.keepalive.heard();
-        }
-        Ok(incoming)
+            .map_err(|e| Error::protocol(e.to_string()))
     }
 
     /// Runs the keepalive schedule; `Ok(true)` when it queued a ping.
     ///
     /// # Errors
     ///
-    /// `ConnectionLost` when the peer stayed silent after a ping.
+    /// `ConnectionLost` when the peer stayed silent for two intervals, a
+    /// ping notwithstanding.
     pub(crate) fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
         match self.keepalive.poll_tick(cx) {
             Poll::Pending => Ok(false),
@@ -119,13 +131,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
                 frame::put_ping(self.out(), Kind::Ping, pings);
                 Ok(true)
             }
-            Poll::Ready(Tick::Dead) => {
-                let silent = self.keepalive.interval().unwrap_or_default() * 2;
-                Err(Error::connection_lost(format!(
-                    "the {} did not answer a ping for {silent:?}",
-                    self.peer
-                )))
-            }
+            Poll::Ready(Tick::Dead(silent)) => Err(Error::connection_lost(format!(
+                "the {} sent nothing for {:.1}s, not even an answer to a ping (keepalive interval {:?})",
+                self.peer,
+                silent.as_secs_f64(),
+                self.keepalive.interval().unwrap_or_default(),
+            ))),
         }
     }
 

@@ -2,6 +2,7 @@
 //! buffered frame I/O, the keepalive schedule, the write-coalescing policy
 //! and the request-id map.
 
+pub(crate) mod backlog;
 pub(crate) mod frame_buf;
 pub(crate) mod framed;
 pub(crate) mod id_map;

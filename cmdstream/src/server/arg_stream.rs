@@ -10,7 +10,7 @@ use futures_core::Stream;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use super::outbox::{Out, Outbox};
+use super::outbox::{CallRef, Out, Outbox};
 use crate::codec::{Codec, CodecError};
 
 /// The items a client streams to a command, decoded as they are taken.
@@ -20,7 +20,7 @@ use crate::codec::{Codec, CodecError};
 /// whatever the command returns. Credit goes back to the client as items are
 /// taken, so a slow command holds at most one window of items in memory.
 pub struct ArgStream<T, C> {
-    id: u64,
+    call: CallRef,
     items: mpsc::UnboundedReceiver<Bytes>,
     outbox: Outbox,
     codec: C,
@@ -33,7 +33,7 @@ pub struct ArgStream<T, C> {
 
 impl<T, C> ArgStream<T, C> {
     pub(crate) fn new(
-        id: u64,
+        call: CallRef,
         items: mpsc::UnboundedReceiver<Bytes>,
         outbox: Outbox,
         codec: C,
@@ -41,7 +41,7 @@ impl<T, C> ArgStream<T, C> {
         error: Arc<OnceLock<CodecError>>,
     ) -> Self {
         ArgStream {
-            id,
+            call,
             items,
             outbox,
             codec,
@@ -69,7 +69,7 @@ impl<T: DeserializeOwned, C: Codec> Stream for ArgStream<T, C> {
         this.consumed += 1;
         if this.consumed >= this.batch {
             this.outbox.send(Out::ArgCredit {
-                id: this.id,
+                call: this.call,
                 n: this.consumed,
             });
             this.consumed = 0;
@@ -91,7 +91,7 @@ impl<T, C> Unpin for ArgStream<T, C> {}
 impl<T, C> std::fmt::Debug for ArgStream<T, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ArgStream")
-            .field("id", &self.id)
+            .field("id", &self.call.id)
             .field("done", &self.done)
             .finish()
     }

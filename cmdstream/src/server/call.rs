@@ -14,7 +14,7 @@ use tracing::debug;
 
 use super::arg_stream::ArgStream;
 use super::context::CallContext;
-use super::outbox::{Out, Outbox};
+use super::outbox::{CallRef, Out, Outbox};
 use crate::codec::{Codec, CodecError};
 use crate::command::CommandInfo;
 use crate::error::ErrorCode;
@@ -25,6 +25,15 @@ use crate::wire::frame::{self, Kind};
 /// stream yields, so that the connection writes it while the stream goes
 /// on; the client then works on one batch while the next is made.
 const STREAM_BATCH: usize = 32 * 1024;
+
+/// A stream's results encoded and not yet handed to the connection.
+#[derive(Default)]
+struct Batch {
+    bytes: BytesMut,
+    /// How many results `bytes` holds: the connection counts them against
+    /// the credit it granted.
+    results: u32,
+}
 
 /// Where a client-streaming call's items come from.
 pub(crate) struct ArgSource {
@@ -59,7 +68,7 @@ fn take_all(credit: &Semaphore) -> Result<usize, ()> {
 /// [`fail`](Self::fail). Dropped without an answer, the call tells the
 /// client why: the command panicked, or its deadline passed.
 pub struct Call<C> {
-    id: u64,
+    call: CallRef,
     payload: Bytes,
     context: CallContext,
     codec: C,
@@ -74,7 +83,7 @@ pub struct Call<C> {
 
 impl<C: Codec> Call<C> {
     pub(crate) fn new(
-        id: u64,
+        call: CallRef,
         payload: Bytes,
         context: CallContext,
         codec: C,
@@ -83,7 +92,7 @@ impl<C: Codec> Call<C> {
         credit: Option<Arc<Semaphore>>,
     ) -> Self {
         Call {
-            id,
+            call,
             payload,
             context,
             codec,
@@ -124,7 +133,7 @@ impl<C: Codec> Call<C> {
             None => (mpsc::unbounded_channel().1, 1),
         };
         ArgStream::new(
-            self.id,
+            self.call,
             items,
             self.outbox.clone(),
             self.codec.clone(),
@@ -138,7 +147,7 @@ impl<C: Codec> Call<C> {
         if self.fail_on_bad_item() {
             return;
         }
-        let sent = self.outbox.send_frames(self.id, true, |buf| {
+        let sent = self.outbox.send_frames(self.call, true, |buf| {
             self.encode_into(buf, Kind::ResultLast, result)
         });
         match sent {
@@ -156,6 +165,8 @@ impl<C: Codec> Call<C> {
     /// Results that are ready together travel together: they are encoded
     /// into one buffer and handed to the connection at once, until the
     /// stream has nothing ready, credit runs out or the batch is full.
+    /// While the connection's queue is full (a client that reads slowly)
+    /// the stream waits before producing more.
     pub async fn reply_stream<R, S>(mut self, results: S)
     where
         R: Serialize,
@@ -166,15 +177,16 @@ impl<C: Codec> Call<C> {
         // Credit taken from the semaphore and not spent yet: taken all at
         // once, spent item by item without touching the semaphore.
         let mut held = 0usize;
-        let mut batch = BytesMut::new();
+        let mut batch = Batch::default();
         loop {
-            let next = if batch.is_empty() {
+            let next = if batch.bytes.is_empty() {
                 poll_fn(|cx| results.as_mut().poll_next(cx)).await
             } else {
                 match poll_fn(|cx| Poll::Ready(results.as_mut().poll_next(cx))).await {
                     Poll::Ready(next) => next,
                     Poll::Pending => {
                         self.send_batch(&mut batch);
+                        self.outbox.room().await;
                         continue;
                     }
                 }
@@ -205,14 +217,20 @@ impl<C: Codec> Call<C> {
                 }
                 held -= 1;
             }
-            if let Err((code, message)) = self.encode_into(&mut batch, Kind::Result, &item) {
+            if let Err((code, message)) = self.encode_into(&mut batch.bytes, Kind::Result, &item) {
                 self.send_batch(&mut batch);
                 return self.fail(code, message);
             }
-            if batch.len() >= STREAM_BATCH {
+            batch.results += 1;
+            if batch.bytes.len() >= STREAM_BATCH {
                 self.send_batch(&mut batch);
-                // Let the connection write it while the next is made.
-                tokio::task::yield_now().await;
+                // Let the connection write it while the next is made, and
+                // make no more while it cannot take them.
+                if self.outbox.backlog().has_room() {
+                    tokio::task::yield_now().await;
+                } else {
+                    self.outbox.room().await;
+                }
             }
         }
         if self.arg_error().is_some() {
@@ -220,23 +238,25 @@ impl<C: Codec> Call<C> {
             self.fail_on_bad_item();
             return;
         }
-        frame::put_empty(&mut batch, Kind::End, self.id);
+        frame::put_empty(&mut batch.bytes, Kind::End, self.call.id);
         self.answered = true;
         debug!(outcome = "ok");
         self.outbox.send(Out::Frame {
-            id: self.id,
+            call: self.call,
             last: true,
-            frame: batch.into(),
+            results: batch.results,
+            frame: batch.bytes.into(),
         });
     }
 
     /// Hands the batched results to the connection.
-    fn send_batch(&self, batch: &mut BytesMut) {
-        if !batch.is_empty() {
+    fn send_batch(&self, batch: &mut Batch) {
+        if !batch.bytes.is_empty() {
             self.outbox.send(Out::Frame {
-                id: self.id,
+                call: self.call,
                 last: false,
-                frame: batch.split().into(),
+                results: std::mem::take(&mut batch.results),
+                frame: batch.bytes.split().into(),
             });
         }
     }
@@ -284,7 +304,7 @@ impl<C: Codec> Call<C> {
         kind: Kind,
         value: &R,
     ) -> Result<(), (ErrorCode, String)> {
-        let start = frame::begin(dst, kind, self.id);
+        let start = frame::begin(dst, kind, self.call.id);
         if let Err(e) = self.codec.encode(value, dst) {
             dst.truncate(start);
             return Err((
@@ -293,7 +313,7 @@ impl<C: Codec> Call<C> {
             ));
         }
         let len = frame::finish(dst, start);
-        let max = self.outbox.client_max_frame;
+        let max = self.outbox.client_max_frame();
         if len > max {
             dst.truncate(start);
             return Err((
@@ -309,9 +329,9 @@ impl<C> Call<C> {
     fn send_error(&mut self, code: ErrorCode, message: &str) {
         self.answered = true;
         debug!(outcome = "error", ?code, message);
-        let id = self.id;
-        let _ = self.outbox.send_frames(id, true, |buf| {
-            frame::put_error(buf, id, code, message);
+        let (call, max) = (self.call, self.outbox.client_max_frame());
+        let _ = self.outbox.send_frames(call, true, |buf| {
+            frame::put_error(buf, call.id, code, message, max);
             Ok::<_, std::convert::Infallible>(())
         });
     }
@@ -346,7 +366,7 @@ impl<C> Drop for Call<C> {
 impl<C> std::fmt::Debug for Call<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Call")
-            .field("id", &self.id)
+            .field("id", &self.call.id)
             .field("command", &self.context.command.name)
             .finish()
     }

@@ -15,9 +15,13 @@ use crate::error::Error;
 #[derive(Debug, Clone)]
 pub(crate) struct ServerConfig {
     pub(crate) max_connections: usize,
+    pub(crate) max_handshakes: usize,
+    pub(crate) max_connections_per_ip: Option<usize>,
     pub(crate) max_frame_size: usize,
     pub(crate) max_in_flight: usize,
     pub(crate) stream_window: u32,
+    pub(crate) max_result_window: u32,
+    pub(crate) max_output_buffer: usize,
     pub(crate) handshake_timeout: Duration,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) keepalive_interval: Option<Duration>,
@@ -29,9 +33,13 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             max_connections: 1024,
+            max_handshakes: 128,
+            max_connections_per_ip: None,
             max_frame_size: crate::DEFAULT_MAX_FRAME_SIZE,
             max_in_flight: 1024,
             stream_window: crate::DEFAULT_STREAM_WINDOW,
+            max_result_window: 8192,
+            max_output_buffer: 4 << 20,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Some(Duration::from_secs(300)),
             keepalive_interval: Some(Duration::from_secs(10)),
@@ -96,10 +104,34 @@ impl<C: Codec> ServerBuilder<C> {
         self
     }
 
-    /// The largest frame accepted from a client, in bytes; a larger one
-    /// closes the connection. The default is 16 MiB.
+    /// How many connections may be in the handshake at once, counted
+    /// within [`max_connections`](Self::max_connections): a host that
+    /// connects and stalls, over and over, holds at most this many slots
+    /// (each for at most the [handshake timeout](Self::handshake_timeout)).
+    /// Beyond it a new connection is told "too many connections" and
+    /// closed. The default is 128.
+    pub fn max_handshakes(mut self, n: usize) -> Self {
+        self.config.max_handshakes = n.max(1);
+        self
+    }
+
+    /// The most connections from one IP address at once (TCP only), in the
+    /// handshake or served; beyond it a new connection from that address is
+    /// told "too many connections" and closed. `None` sets no such limit,
+    /// which suits clients behind a shared address (NAT, a proxy). The
+    /// default is `None`.
+    pub fn max_connections_per_ip(mut self, n: Option<usize>) -> Self {
+        self.config.max_connections_per_ip = n.map(|n| n.max(1));
+        self
+    }
+
+    /// The largest frame the server accepts from a client, and the largest
+    /// it sends: a larger command closes the connection, a larger result
+    /// fails its call with [`Error::FrameTooLarge`]. A client that accepts
+    /// less is sent at most that. At least 1 KiB. The default is 16 MiB.
     pub fn max_frame_size(mut self, bytes: usize) -> Self {
-        self.config.max_frame_size = bytes.clamp(64, u32::MAX as usize);
+        self.config.max_frame_size =
+            bytes.clamp(crate::wire::frame::MIN_FRAME_LIMIT, u32::MAX as usize);
         self
     }
 
@@ -116,6 +148,27 @@ impl<C: Codec> ServerBuilder<C> {
     /// default is 128.
     pub fn stream_window(mut self, items: u32) -> Self {
         self.config.stream_window = items.max(1);
+        self
+    }
+
+    /// The most results of one stream the server sends ahead of the
+    /// client's consumer, whatever window or credit the client grants:
+    /// credit beyond it is dropped. The default is 8192, what the reference
+    /// client grows its windows to for small items.
+    pub fn max_result_window(mut self, items: u32) -> Self {
+        self.config.max_result_window = items.max(1);
+        self
+    }
+
+    /// How many bytes of answers one connection queues for a client that
+    /// reads them slower than its commands produce them. Beyond it the
+    /// connection reads no new commands, streams wait before producing
+    /// their next results, and a command run in a task of its own waits
+    /// before it starts; each command already running may still queue its
+    /// one answer. Besides this the connection's write buffer holds up to
+    /// 1 MiB. The default is 4 MiB.
+    pub fn max_output_buffer(mut self, bytes: usize) -> Self {
+        self.config.max_output_buffer = bytes.max(1);
         self
     }
 

@@ -26,12 +26,12 @@ use tracing::{debug, Instrument};
 use super::call::{ArgSource, Call};
 use super::config::ServerConfig;
 use super::context::CallContext;
-use super::outbox::{self, Collected, Out, Outbox};
+use super::outbox::{self, CallRef, Collected, Out, Outbox};
 use crate::codec::Codec;
 use crate::command::Dispatch;
 use crate::conn::framed::FramedIo;
-use crate::conn::id_map::IdMap;
-use crate::conn::link::{Link, Written};
+use crate::conn::id_map::{seeded_map, SeededIdMap};
+use crate::conn::link::{Link, Side, Written};
 use crate::error::{Error, ErrorCode};
 use crate::metadata::Metadata;
 use crate::wire::command;
@@ -39,6 +39,8 @@ use crate::wire::frame::{self, Frame, Kind};
 
 /// Stop taking frames from command tasks, and stop reading commands, while
 /// this much is waiting to be written to a client that does not read.
+/// Command tasks meanwhile queue up to the connection's output buffer
+/// (`ServerBuilder::max_output_buffer`) and then wait.
 const HIGH_WATER: usize = 1 << 20;
 
 /// A command's future, boxed once.
@@ -54,6 +56,9 @@ const WRITE_EVERY: usize = 64;
 /// A call the client still waits on: its command runs in a task of its
 /// own, or has handed its `Call` elsewhere to answer later.
 struct Running {
+    /// Which call of this connection it is: frames of an earlier call
+    /// with the same request id are not for it.
+    seq: u64,
     /// The command's task, if it has one (see [`Connection::start`]).
     abort: Option<AbortHandle>,
     /// Where the client's streamed arguments go; dropped at END.
@@ -62,6 +67,9 @@ struct Running {
     arg_credit: u32,
     /// Credit for the command's streamed results.
     results: Option<Arc<Semaphore>>,
+    /// Results the command may still send: the credit granted less the
+    /// results it sent, kept within the server's `max_result_window`.
+    result_credit: u32,
 }
 
 impl Running {
@@ -84,10 +92,13 @@ struct Idle {
     read: bool,
 }
 
-/// What the handshake settled about the client.
+/// What the handshake settled about the client, its announcements
+/// clamped to the server's own limits.
 pub(crate) struct Peer {
     pub(crate) addr: Option<SocketAddr>,
+    /// The largest frame the server sends it.
     pub(crate) max_frame: usize,
+    /// The initial credit of each of its result streams.
     pub(crate) stream_window: u32,
     pub(crate) metadata: Arc<Metadata>,
 }
@@ -100,7 +111,9 @@ pub(crate) struct Connection<IO, D, C> {
     inline: Collected,
     /// The box of the last command that finished inline, for the next.
     recycled: Option<Box<dyn Any + Send>>,
-    running: IdMap<Running>,
+    running: SeededIdMap<Running>,
+    /// The number the next call gets (see [`CallRef`]).
+    next_seq: u64,
     service: Arc<D>,
     codec: C,
     config: Arc<ServerConfig>,
@@ -127,15 +140,16 @@ where
         peer: Peer,
         shutdown: WaitForCancellationFutureOwned,
     ) -> Self {
-        let (outbox, outbox_rx) = Outbox::new(peer.max_frame);
+        let (outbox, outbox_rx) = Outbox::new(peer.max_frame, config.max_output_buffer);
         let idle = config.idle_timeout.map(|d| Box::pin(tokio::time::sleep(d)));
         Connection {
-            link: Link::new(io, config.keepalive_interval, "client"),
+            link: Link::new(io, config.keepalive_interval, Side::Server),
             outbox_rx,
             outbox,
             inline: Collected::default(),
             recycled: None,
-            running: IdMap::default(),
+            running: seeded_map(),
+            next_seq: 1,
             service,
             codec,
             config,
@@ -197,7 +211,7 @@ where
             // Frames left over from an earlier read first; then more, unless
             // a client that does not read has let answers pile up.
             progress |= self.take_frames(cx)?;
-            if !idle.read && self.link.queued() < HIGH_WATER {
+            if !idle.read && !self.backed_up() {
                 match self.link.poll_read(cx)? {
                     Poll::Ready(true) => {
                         progress = true;
@@ -240,14 +254,20 @@ where
         }
     }
 
-    /// Handles the frames in the read buffer while less than [`HIGH_WATER`]
-    /// waits to be written (the rest stay for later, unread from the socket
-    /// meanwhile, so a client that sends without reading pushes back on
-    /// itself). Writes every [`WRITE_EVERY`] frames. `Ok(true)` if it
-    /// handled any.
+    /// Whether answers pile up for a client that does not read: more than
+    /// [`HIGH_WATER`] in the write buffer, or command tasks at the limit of
+    /// what they may queue. No new command starts meanwhile.
+    fn backed_up(&self) -> bool {
+        self.link.queued() >= HIGH_WATER || !self.outbox.backlog().has_room()
+    }
+
+    /// Handles the frames in the read buffer until answers back up (the
+    /// rest stay for later, unread from the socket meanwhile, so a client
+    /// that sends without reading pushes back on itself). Writes every
+    /// [`WRITE_EVERY`] frames. `Ok(true)` if it handled any.
     fn take_frames(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
         let mut frames = 0usize;
-        while self.link.queued() < HIGH_WATER {
+        while !self.backed_up() {
             let Some(frame) = self.link.next_frame()? else {
                 break;
             };
@@ -283,34 +303,39 @@ where
     /// Tells the client to send nothing new and starts the grace period.
     fn go_away(&mut self, reason: &str) {
         debug!(reason, running = self.running.len(), "going away");
-        frame::put(self.link.out(), Kind::GoAway, 0, reason.as_bytes());
+        frame::put_go_away(self.link.out(), reason, self.peer.max_frame);
         self.draining = Some(Box::pin(tokio::time::sleep(self.config.shutdown_grace)));
+    }
+
+    /// The running call `call` names, if it still runs: frames of a call
+    /// that ended (cancelled, say) go nowhere, even when the client has
+    /// given its request id to a new call meanwhile.
+    fn running(&mut self, call: CallRef) -> Option<&mut Running> {
+        self.running.get_mut(&call.id).filter(|r| r.seq == call.seq)
     }
 
     fn on_out(&mut self, out: Out) {
         match out {
             Out::Frame {
-                id,
-                last: true,
+                call,
+                last,
+                results,
                 frame,
             } => {
-                if self.running.remove(&id).is_some() {
-                    self.link.out().extend_from_slice(frame.as_slice());
+                self.outbox.backlog().release(frame.len());
+                let Some(r) = self.running(call) else {
+                    return;
+                };
+                r.result_credit = r.result_credit.saturating_sub(results);
+                if last {
+                    self.running.remove(&call.id);
                 }
+                self.link.out().extend_from_slice(frame.as_slice());
             }
-            Out::Frame {
-                id,
-                last: false,
-                frame,
-            } => {
-                if self.running.contains_key(&id) {
-                    self.link.out().extend_from_slice(frame.as_slice());
-                }
-            }
-            Out::ArgCredit { id, n } => {
-                if let Some(r) = self.running.get_mut(&id) {
+            Out::ArgCredit { call, n } => {
+                if let Some(r) = self.running(call) {
                     r.arg_credit = r.arg_credit.saturating_add(n);
-                    frame::put_credit(self.link.out(), id, n);
+                    frame::put_credit(self.link.out(), call.id, n);
                 }
             }
         }
@@ -321,6 +346,7 @@ where
         match frame.kind {
             Kind::Command => self.on_command(cx, frame.id, frame.body)?,
             Kind::Cancel => {
+                frame.expect_empty().map_err(protocol)?;
                 if let Some(r) = self.running.remove(&frame.id) {
                     debug!(id = frame.id, "cancelled by the client");
                     r.stop();
@@ -343,15 +369,22 @@ where
                 }
             }
             Kind::End => {
+                frame.expect_empty().map_err(protocol)?;
                 if let Some(r) = self.running.get_mut(&frame.id) {
                     r.args = None;
                 }
             }
             Kind::Credit => {
                 let n = frame.credit().map_err(protocol)?;
-                if let Some(results) = self.running.get(&frame.id).and_then(|r| r.results.as_ref())
-                {
-                    results.add_permits(n as usize);
+                let max = self.config.max_result_window;
+                if let Some(r) = self.running.get_mut(&frame.id) {
+                    if let Some(results) = &r.results {
+                        // Credit is kept up to the server's own limit; a
+                        // grant beyond it is dropped, not stored.
+                        let grant = n.min(max.saturating_sub(r.result_credit));
+                        r.result_credit += grant;
+                        results.add_permits(grant as usize);
+                    }
                 }
             }
             Kind::Ping => self.link.pong(&frame)?,
@@ -369,7 +402,7 @@ where
     }
 
     fn reject(&mut self, id: u64, code: ErrorCode, message: &str) {
-        frame::put_error(self.link.out(), id, code, message);
+        frame::put_error(self.link.out(), id, code, message, self.peer.max_frame);
     }
 
     fn on_command(&mut self, cx: &mut Context<'_>, id: u64, body: Bytes) -> Result<(), Error> {
@@ -421,6 +454,11 @@ where
             .kind
             .streams_results()
             .then(|| Arc::new(Semaphore::new(self.peer.stream_window as usize)));
+        let call = CallRef {
+            id,
+            seq: self.next_seq,
+        };
+        self.next_seq += 1;
         let deadline = head.deadline.map(|d| Instant::now() + d);
         let context = CallContext {
             request_id: id,
@@ -431,8 +469,9 @@ where
             metadata: head.metadata,
             connection_metadata: self.peer.metadata.clone(),
         };
+        let call_ref = call;
         let call = Call::new(
-            id,
+            call,
             payload,
             context,
             self.codec.clone(),
@@ -441,10 +480,12 @@ where
             results.clone(),
         );
         let running = Running {
+            seq: call_ref.seq,
             abort: None,
             args: args_tx,
             arg_credit: self.config.stream_window,
             results,
+            result_credit: self.peer.stream_window,
         };
         let run = D::dispatch(self.service.clone(), call);
         // The span only when a subscriber wants it: with tracing's `log`
@@ -457,7 +498,7 @@ where
         // deadline the call is dropped unanswered and reports it to the client.
         let command: Command = match (deadline, span) {
             (None, None) => {
-                self.start_recycling(cx, id, running, run);
+                self.start_recycling(cx, call_ref, running, run);
                 return Ok(());
             }
             (None, Some(span)) => Box::pin(run.instrument(span)),
@@ -468,7 +509,7 @@ where
                 async move { drop(tokio::time::timeout_at(at, run).await) }.instrument(span),
             ),
         };
-        self.start(cx, id, running, command);
+        self.start(cx, call_ref, running, command);
         Ok(())
     }
 
@@ -477,19 +518,34 @@ where
     /// answered without a task of its own, and without ever entering the
     /// map of running commands; one that has to wait continues in its own
     /// task, so it never holds up the connection while it waits.
-    fn start(&mut self, cx: &mut Context<'_>, id: u64, mut running: Running, mut command: Command) {
+    ///
+    /// A command given a task at once starts only when its connection's
+    /// queue has room: the commands of one read all start before any of
+    /// them answers, and must not all answer into a full queue.
+    fn start(
+        &mut self,
+        cx: &mut Context<'_>,
+        call: CallRef,
+        mut running: Running,
+        mut command: Command,
+    ) {
         if !self.config.run_ready_inline {
-            running.abort = Some(tokio::spawn(command).abort_handle());
-            self.running.insert(id, running);
+            let outbox = self.outbox.clone();
+            let task = tokio::spawn(async move {
+                outbox.room().await;
+                command.await;
+            });
+            running.abort = Some(task.abort_handle());
+            self.running.insert(call.id, running);
             return;
         }
-        match self.poll_inline(cx, id, command.as_mut()) {
-            Some(Poll::Ready(())) => self.inline_done(id, running),
+        match self.poll_inline(cx, call, command.as_mut()) {
+            Some(Poll::Ready(())) => self.inline_done(call, running),
             Some(Poll::Pending) => {
                 running.abort = Some(tokio::spawn(command).abort_handle());
-                self.inline_done(id, running);
+                self.inline_done(call, running);
             }
-            None => self.inline_panicked(id),
+            None => self.inline_panicked(call.id),
         }
     }
 
@@ -497,12 +553,17 @@ where
     /// (most of them): its future is written into the box of the last such
     /// command that finished here, when there is one, instead of into a new
     /// allocation.
-    fn start_recycling<F>(&mut self, cx: &mut Context<'_>, id: u64, mut running: Running, future: F)
-    where
+    fn start_recycling<F>(
+        &mut self,
+        cx: &mut Context<'_>,
+        call: CallRef,
+        mut running: Running,
+        future: F,
+    ) where
         F: Future<Output = ()> + Send + 'static,
     {
         if !self.config.run_ready_inline {
-            return self.start(cx, id, running, Box::pin(future));
+            return self.start(cx, call, running, Box::pin(future));
         }
         let recycled = self.recycled.take().map(|b| b.downcast::<Pin<Box<F>>>());
         let mut slot = match recycled {
@@ -513,16 +574,16 @@ where
             }
             _ => Box::new(Box::pin(future)),
         };
-        match self.poll_inline(cx, id, Pin::as_mut(&mut *slot)) {
+        match self.poll_inline(cx, call, Pin::as_mut(&mut *slot)) {
             Some(Poll::Ready(())) => {
                 self.recycled = Some(slot);
-                self.inline_done(id, running);
+                self.inline_done(call, running);
             }
             Some(Poll::Pending) => {
                 running.abort = Some(tokio::spawn(*slot).abort_handle());
-                self.inline_done(id, running);
+                self.inline_done(call, running);
             }
-            None => self.inline_panicked(id),
+            None => self.inline_panicked(call.id),
         }
     }
 
@@ -531,11 +592,11 @@ where
     fn poll_inline(
         &mut self,
         cx: &mut Context<'_>,
-        id: u64,
+        call: CallRef,
         command: Pin<&mut (dyn Future<Output = ()> + Send)>,
     ) -> Option<Poll<()>> {
         let mut collected = std::mem::take(&mut self.inline);
-        let polled = outbox::collect_inline(&self.outbox, id, &mut collected, || {
+        let polled = outbox::collect_inline(&self.outbox, call, &mut collected, || {
             std::panic::catch_unwind(AssertUnwindSafe(|| command.poll(cx)))
         });
         self.inline = collected;
@@ -547,11 +608,12 @@ where
     /// a task or finished: its `Call` may have been handed elsewhere (to a
     /// task, to another command) and answer later through the channel. A
     /// call that has, is not running as far as the client is concerned.
-    fn inline_done(&mut self, id: u64, running: Running) {
+    fn inline_done(&mut self, call: CallRef, mut running: Running) {
         let mut collected = std::mem::take(&mut self.inline);
         self.link.out().extend_from_slice(&collected.frames);
         if !collected.ended {
-            self.running.insert(id, running);
+            running.result_credit = running.result_credit.saturating_sub(collected.results);
+            self.running.insert(call.id, running);
             for credit in collected.credits.drain(..) {
                 self.on_out(credit);
             }
@@ -573,9 +635,12 @@ where
 
 impl<IO, D, C> Drop for Connection<IO, D, C> {
     fn drop(&mut self) {
-        // Commands of a closed connection have nobody to answer to.
+        // Commands of a closed connection have nobody to answer to; a call
+        // handed elsewhere and waiting for room in the queue goes on to
+        // find nobody there.
         for (_, r) in self.running.drain() {
             r.stop();
         }
+        self.outbox.backlog().close();
     }
 }

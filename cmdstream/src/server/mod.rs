@@ -9,6 +9,7 @@
 //! # }
 //! ```
 
+mod admission;
 mod arg_stream;
 mod call;
 mod config;
@@ -23,8 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn, Instrument};
@@ -36,6 +37,7 @@ pub use self::context::CallContext;
 pub use self::hooks::ConnectionInfo;
 pub use self::listener::Listener;
 
+use self::admission::{Admission, Admitted};
 use self::config::ServerConfig;
 use self::connection::{Connection, Peer};
 use self::hooks::Hooks;
@@ -44,7 +46,8 @@ use crate::command::Dispatch;
 use crate::conn::framed::FramedIo;
 use crate::error::Error;
 use crate::wire::compat::CommandSig;
-use crate::wire::handshake::{self, Refusal, ServerHello};
+use crate::wire::handshake;
+use crate::wire::hello::{AckStatus, Refusal, ServerHello};
 
 /// A cmdstream server for one service.
 ///
@@ -60,7 +63,11 @@ struct Inner<D, C> {
     codec: C,
     config: Arc<ServerConfig>,
     hooks: Hooks,
-    connections: Arc<Semaphore>,
+    admission: Admission,
+    /// What the server announces, and the same encoded once for every
+    /// connection (or why it cannot be).
+    hello: ServerHello,
+    hello_bytes: Result<Bytes, Error>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     next_conn: AtomicU64,
@@ -104,14 +111,29 @@ impl<D: Dispatch, C: Codec> Server<D, C> {
         config: ServerConfig,
         hooks: Hooks,
     ) -> Self {
-        let connections = Arc::new(Semaphore::new(config.max_connections));
+        let hello = ServerHello {
+            fingerprint: D::INFO.fingerprint,
+            max_frame: config.max_frame_size as u32,
+            max_in_flight: config.max_in_flight as u32,
+            keepalive_ms: config
+                .keepalive_interval
+                .map_or(0, |d| d.as_millis().clamp(1, u32::MAX as u128) as u32),
+            stream_window: config.stream_window,
+            service: D::INFO.name.to_owned(),
+            codec: C::NAME.to_owned(),
+            commands: CommandSig::table(D::INFO.commands),
+        };
+        let mut bytes = BytesMut::new();
+        let hello_bytes = hello.encode(&mut bytes).map(|()| bytes.freeze());
         Server {
             inner: Arc::new(Inner {
                 service,
                 codec,
+                admission: Admission::new(&config),
                 config: Arc::new(config),
                 hooks,
-                connections,
+                hello,
+                hello_bytes,
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 next_conn: AtomicU64::new(1),
@@ -211,24 +233,17 @@ impl<D: Dispatch, C: Codec> Server<D, C> {
         IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let inner = &self.inner;
-        let refusal = if inner.shutdown.is_cancelled() {
-            Some((
+        let admitted = if inner.shutdown.is_cancelled() {
+            Err((
                 Refusal::ShuttingDown,
                 "the server is shutting down".to_owned(),
             ))
         } else {
-            None
+            inner.admission.admit(peer)
         };
-        let permit = match (refusal, inner.connections.clone().try_acquire_owned()) {
-            (None, Ok(permit)) => permit,
-            (refusal, _) => {
-                let (why, reason) = refusal.unwrap_or_else(|| {
-                    let max = inner.config.max_connections;
-                    (
-                        Refusal::TooManyConnections,
-                        format!("the server is at its limit of {max} connections"),
-                    )
-                });
+        let admitted = match admitted {
+            Ok(admitted) => admitted,
+            Err((why, reason)) => {
                 debug!(?peer, reason, "refusing connection");
                 let refuse = handshake::refuse(&mut io, why, &reason);
                 let _ = tokio::time::timeout(inner.config.handshake_timeout, refuse).await;
@@ -236,7 +251,7 @@ impl<D: Dispatch, C: Codec> Server<D, C> {
             }
         };
         let conn_id = inner.next_conn.fetch_add(1, Ordering::Relaxed);
-        let run = self.run_connection(io, peer, conn_id);
+        let run = self.run_connection(io, peer, conn_id, admitted);
         // The span only when a subscriber wants it (see the client's).
         let result = if tracing::enabled!(tracing::Level::DEBUG) {
             let span = tracing::debug_span!("cmdstream.server.conn", conn = conn_id, peer = ?peer);
@@ -244,8 +259,26 @@ impl<D: Dispatch, C: Codec> Server<D, C> {
         } else {
             run.await
         };
-        drop(permit);
         result
+    }
+
+    /// The server's side of the handshake: sends the hello, reads the
+    /// client's, and accepts it only if the two sides can work together.
+    async fn accept<IO>(&self, io: &mut IO) -> Result<crate::wire::hello::ClientHello, Error>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let ours = self.inner.hello_bytes.as_ref().map_err(|e| {
+            tracing::error!(error = %e, "the service's hello cannot be sent");
+            e.clone()
+        })?;
+        let (version, client) = handshake::greet(io, ours).await?;
+        if let Some(why) = handshake::verdict(version, &client, &self.inner.hello) {
+            handshake::answer(io, AckStatus::Incompatible, &why).await?;
+            return Err(Error::Incompatible(why.into()));
+        }
+        handshake::answer(io, AckStatus::Ok, "").await?;
+        Ok(client)
     }
 
     async fn run_connection<IO>(
@@ -253,44 +286,31 @@ impl<D: Dispatch, C: Codec> Server<D, C> {
         mut io: IO,
         addr: Option<SocketAddr>,
         conn_id: u64,
+        mut admitted: Admitted,
     ) -> Result<(), Error>
     where
         IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let inner = &self.inner;
         let config = &inner.config;
-        let hello = ServerHello {
-            fingerprint: D::INFO.fingerprint,
-            max_frame: config.max_frame_size as u32,
-            max_in_flight: config.max_in_flight as u32,
-            keepalive_ms: config
-                .keepalive_interval
-                .map_or(0, |d| d.as_millis().min(u32::MAX as u128) as u32),
-            stream_window: config.stream_window,
-            service: D::INFO.name.to_owned(),
-            codec: C::NAME.to_owned(),
-            commands: CommandSig::table(D::INFO.commands),
-        };
-        let client = match tokio::time::timeout(
-            config.handshake_timeout,
-            handshake::accept(&mut io, &hello),
-        )
-        .await
-        {
-            Ok(Ok(client)) => client,
-            Ok(Err(e)) => {
-                debug!(error = %e, "handshake failed");
-                return Err(e);
-            }
-            Err(_) => {
-                debug!("handshake timed out");
-                return Err(Error::Timeout);
-            }
-        };
+        let client =
+            match tokio::time::timeout(config.handshake_timeout, self.accept(&mut io)).await {
+                Ok(Ok(client)) => client,
+                Ok(Err(e)) => {
+                    debug!(error = %e, "handshake failed");
+                    return Err(e);
+                }
+                Err(_) => {
+                    debug!("handshake timed out");
+                    return Err(Error::Timeout);
+                }
+            };
+        admitted.handshake_done();
+        // What the client announced, within the server's own limits.
         let peer = Peer {
             addr,
-            max_frame: client.max_frame as usize,
-            stream_window: client.stream_window,
+            max_frame: (client.max_frame as usize).min(config.max_frame_size),
+            stream_window: client.stream_window.min(config.max_result_window),
             metadata: Arc::new(client.metadata),
         };
         let info = ConnectionInfo {
@@ -333,8 +353,9 @@ impl<D: Dispatch, C: Codec> Server<D, C> {
         self.inner.tracker.wait().await;
     }
 
-    /// The number of connections being served now.
+    /// The number of connections being served now, those still in the
+    /// handshake included.
     pub fn connections(&self) -> usize {
-        self.inner.config.max_connections - self.inner.connections.available_permits()
+        self.inner.admission.connections()
     }
 }

@@ -1,6 +1,8 @@
 //! The queue from command tasks to their connection's writer.
 //!
-//! A command in a task of its own sends its frames through a channel. A
+//! A command in a task of its own sends its frames through a channel,
+//! whose bytes count against the connection's [`Backlog`]: a command (or
+//! stream) that finds it full waits before producing more. A
 //! command its connection polls inline (see `Connection::start`) runs on
 //! the driver's own thread, inside the driver's poll: its frames are
 //! encoded straight into a buffer on the side ([`collect_inline`]), which
@@ -9,32 +11,51 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use tokio::sync::mpsc;
 
+use crate::conn::backlog::Backlog;
 use crate::conn::frame_buf::FrameBuf;
+
+/// One call of a connection: its request id, and the number the
+/// connection gave it. A client may use an id again once it has cancelled
+/// the call that had it, so frames are routed by both: nothing a cancelled
+/// call still sends reaches the call that took its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CallRef {
+    pub(crate) id: u64,
+    pub(crate) seq: u64,
+}
 
 /// A message for the connection driver from a command task.
 pub(crate) enum Out {
-    /// A frame for call `id`; `last` ends the call.
+    /// Frames for `call`, holding `results` streamed results; `last`
+    /// ends the call.
     Frame {
-        id: u64,
+        call: CallRef,
         last: bool,
+        results: u32,
         frame: FrameBuf,
     },
     /// The command consumed `n` argument items: grant the client more.
-    ArgCredit { id: u64, n: u32 },
+    ArgCredit { call: CallRef, n: u32 },
 }
 
 /// A command task's way to the writer, with the client's frame limit.
+/// Cloned per call: one reference count.
 #[derive(Clone)]
-pub(crate) struct Outbox {
+pub(crate) struct Outbox(Arc<Shared>);
+
+struct Shared {
     tx: mpsc::UnboundedSender<Out>,
     /// Which connection this is, to tell its inline commands from others'.
     conn: u64,
     /// The largest frame the client accepts.
-    pub(crate) client_max_frame: usize,
+    client_max_frame: usize,
+    /// Bytes in the channel, not yet taken by the driver.
+    backlog: Backlog,
 }
 
 /// Connection numbers for [`Outbox::conn`]; 0 means none.
@@ -50,6 +71,8 @@ pub(crate) struct Collected {
     pub(crate) frames: BytesMut,
     /// Whether the call's last frame is among them.
     pub(crate) ended: bool,
+    /// How many streamed results they hold.
+    pub(crate) results: u32,
     /// Argument credit granted meanwhile.
     pub(crate) credits: Vec<Out>,
 }
@@ -59,12 +82,13 @@ impl Collected {
     pub(crate) fn clear(&mut self) {
         self.frames.clear();
         self.ended = false;
+        self.results = 0;
         self.credits.clear();
     }
 }
 
 /// The collection in progress on this thread: the connection (0: none) and
-/// the call it is for, and what was collected.
+/// the call it is for (its `seq`), and what was collected.
 struct Inline {
     conn: u64,
     call: u64,
@@ -80,26 +104,46 @@ thread_local! {
 }
 
 impl Outbox {
-    /// A new connection's outbox and the receiving end for its driver.
-    pub(crate) fn new(client_max_frame: usize) -> (Outbox, mpsc::UnboundedReceiver<Out>) {
+    /// A new connection's outbox and the receiving end for its driver. At
+    /// most `backlog` bytes wait in the channel before senders that can
+    /// wait do (see [`room`](Self::room)).
+    pub(crate) fn new(
+        client_max_frame: usize,
+        backlog: usize,
+    ) -> (Outbox, mpsc::UnboundedReceiver<Out>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
-        (
-            Outbox {
-                tx,
-                conn,
-                client_max_frame,
-            },
-            rx,
-        )
+        let shared = Shared {
+            tx,
+            conn,
+            client_max_frame,
+            backlog: Backlog::new(backlog),
+        };
+        (Outbox(Arc::new(shared)), rx)
+    }
+
+    /// The largest frame the client accepts.
+    pub(crate) fn client_max_frame(&self) -> usize {
+        self.0.client_max_frame
+    }
+
+    /// The bytes waiting in the channel.
+    pub(crate) fn backlog(&self) -> &Backlog {
+        &self.0.backlog
+    }
+
+    /// Waits until the channel has room for more: at once unless a client
+    /// that does not read has let answers pile up.
+    pub(crate) async fn room(&self) {
+        self.0.backlog.room().await;
     }
 
     /// Runs `f` with `value` on the collection if this connection's driver
-    /// is polling call `call` inline on this thread; otherwise gives
-    /// `value` back.
+    /// is polling `call` inline on this thread; otherwise gives `value`
+    /// back.
     fn inline<T, R>(
         &self,
-        call: u64,
+        call: CallRef,
         value: T,
         f: impl FnOnce(&mut Collected, T) -> R,
     ) -> Result<R, T> {
@@ -107,7 +151,7 @@ impl Outbox {
         let done = INLINE
             .try_with(|inline| {
                 let mut inline = inline.try_borrow_mut().ok()?;
-                if inline.conn != self.conn || inline.call != call {
+                if inline.conn != self.0.conn || inline.call != call.seq {
                     return None;
                 }
                 Some(f(&mut inline.collected, value.take()?))
@@ -121,17 +165,17 @@ impl Outbox {
         }
     }
 
-    /// Queues what `encode` appends: whole frames of call `id`, the last
-    /// one of the call if `last`. Polled inline, they are encoded straight
-    /// into the collection; otherwise into a frame of their own for the
-    /// channel. `encode` must leave the buffer as it was when it fails.
+    /// Queues what `encode` appends: whole frames of `call`, the last one
+    /// of the call if `last`. Polled inline, they are encoded straight into
+    /// the collection; otherwise into a frame of their own for the channel.
+    /// `encode` must leave the buffer as it was when it fails.
     pub(crate) fn send_frames<E>(
         &self,
-        id: u64,
+        call: CallRef,
         last: bool,
         encode: impl FnOnce(&mut BytesMut) -> Result<(), E>,
     ) -> Result<(), E> {
-        let collected = self.inline(id, encode, |c, encode| {
+        let collected = self.inline(call, encode, |c, encode| {
             let result = encode(&mut Rewind::new(&mut c.frames));
             c.ended |= last && result.is_ok();
             result
@@ -140,37 +184,51 @@ impl Outbox {
             Ok(result) => result,
             Err(encode) => {
                 let frame = FrameBuf::encode(encode)?;
-                self.send(Out::Frame { id, last, frame });
+                self.send(Out::Frame {
+                    call,
+                    last,
+                    results: 0,
+                    frame,
+                });
                 Ok(())
             }
         }
     }
 
     pub(crate) fn send(&self, out: Out) {
-        let id = match out {
-            Out::Frame { id, .. } | Out::ArgCredit { id, .. } => id,
+        let call = match out {
+            Out::Frame { call, .. } | Out::ArgCredit { call, .. } => call,
         };
-        let collected = self.inline(id, out, |c, out| match out {
-            Out::Frame { last, frame, .. } => {
+        let collected = self.inline(call, out, |c, out| match out {
+            Out::Frame {
+                last,
+                results,
+                frame,
+                ..
+            } => {
                 c.frames.extend_from_slice(frame.as_slice());
                 c.ended |= last;
+                c.results += results;
             }
             credit @ Out::ArgCredit { .. } => c.credits.push(credit),
         });
         if let Err(out) = collected {
+            if let Out::Frame { frame, .. } = &out {
+                self.0.backlog.charge(frame.len());
+            }
             // The driver is gone only when the connection is: nobody to tell.
-            let _ = self.tx.send(out);
+            let _ = self.0.tx.send(out);
         }
     }
 }
 
-/// Runs `poll` (the driver polling the command of call `call`) and leaves
-/// in `into` (cleared first) whatever that call sent meanwhile through
+/// Runs `poll` (the driver polling the command of `call`) and leaves in
+/// `into` (cleared first) whatever that call sent meanwhile through
 /// `outbox`'s connection. `into`'s buffers are lent to the collection, so
 /// their allocations serve poll after poll.
 pub(crate) fn collect_inline<R>(
     outbox: &Outbox,
-    call: u64,
+    call: CallRef,
     into: &mut Collected,
     poll: impl FnOnce() -> R,
 ) -> R {
@@ -190,8 +248,8 @@ pub(crate) fn collect_inline<R>(
     INLINE.with(|inline| {
         let mut inline = inline.borrow_mut();
         debug_assert_eq!(inline.conn, 0, "inline polls do not nest");
-        inline.conn = outbox.conn;
-        inline.call = call;
+        inline.conn = outbox.0.conn;
+        inline.call = call.seq;
         std::mem::swap(&mut inline.collected, into);
     });
     let _close = Close(into);
@@ -239,19 +297,27 @@ impl Drop for Rewind<'_> {
 mod tests {
     use super::*;
 
+    /// The call with request id `id`, numbered `id` too.
+    fn call(id: u64) -> CallRef {
+        CallRef { id, seq: id }
+    }
+
     fn credit(id: u64) -> Out {
-        Out::ArgCredit { id, n: 1 }
+        Out::ArgCredit {
+            call: call(id),
+            n: 1,
+        }
     }
 
     fn id_of(out: &Out) -> u64 {
         match out {
-            Out::Frame { id, .. } | Out::ArgCredit { id, .. } => *id,
+            Out::Frame { call, .. } | Out::ArgCredit { call, .. } => call.id,
         }
     }
 
     fn frame(outbox: &Outbox, id: u64, byte: u8, last: bool) {
         outbox
-            .send_frames(id, last, |buf| {
+            .send_frames(call(id), last, |buf| {
                 buf.extend_from_slice(&[byte]);
                 Ok::<_, ()>(())
             })
@@ -260,10 +326,10 @@ mod tests {
 
     #[test]
     fn only_the_polled_call_of_the_polling_connection_collects_inline() {
-        let (ours, mut our_rx) = Outbox::new(1024);
-        let (theirs, mut their_rx) = Outbox::new(1024);
+        let (ours, mut our_rx) = Outbox::new(1024, 1 << 20);
+        let (theirs, mut their_rx) = Outbox::new(1024, 1 << 20);
         let mut collected = Collected::default();
-        collect_inline(&ours, 1, &mut collected, || {
+        collect_inline(&ours, call(1), &mut collected, || {
             frame(&ours, 1, b'a', false);
             ours.send(credit(1));
             // The same call id on another connection, and another call of
@@ -273,8 +339,9 @@ mod tests {
             frame(&ours, 5, b'y', true);
             ours.send(credit(5));
             ours.clone().send(Out::Frame {
-                id: 1,
+                call: call(1),
                 last: false,
+                results: 0,
                 frame: FrameBuf::encode(|buf| {
                     buf.extend_from_slice(b"b");
                     Ok::<_, ()>(())
@@ -296,18 +363,57 @@ mod tests {
         assert_eq!(id_of(&our_rx.try_recv().unwrap()), 1);
 
         // The next collection starts empty.
-        collect_inline(&ours, 2, &mut collected, || ());
+        collect_inline(&ours, call(2), &mut collected, || ());
         assert!(collected.frames.is_empty() && !collected.ended);
     }
 
     #[test]
-    fn an_encoder_that_unwinds_leaves_no_half_frame() {
-        let (ours, _rx) = Outbox::new(1024);
+    fn frames_in_the_channel_count_against_the_backlog_and_inline_ones_do_not() {
+        let (ours, _rx) = Outbox::new(1024, 1 << 20);
         let mut collected = Collected::default();
-        collect_inline(&ours, 1, &mut collected, || {
+        collect_inline(&ours, call(1), &mut collected, || {
+            frame(&ours, 1, b'a', false);
+        });
+        assert_eq!(ours.backlog().queued(), 0);
+        frame(&ours, 1, b'b', false);
+        frame(&ours, 2, b'c', true);
+        assert_eq!(ours.backlog().queued(), 2);
+    }
+
+    #[test]
+    fn a_reused_request_id_is_another_call() {
+        let (ours, mut rx) = Outbox::new(1024, 1 << 20);
+        let old = CallRef { id: 51, seq: 1 };
+        let new = CallRef { id: 51, seq: 2 };
+        let mut collected = Collected::default();
+        collect_inline(&ours, new, &mut collected, || {
+            // The cancelled call's last words, while the new one is polled.
+            ours.send_frames(old, true, |buf| {
+                buf.extend_from_slice(b"old");
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+            ours.send_frames(new, true, |buf| {
+                buf.extend_from_slice(b"new");
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        });
+        assert_eq!(&collected.frames[..], b"new");
+        match rx.try_recv().unwrap() {
+            Out::Frame { call, .. } => assert_eq!(call, old),
+            Out::ArgCredit { .. } => panic!("expected the old call's frame"),
+        }
+    }
+
+    #[test]
+    fn an_encoder_that_unwinds_leaves_no_half_frame() {
+        let (ours, _rx) = Outbox::new(1024, 1 << 20);
+        let mut collected = Collected::default();
+        collect_inline(&ours, call(1), &mut collected, || {
             frame(&ours, 1, b'a', false);
             let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let _ = ours.send_frames(1, true, |buf| {
+                let _ = ours.send_frames(call(1), true, |buf| {
                     buf.extend_from_slice(b"half");
                     panic!("a Serialize impl panicked");
                     #[allow(unreachable_code)]
@@ -322,10 +428,10 @@ mod tests {
 
     #[test]
     fn a_failed_encode_leaves_nothing_and_does_not_end_the_call() {
-        let (ours, _rx) = Outbox::new(1024);
+        let (ours, _rx) = Outbox::new(1024, 1 << 20);
         let mut collected = Collected::default();
-        collect_inline(&ours, 1, &mut collected, || {
-            let failed = ours.send_frames(1, true, |_| Err::<(), _>("no"));
+        collect_inline(&ours, call(1), &mut collected, || {
+            let failed = ours.send_frames(call(1), true, |_| Err::<(), _>("no"));
             assert_eq!(failed, Err("no"));
         });
         assert!(collected.frames.is_empty() && !collected.ended);
@@ -333,10 +439,10 @@ mod tests {
 
     #[test]
     fn a_panic_in_the_poll_still_closes_the_collection() {
-        let (ours, mut rx) = Outbox::new(1024);
+        let (ours, mut rx) = Outbox::new(1024, 1 << 20);
         let mut collected = Collected::default();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            collect_inline(&ours, 1, &mut collected, || {
+            collect_inline(&ours, call(1), &mut collected, || {
                 ours.send(credit(1));
                 panic!("the command panicked");
             })

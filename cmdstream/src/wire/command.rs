@@ -6,6 +6,8 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::frame::FrameError;
+use super::primitives::{put_metadata, take_metadata};
+use crate::error::Error;
 use crate::metadata::Metadata;
 
 const DEADLINE: u8 = 1;
@@ -22,20 +24,28 @@ pub(crate) struct CommandHead {
 }
 
 /// Appends the head of a COMMAND body.
+///
+/// # Errors
+///
+/// [`Error::InvalidMetadata`] when `metadata` cannot be sent; nothing is
+/// appended then.
 pub(crate) fn put_head(
     dst: &mut BytesMut,
     command: u32,
     deadline: Option<Duration>,
     traceparent: Option<&str>,
     metadata: Option<&Metadata>,
-) {
+) -> Result<(), Error> {
     let [a, b, c, d] = command.to_be_bytes();
     if deadline.is_none() && traceparent.is_none() && metadata.is_none() {
         // Most calls: the command id and no flags.
         dst.extend_from_slice(&[a, b, c, d, 0]);
-        return;
+        return Ok(());
     }
     let metadata = metadata.filter(|m| !m.is_empty());
+    if let Some(m) = metadata {
+        m.fits_wire()?;
+    }
     let traceparent = traceparent.filter(|t| t.len() <= u8::MAX as usize);
     let mut flags = 0;
     if deadline.is_some() {
@@ -60,8 +70,9 @@ pub(crate) fn put_head(
         dst.extend_from_slice(t.as_bytes());
     }
     if let Some(m) = metadata {
-        m.put(dst);
+        put_metadata(dst, m);
     }
+    Ok(())
 }
 
 /// Splits a COMMAND body into its head and its payload.
@@ -100,7 +111,7 @@ pub(crate) fn parse(mut body: Bytes) -> Result<(CommandHead, Bytes), FrameError>
         src.advance(1 + n);
     }
     if flags & USER != 0 {
-        head.metadata = Metadata::take(&mut src).ok_or(BAD)?;
+        head.metadata = take_metadata(&mut src).ok_or(BAD)?;
     }
     let consumed = body.len() - src.len();
     body.advance(consumed);
@@ -114,7 +125,7 @@ mod tests {
     #[test]
     fn plain_head_is_five_bytes() {
         let mut buf = BytesMut::new();
-        put_head(&mut buf, 42, None, None, None);
+        put_head(&mut buf, 42, None, None, None).unwrap();
         buf.extend_from_slice(b"payload");
         assert_eq!(buf.len(), 5 + 7);
         let (head, payload) = parse(buf.freeze()).unwrap();
@@ -134,7 +145,8 @@ mod tests {
             Some(Duration::from_millis(1500)),
             Some(tp),
             Some(&md),
-        );
+        )
+        .unwrap();
         let head_len = buf.len();
         buf.extend_from_slice(b"xy");
         let (head, payload) = parse(buf.clone().freeze()).unwrap();

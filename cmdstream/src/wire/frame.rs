@@ -3,12 +3,16 @@
 use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
+use super::primitives::truncate;
 use crate::error::ErrorCode;
 
 /// Bytes of the length prefix.
 pub(crate) const LEN_SIZE: usize = 4;
 /// Bytes after the length prefix that every frame has: kind and request id.
 pub(crate) const HEADER_SIZE: usize = 1 + 8;
+/// The smallest frame limit a peer may announce: room for every control
+/// frame and for an error with its message.
+pub(crate) const MIN_FRAME_LIMIT: usize = 1024;
 
 /// What a frame means (`docs/PROTOCOL.md`, §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +59,16 @@ pub(crate) struct Frame {
 }
 
 impl Frame {
+    /// Checks that a frame whose kind carries nothing (CANCEL, END) has
+    /// an empty body.
+    pub(crate) fn expect_empty(&self) -> Result<(), FrameError> {
+        if self.body.is_empty() {
+            Ok(())
+        } else {
+            Err(FrameError::Malformed("CANCEL and END frames have no body"))
+        }
+    }
+
     /// The `u32` body of a CREDIT frame.
     pub(crate) fn credit(&self) -> Result<u32, FrameError> {
         let mut b = &self.body[..];
@@ -257,12 +271,26 @@ pub(crate) fn put_ping(dst: &mut BytesMut, kind: Kind, payload: u64) {
     put(dst, kind, 0, &payload.to_be_bytes());
 }
 
-/// Appends an ERROR frame.
-pub(crate) fn put_error(dst: &mut BytesMut, id: u64, code: ErrorCode, message: &str) {
+/// Appends an ERROR frame, its message cut (at a character boundary) so
+/// that the frame fits in `max_frame`: an error must always reach the peer.
+pub(crate) fn put_error(
+    dst: &mut BytesMut,
+    id: u64,
+    code: ErrorCode,
+    message: &str,
+    max_frame: usize,
+) {
+    let message = truncate(message, max_frame.saturating_sub(HEADER_SIZE + 2));
     let start = begin(dst, Kind::Error, id);
     dst.extend_from_slice(&code.to_u16().to_be_bytes());
     dst.extend_from_slice(message.as_bytes());
     finish(dst, start);
+}
+
+/// Appends a GO_AWAY frame, its reason cut to fit in `max_frame`.
+pub(crate) fn put_go_away(dst: &mut BytesMut, reason: &str, max_frame: usize) {
+    let reason = truncate(reason, max_frame.saturating_sub(HEADER_SIZE));
+    put(dst, Kind::GoAway, 0, reason.as_bytes());
 }
 
 #[cfg(test)]
@@ -286,7 +314,7 @@ mod tests {
         put_empty(&mut buf, Kind::End, 7);
         put_credit(&mut buf, 9, 16);
         put_ping(&mut buf, Kind::Ping, 0xdead_beef);
-        put_error(&mut buf, 3, ErrorCode::Application, "nope");
+        put_error(&mut buf, 3, ErrorCode::Application, "nope", 1024);
         let frames = decode_all(&mut FrameDecoder::new(1024), &mut buf);
         assert!(buf.is_empty());
         assert_eq!(frames.len(), 5);
@@ -299,6 +327,18 @@ mod tests {
         assert_eq!(frames[3].ping_payload().unwrap(), 0xdead_beef);
         let (code, msg) = frames[4].error().unwrap();
         assert_eq!((code, msg.as_str()), (ErrorCode::Application, "nope"));
+    }
+
+    #[test]
+    fn errors_and_go_aways_are_cut_to_fit_the_peers_limit() {
+        let mut buf = BytesMut::new();
+        put_error(&mut buf, 1, ErrorCode::Application, &"é".repeat(1000), 1024);
+        put_go_away(&mut buf, &"x".repeat(5000), 1024);
+        let frames = decode_all(&mut FrameDecoder::new(1024), &mut buf);
+        let (code, msg) = frames[0].error().unwrap();
+        assert_eq!(code, ErrorCode::Application);
+        assert_eq!(msg.len(), 1012, "1024 - 9 - 2, less half a character");
+        assert_eq!(frames[1].body.len(), 1024 - HEADER_SIZE);
     }
 
     #[test]

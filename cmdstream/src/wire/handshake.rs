@@ -1,241 +1,72 @@
-//! The handshake (`docs/PROTOCOL.md`, §1): the server's hello, the client's
-//! hello and the server's ack. Each function reads with a bounded body size;
-//! timeouts are applied by the callers.
+//! The handshake's I/O (`docs/PROTOCOL.md`, §1): each step moves the
+//! messages of `hello.rs` over a connection, reading no more than their
+//! bounds allow. The server's steps are separate so that between reading
+//! the client's hello and answering it the caller decides whether to
+//! accept; the callers apply the handshake timeout.
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::compat::{command_diffs, put_table, take_table, CommandSig};
-use super::PROTOCOL_VERSION;
+use super::compat::{mismatch, unusable_limits, version_mismatch};
+use super::hello::{
+    decode_ack_head, decode_client_head, decode_server_head, encode_ack, encode_refusal,
+    refusal_text, AckStatus, ClientHello, Refusal, ServerHello, ACK_HEAD, CLIENT_HEAD, SERVER_HEAD,
+};
 use crate::error::Error;
-use crate::metadata::{put_str16, take_str16, Metadata};
 
-const SERVER_MAGIC: &[u8; 4] = b"CMDS";
-const CLIENT_MAGIC: &[u8; 4] = b"CMDC";
-/// The largest hello body either side reads.
-const MAX_BODY: usize = 64 * 1024;
-
-/// Why a server refuses a connection before the handshake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum Refusal {
-    TooManyConnections = 1,
-    ShuttingDown = 2,
+async fn write_all<W: AsyncWrite + Unpin>(io: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    io.write_all(bytes).await?;
+    io.flush().await
 }
 
-/// What the server announces about itself.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ServerHello {
-    pub(crate) fingerprint: u64,
-    pub(crate) max_frame: u32,
-    pub(crate) max_in_flight: u32,
-    pub(crate) keepalive_ms: u32,
-    pub(crate) stream_window: u32,
-    pub(crate) service: String,
-    pub(crate) codec: String,
-    pub(crate) commands: Vec<CommandSig>,
-}
-
-/// What the client announces about itself.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ClientHello {
-    pub(crate) fingerprint: u64,
-    pub(crate) max_frame: u32,
-    pub(crate) stream_window: u32,
-    pub(crate) service: String,
-    pub(crate) codec: String,
-    pub(crate) commands: Vec<CommandSig>,
-    pub(crate) metadata: Metadata,
-}
-
-fn incompatible(
-    what: &str,
-    client: impl std::fmt::Display,
-    server: impl std::fmt::Display,
-) -> String {
-    format!("{what} differs: client has {client}, server has {server}")
-}
-
-/// Names every difference between the two sides, or `None` if they match.
-pub(crate) fn mismatch(
-    client_version: u16,
-    client: &ClientHello,
-    server: &ServerHello,
-) -> Option<String> {
-    let mut diffs = Vec::new();
-    if client_version != PROTOCOL_VERSION {
-        diffs.push(incompatible(
-            "protocol version",
-            client_version,
-            PROTOCOL_VERSION,
-        ));
-    }
-    if client.service != server.service {
-        diffs.push(incompatible(
-            "service name",
-            &client.service,
-            &server.service,
-        ));
-    }
-    if client.codec != server.codec {
-        diffs.push(incompatible("codec", &client.codec, &server.codec));
-    }
-    if client.fingerprint != server.fingerprint {
-        let commands = command_diffs(&client.commands, &server.commands);
-        if !commands.is_empty() {
-            diffs.extend(commands);
-            diffs.push(format!(
-                "command-set fingerprints: client {:#018x}, server {:#018x} (build both from the same service definition, or deploy servers first)",
-                client.fingerprint, server.fingerprint
-            ));
-        }
-    }
-    (!diffs.is_empty()).then(|| diffs.join("; "))
-}
-
-fn malformed(what: &str) -> Error {
-    Error::protocol(format!("malformed handshake: {what}"))
-}
-
-async fn read_body<R: AsyncRead + Unpin>(io: &mut R) -> Result<BytesMut, Error> {
-    let len = io.read_u32().await? as usize;
-    if len > MAX_BODY {
-        return Err(malformed("hello body above 64 KiB"));
-    }
-    let mut body = BytesMut::zeroed(len);
-    io.read_exact(&mut body).await?;
-    Ok(body)
-}
-
-async fn read_magic<R: AsyncRead + Unpin>(io: &mut R, magic: &[u8; 4]) -> Result<u16, Error> {
-    let mut head = [0u8; 6];
-    io.read_exact(&mut head).await?;
-    if &head[..4] != magic {
-        return Err(Error::Incompatible(
-            format!(
-                "the peer is not a cmdstream {} (expected magic {:?}, got {:02x?})",
-                if magic == SERVER_MAGIC {
-                    "server"
-                } else {
-                    "client"
-                },
-                String::from_utf8_lossy(magic),
-                &head[..4]
-            )
-            .into(),
-        ));
-    }
-    Ok(u16::from_be_bytes([head[4], head[5]]))
-}
-
-/// Server side: tells the client it is refused, then returns.
+/// Server side: tells the client it is refused.
 pub(crate) async fn refuse<W: AsyncWrite + Unpin>(
     io: &mut W,
     why: Refusal,
     reason: &str,
 ) -> std::io::Result<()> {
-    let mut buf = BytesMut::with_capacity(11 + reason.len());
-    buf.put_slice(SERVER_MAGIC);
-    buf.put_u16(PROTOCOL_VERSION);
-    buf.put_u8(why as u8);
-    buf.put_u32(reason.len() as u32);
-    buf.put_slice(reason.as_bytes());
-    io.write_all(&buf).await?;
-    io.flush().await
+    let mut buf = BytesMut::new();
+    encode_refusal(&mut buf, why, reason);
+    write_all(io, &buf).await
 }
 
-/// Server side: sends the hello, reads the client's, and acks it. Returns
-/// the client's hello when the two sides are compatible.
-pub(crate) async fn accept<IO: AsyncRead + AsyncWrite + Unpin>(
+/// Server side, first step: sends our hello (encoded once, in advance)
+/// and reads the client's. Returns the client's protocol version and hello.
+pub(crate) async fn greet<IO: AsyncRead + AsyncWrite + Unpin>(
     io: &mut IO,
-    ours: &ServerHello,
-) -> Result<ClientHello, Error> {
-    let mut buf = BytesMut::with_capacity(64 + ours.service.len());
-    buf.put_slice(SERVER_MAGIC);
-    buf.put_u16(PROTOCOL_VERSION);
-    buf.put_u8(0);
-    let len_at = buf.len();
-    buf.put_u32(0);
-    buf.put_u64(ours.fingerprint);
-    buf.put_u32(ours.max_frame);
-    buf.put_u32(ours.max_in_flight);
-    buf.put_u32(ours.keepalive_ms);
-    buf.put_u32(ours.stream_window);
-    put_str16(&mut buf, &ours.service);
-    put_str16(&mut buf, &ours.codec);
-    put_table(&mut buf, &ours.commands);
-    let body_len = (buf.len() - len_at - 4) as u32;
-    buf[len_at..len_at + 4].copy_from_slice(&body_len.to_be_bytes());
-    io.write_all(&buf).await?;
-    io.flush().await?;
-
-    let version = read_magic(io, CLIENT_MAGIC).await?;
-    let body = read_body(io).await?;
-    let theirs = parse_client_body(&body)?;
-    let verdict = mismatch(version, &theirs, ours);
-    let mut ack = BytesMut::new();
-    ack.put_u8(verdict.is_some() as u8);
-    put_str16(&mut ack, verdict.as_deref().unwrap_or(""));
-    io.write_all(&ack).await?;
-    io.flush().await?;
-    match verdict {
-        Some(why) => Err(Error::Incompatible(why.into())),
-        None => Ok(theirs),
-    }
+    our_hello: &[u8],
+) -> Result<(u16, ClientHello), Error> {
+    write_all(io, our_hello).await?;
+    let mut head = [0u8; CLIENT_HEAD];
+    io.read_exact(&mut head).await?;
+    let head = decode_client_head(&head)?;
+    let mut body = vec![0; head.len];
+    io.read_exact(&mut body).await?;
+    Ok((head.version, ClientHello::decode_body(&body)?))
 }
 
-fn parse_client_body(body: &[u8]) -> Result<ClientHello, Error> {
-    let mut src = body;
-    if src.len() < 16 {
-        return Err(malformed("client hello too short"));
-    }
-    let fingerprint = src.get_u64();
-    let max_frame = src.get_u32();
-    let stream_window = src.get_u32();
-    let service = take_str16(&mut src).ok_or_else(|| malformed("client service name"))?;
-    let codec = take_str16(&mut src).ok_or_else(|| malformed("client codec name"))?;
-    let commands = take_table(&mut src).ok_or_else(|| malformed("client command table"))?;
-    let metadata = Metadata::take(&mut src).ok_or_else(|| malformed("client metadata"))?;
-    if stream_window == 0 {
-        return Err(malformed("client stream window is 0"));
-    }
-    Ok(ClientHello {
-        commands,
-        fingerprint,
-        max_frame,
-        stream_window,
-        service,
-        codec,
-        metadata,
-    })
+/// Server side, second step: answers the client's hello with `status` and
+/// `reason`.
+pub(crate) async fn answer<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    status: AckStatus,
+    reason: &str,
+) -> std::io::Result<()> {
+    let mut buf = BytesMut::new();
+    encode_ack(&mut buf, status, reason);
+    write_all(io, &buf).await
 }
 
-fn parse_server_body(body: &[u8]) -> Result<ServerHello, Error> {
-    let mut src = body;
-    if src.len() < 24 {
-        return Err(malformed("server hello too short"));
-    }
-    let fingerprint = src.get_u64();
-    let max_frame = src.get_u32();
-    let max_in_flight = src.get_u32();
-    let keepalive_ms = src.get_u32();
-    let stream_window = src.get_u32();
-    let service = take_str16(&mut src).ok_or_else(|| malformed("server service name"))?;
-    let codec = take_str16(&mut src).ok_or_else(|| malformed("server codec name"))?;
-    let commands = take_table(&mut src).ok_or_else(|| malformed("server command table"))?;
-    if stream_window == 0 || max_in_flight == 0 {
-        return Err(malformed("server stream window or in-flight limit is 0"));
-    }
-    Ok(ServerHello {
-        commands,
-        fingerprint,
-        max_frame,
-        max_in_flight,
-        keepalive_ms,
-        stream_window,
-        service,
-        codec,
-    })
+/// Why a server should refuse this client hello as incompatible, if it
+/// should: the service, codec and commands must match (§1.4) and the
+/// announced limits must work.
+pub(crate) fn verdict(version: u16, client: &ClientHello, server: &ServerHello) -> Option<String> {
+    let diffs = [
+        mismatch(version, client, server),
+        unusable_limits("client", client.max_frame),
+    ];
+    let diffs: Vec<String> = diffs.into_iter().flatten().collect();
+    (!diffs.is_empty()).then(|| diffs.join("; "))
 }
 
 /// Client side: reads the server's hello, checks it, sends ours and waits
@@ -244,101 +75,79 @@ pub(crate) async fn connect<IO: AsyncRead + AsyncWrite + Unpin>(
     io: &mut IO,
     ours: &ClientHello,
 ) -> Result<ServerHello, Error> {
-    let version = read_magic(io, SERVER_MAGIC).await?;
-    let mut status = [0u8; 1];
-    io.read_exact(&mut status).await?;
-    let body = read_body(io).await?;
-    match status[0] {
-        0 => {}
-        s => {
-            let reason = String::from_utf8_lossy(&body);
-            let what = match s {
-                1 => "too many connections",
-                2 => "shutting down",
-                _ => "refused",
-            };
-            return Err(Error::unavailable(format!(
-                "server refused the connection ({what}): {reason}"
-            )));
-        }
+    // Encoded first: a hello we cannot send fails before anything is read.
+    let mut hello = BytesMut::new();
+    ours.encode(&mut hello)?;
+
+    let mut head = [0u8; SERVER_HEAD];
+    io.read_exact(&mut head).await?;
+    let head = decode_server_head(&head)?;
+    let mut body = vec![0; head.len];
+    io.read_exact(&mut body).await?;
+    if head.status != 0 {
+        return Err(Error::unavailable(format!(
+            "server refused the connection ({}): {}",
+            refusal_text(head.status),
+            String::from_utf8_lossy(&body)
+        )));
     }
-    if version != PROTOCOL_VERSION {
-        return Err(Error::Incompatible(
-            incompatible("protocol version", PROTOCOL_VERSION, version).into(),
-        ));
-    }
-    let theirs = parse_server_body(&body)?;
-    if let Some(why) = mismatch(PROTOCOL_VERSION, ours, &theirs) {
+    if let Some(why) = version_mismatch(head.version) {
         return Err(Error::Incompatible(why.into()));
     }
-
-    let mut buf = BytesMut::with_capacity(64);
-    buf.put_slice(CLIENT_MAGIC);
-    buf.put_u16(PROTOCOL_VERSION);
-    let len_at = buf.len();
-    buf.put_u32(0);
-    buf.put_u64(ours.fingerprint);
-    buf.put_u32(ours.max_frame);
-    buf.put_u32(ours.stream_window);
-    put_str16(&mut buf, &ours.service);
-    put_str16(&mut buf, &ours.codec);
-    put_table(&mut buf, &ours.commands);
-    ours.metadata.put(&mut buf);
-    let body_len = buf.len() - len_at - 4;
-    if body_len > MAX_BODY {
-        return Err(Error::FrameTooLarge {
-            size: body_len,
-            max: MAX_BODY,
-        });
+    let theirs = ServerHello::decode_body(&body)?;
+    let problems = [
+        mismatch(super::PROTOCOL_VERSION, ours, &theirs),
+        unusable_limits("server", theirs.max_frame),
+    ];
+    let problems: Vec<String> = problems.into_iter().flatten().collect();
+    if !problems.is_empty() {
+        return Err(Error::Incompatible(problems.join("; ").into()));
     }
-    buf[len_at..len_at + 4].copy_from_slice(&(body_len as u32).to_be_bytes());
-    io.write_all(&buf).await?;
-    io.flush().await?;
 
-    let ok = io.read_u8().await?;
-    let n = io.read_u16().await? as usize;
-    let mut reason = vec![0; n];
+    write_all(io, &hello).await?;
+    let mut ack = [0u8; ACK_HEAD];
+    io.read_exact(&mut ack).await?;
+    let (status, len) = decode_ack_head(ack);
+    let mut reason = vec![0; len];
     io.read_exact(&mut reason).await?;
-    match ok {
+    match status {
         0 => Ok(theirs),
-        _ => Err(Error::Incompatible(String::from_utf8_lossy(&reason).into())),
+        _ => Err(Error::Incompatible(
+            format!(
+                "server refused the handshake: {}",
+                String::from_utf8_lossy(&reason)
+            )
+            .into(),
+        )),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
+    use crate::wire::compat::CommandSig;
+    use crate::wire::hello::tests::{client_hello, server_hello};
+    use crate::wire::hello::SERVER_MAGIC;
 
-    fn server_hello() -> ServerHello {
-        ServerHello {
-            fingerprint: 0xabc,
-            max_frame: 1 << 20,
-            max_in_flight: 128,
-            keepalive_ms: 10_000,
-            stream_window: 32,
-            service: "Calc".into(),
-            codec: "bincode".into(),
-            commands: vec![CommandSig {
-                id: 1,
-                signature: 0x11,
-                name: "add".into(),
-            }],
-        }
-    }
-
-    fn client_hello() -> ClientHello {
-        ClientHello {
-            fingerprint: 0xabc,
-            max_frame: 1 << 20,
-            stream_window: 16,
-            service: "Calc".into(),
-            codec: "bincode".into(),
-            commands: vec![CommandSig {
-                id: 1,
-                signature: 0x11,
-                name: "add".into(),
-            }],
-            metadata: [("who", "test")].into_iter().collect(),
+    /// The server's side, as the server runs it: greet, decide, answer.
+    async fn accept<IO: AsyncRead + AsyncWrite + Unpin>(
+        io: &mut IO,
+        ours: &ServerHello,
+    ) -> Result<ClientHello, Error> {
+        let mut hello = BytesMut::new();
+        ours.encode(&mut hello).unwrap();
+        let (version, theirs) = greet(io, &hello).await?;
+        match verdict(version, &theirs, ours) {
+            None => {
+                answer(io, AckStatus::Ok, "").await?;
+                Ok(theirs)
+            }
+            Some(why) => {
+                answer(io, AckStatus::Incompatible, &why).await?;
+                Err(Error::Incompatible(why.into()))
+            }
         }
     }
 
@@ -381,37 +190,55 @@ mod tests {
         server.await.unwrap().unwrap();
     }
 
+    /// Reads the server's hello off `c`, then sends `theirs` as if it were
+    /// a client that skipped its own checks.
+    async fn send_unchecked(c: &mut tokio::io::DuplexStream, theirs: &ClientHello) {
+        let mut head = [0u8; SERVER_HEAD];
+        c.read_exact(&mut head).await.unwrap();
+        let head = decode_server_head(&head).unwrap();
+        let mut body = vec![0; head.len];
+        c.read_exact(&mut body).await.unwrap();
+        let mut buf = BytesMut::new();
+        theirs.encode(&mut buf).unwrap();
+        c.write_all(&buf).await.unwrap();
+    }
+
     #[tokio::test]
-    async fn server_rejects_a_client_that_lies_about_its_fingerprint() {
-        // A client that skips its own check still gets refused by the server.
+    async fn server_rejects_a_client_that_lies_about_its_codec() {
         let (mut c, mut s) = tokio::io::duplex(1024);
         let server = tokio::spawn(async move { accept(&mut s, &server_hello()).await });
-        let mut hello = [0u8; 128];
         let mut theirs = client_hello();
         theirs.codec = "json".into();
-        // Read the server hello, then send a mismatching client hello by hand.
-        let n = c.read(&mut hello).await.unwrap();
-        assert!(n > 11);
-        let mut buf = BytesMut::new();
-        buf.put_slice(CLIENT_MAGIC);
-        buf.put_u16(PROTOCOL_VERSION);
-        buf.put_u32(0);
-        buf.put_u64(theirs.fingerprint);
-        buf.put_u32(theirs.max_frame);
-        buf.put_u32(theirs.stream_window);
-        put_str16(&mut buf, &theirs.service);
-        put_str16(&mut buf, &theirs.codec);
-        put_table(&mut buf, &theirs.commands);
-        theirs.metadata.put(&mut buf);
-        let len = (buf.len() - 10) as u32;
-        buf[6..10].copy_from_slice(&len.to_be_bytes());
-        c.write_all(&buf).await.unwrap();
+        send_unchecked(&mut c, &theirs).await;
         let err = server.await.unwrap().unwrap_err().to_string();
         assert!(
             err.contains("codec differs: client has json, server has bincode"),
             "{err}"
         );
         assert_eq!(c.read_u8().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn server_refuses_a_client_whose_frame_limit_cannot_hold_its_answers() {
+        let (mut c, mut s) = tokio::io::duplex(1024);
+        let server = tokio::spawn(async move { accept(&mut s, &server_hello()).await });
+        let mut theirs = client_hello();
+        theirs.max_frame = 20;
+        send_unchecked(&mut c, &theirs).await;
+        let err = server.await.unwrap().unwrap_err().to_string();
+        assert!(err.contains("at most 20 bytes"), "{err}");
+        assert_eq!(c.read_u8().await.unwrap(), 1, "refused in the ack");
+    }
+
+    #[tokio::test]
+    async fn a_client_refuses_a_server_whose_frame_limit_cannot_hold_its_calls() {
+        let (mut c, mut s) = tokio::io::duplex(1024);
+        let mut tiny = server_hello();
+        tiny.max_frame = 100;
+        tokio::spawn(async move { accept(&mut s, &tiny).await });
+        let err = connect(&mut c, &client_hello()).await.unwrap_err();
+        assert!(matches!(err, Error::Incompatible(_)), "{err}");
+        assert!(err.to_string().contains("at most 100 bytes"), "{err}");
     }
 
     #[tokio::test]
@@ -439,10 +266,10 @@ mod tests {
     async fn oversized_hello_body_is_refused_without_allocating() {
         let (mut c, mut s) = tokio::io::duplex(1024);
         let mut buf = BytesMut::new();
-        buf.put_slice(SERVER_MAGIC);
-        buf.put_u16(PROTOCOL_VERSION);
-        buf.put_u8(0);
-        buf.put_u32(u32::MAX);
+        buf.extend_from_slice(&SERVER_MAGIC);
+        buf.extend_from_slice(&super::super::PROTOCOL_VERSION.to_be_bytes());
+        buf.extend_from_slice(&[0]);
+        buf.extend_from_slice(&u32::MAX.to_be_bytes());
         s.write_all(&buf).await.unwrap();
         let err = connect(&mut c, &client_hello()).await.unwrap_err();
         assert!(matches!(err, Error::Protocol(_)), "{err}");

@@ -5,6 +5,8 @@ pub(crate) mod command;
 pub(crate) mod compat;
 pub(crate) mod frame;
 pub(crate) mod handshake;
+pub(crate) mod hello;
+pub(crate) mod primitives;
 pub(crate) mod results;
 
 /// The protocol version this crate speaks.

@@ -15,6 +15,9 @@ pub mod codec;
 mod command;
 mod conn;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz;
 mod metadata;
 mod server;
 mod wire;

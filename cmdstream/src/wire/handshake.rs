@@ -128,7 +128,7 @@ mod tests {
 
     use super::*;
     use crate::wire::compat::CommandSig;
-    use crate::wire::hello::tests::{client_hello, server_hello};
+    use crate::wire::hello::tests_support::{client_hello, server_hello};
     use crate::wire::hello::SERVER_MAGIC;
 
     /// The server's side, as the server runs it: greet, decide, answer.

@@ -319,8 +319,9 @@ pub(crate) fn decode_ack_head(head: [u8; ACK_HEAD]) -> (u8, usize) {
     (head[0], u16::from_be_bytes([head[1], head[2]]) as usize)
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
+/// Hellos of a small `Calc` service, for tests and fuzz seeds.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod tests_support {
     use super::*;
 
     pub(crate) fn server_hello() -> ServerHello {
@@ -355,6 +356,12 @@ pub(crate) mod tests {
             metadata: [("who", "test")].into_iter().collect(),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::{client_hello, server_hello};
+    use super::*;
 
     #[test]
     fn server_hello_round_trips_and_every_cut_fails() {

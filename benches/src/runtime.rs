@@ -80,7 +80,7 @@ async fn listen() -> Result<(TcpListener, SocketAddr), BenchError> {
 /// Waits for a cmdstream server to finish serving after its shutdown.
 async fn cmdstream_stopped(
     name: &str,
-    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+    serving: tokio::task::JoinHandle<cmdstream::Result<()>>,
 ) -> Result<(), BenchError> {
     serving
         .await

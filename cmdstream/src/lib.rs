@@ -22,13 +22,15 @@ mod metadata;
 mod server;
 mod wire;
 
-pub use client::{CallOptions, Client, ClientBuilder, ResultStream};
+pub use client::{CallOptions, Client, ClientBuilder, ConnectionState, ResultStream};
 pub use codec::Codec;
 pub use command::{fingerprint, CommandInfo, CommandKind, Dispatch, ServiceInfo};
 pub use error::{Error, ErrorCode, RemoteError, Result};
 pub use futures_core::Stream;
 pub use metadata::Metadata;
-pub use server::{ArgStream, Call, CallContext, ConnectionInfo, Listener, Server, ServerBuilder};
+pub use server::{
+    ArgStream, Call, CallContext, ConnectionInfo, Listener, Server, ServerBuilder, Shutdown,
+};
 pub use wire::PROTOCOL_VERSION;
 
 /// The default limit on a frame's size, for both sides: 16 MiB.

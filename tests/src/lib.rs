@@ -23,7 +23,7 @@ pub struct Running {
     /// What the receiver has observed.
     pub probe: Probe,
     /// The serve task.
-    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+    pub task: tokio::task::JoinHandle<cmdstream::Result<()>>,
 }
 
 /// Starts a `Calc` server with the given settings on a loopback port.

@@ -238,3 +238,44 @@ async fn dropping_a_generated_call_cancels_it_on_the_server() {
     }
     assert_eq!(client.add(1, 2).await.unwrap(), 3);
 }
+
+#[tokio::test]
+async fn a_client_default_timeout_is_one_setting_however_it_is_given_and_commands_override_it() {
+    // `nap` has a command timeout of 50 ms: it wins over a client default
+    // of 5 s, given either way, and a handle's own timeout wins over both.
+    let addr = serve().await;
+    let via_timeout = cmdstream::Client::builder().timeout(Duration::from_secs(5));
+    let via_options = cmdstream::Client::builder()
+        .call_options(cmdstream::CallOptions::new().timeout(Duration::from_secs(5)));
+    for builder in [via_timeout, via_options] {
+        let client = CalcClient::connect_with(builder, addr).await.unwrap();
+        let err = client
+            .nap(300)
+            .await
+            .expect_err("the command's 50 ms did not apply");
+        assert!(matches!(err, Error::Timeout), "{err:?}");
+        let patient =
+            client.with_options(cmdstream::CallOptions::new().timeout(Duration::from_secs(5)));
+        patient.nap(100).await.unwrap();
+        let unbounded = client.with_options(cmdstream::CallOptions::new().no_timeout());
+        unbounded.nap(100).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn metadata_set_on_the_builder_survives_later_options_and_is_replaced_key_by_key() {
+    let addr = serve().await;
+    let builder = cmdstream::Client::builder()
+        .call_options(cmdstream::CallOptions::new().metadata("user", "ada"));
+    let client = CalcClient::connect_with(builder, addr).await.unwrap();
+    assert_eq!(client.who("hi".into()).await.unwrap(), "hi, ada");
+    // Options that set something else keep the builder's metadata...
+    let timed = client.with_options(cmdstream::CallOptions::new().timeout(Duration::from_secs(5)));
+    assert_eq!(timed.who("hi".into()).await.unwrap(), "hi, ada");
+    let tagged = timed.with_options(cmdstream::CallOptions::new().metadata("trace", "1"));
+    assert_eq!(tagged.who("hi".into()).await.unwrap(), "hi, ada");
+    // ...and options that set the same key replace it.
+    let other = tagged.with_options(cmdstream::CallOptions::new().metadata("user", "grace"));
+    assert_eq!(other.who("hi".into()).await.unwrap(), "hi, grace");
+    assert_eq!(client.who("hi".into()).await.unwrap(), "hi, ada");
+}

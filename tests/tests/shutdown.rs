@@ -164,7 +164,7 @@ struct PipeServer {
     probe: Probe,
     server: Server<CalcServer>,
     pipes: tokio::sync::mpsc::UnboundedSender<tokio::io::DuplexStream>,
-    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+    serving: tokio::task::JoinHandle<cmdstream::Result<()>>,
 }
 
 fn pipe_server() -> PipeServer {
@@ -490,4 +490,56 @@ async fn a_server_on_a_unix_socket_answers_calls() {
     drop(client);
     within("shutdown returned", server.shutdown()).await;
     within("serve returned", task).await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_go_away_the_client_says_it_is_draining_and_its_calls_fail_as_it_says() {
+    let srv = serve_with(Server::builder().shutdown_grace(Duration::from_secs(5))).await;
+    let client = connect(srv.addr).await;
+    assert_eq!(client.inner().state(), cmdstream::ConnectionState::Open);
+    let in_flight = tokio::spawn({
+        let client = client.clone();
+        async move { client.sleep(300).await }
+    });
+    eventually("the sleep started", || Probe::get(&srv.probe.started) == 1).await;
+    let shutdown = tokio::spawn({
+        let server = srv.server.clone();
+        async move { server.shutdown().await }
+    });
+    within("the client hears the go-away", async {
+        while client.inner().state().is_open() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    assert!(
+        matches!(
+            client.inner().state(),
+            cmdstream::ConnectionState::Draining(_)
+        ),
+        "{}",
+        client.inner().state()
+    );
+    assert!(client.inner().is_closed(), "new calls fail, so it says so");
+    let refused = within("a call while draining", client.add(1, 1)).await;
+    assert!(matches!(refused, Err(Error::Unavailable(_))), "{refused:?}");
+    assert_eq!(
+        within("the call in flight", in_flight)
+            .await
+            .unwrap()
+            .unwrap(),
+        300
+    );
+    within("the shutdown", shutdown).await.unwrap();
+    within("the connection closes", async {
+        while !matches!(
+            client.inner().state(),
+            cmdstream::ConnectionState::Closed(_)
+        ) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    let after = within("a call after the close", client.add(1, 1)).await;
+    assert!(matches!(after, Err(Error::Unavailable(_))), "{after:?}");
 }

@@ -157,16 +157,23 @@ impl<C: Codec> ClientBuilder<C> {
 
     /// The timeout of calls that set none themselves (through
     /// [`CallOptions::timeout`]) and whose command has no default of its own
-    /// (`#[command(timeout = "...")]`): the most specific setting wins. The
-    /// default is none.
+    /// (`#[command(timeout = "...")]`): the most specific setting wins (see
+    /// [`CallOptions`], "Precedence"). The default is none.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.config.default_timeout = Some(timeout);
         self
     }
 
-    /// The default options of every call.
-    pub fn call_options(mut self, options: CallOptions) -> Self {
-        self.config.options = options;
+    /// The default options of every call, layered over those set before
+    /// (see [`CallOptions`], "Precedence"): a timeout here is the client's
+    /// default timeout, the same setting as [`timeout`](Self::timeout);
+    /// metadata and trace context go with every call unless a handle's
+    /// own options replace them.
+    pub fn call_options(mut self, mut options: CallOptions) -> Self {
+        if let Some(timeout) = options.timeout.take() {
+            self.config.default_timeout = timeout;
+        }
+        self.config.options = self.config.options.layered(options);
         self
     }
 

@@ -13,6 +13,7 @@ use super::builder::ClientConfig;
 use super::driver::Driver;
 use super::message::{Control, Request};
 use super::result_stream;
+use super::state::ConnectionState;
 use crate::command::ServiceInfo;
 use crate::conn::backlog::Backlog;
 use crate::conn::framed::FramedIo;
@@ -173,8 +174,15 @@ impl Connection {
         self.shared.unsent()
     }
 
-    /// Whether the driver has stopped.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.requests.is_closed()
+    /// What the connection can still do.
+    pub(crate) fn state(&self) -> ConnectionState {
+        if self.requests.is_closed() {
+            let why = self.shared.closed.get().cloned();
+            return ConnectionState::Closed(why.unwrap_or_else(|| "the connection closed".into()));
+        }
+        match self.shared.going_away.get() {
+            Some(reason) => ConnectionState::Draining(reason.clone()),
+            None => ConnectionState::Open,
+        }
     }
 }

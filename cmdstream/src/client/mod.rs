@@ -11,6 +11,7 @@ mod driver;
 mod message;
 mod options;
 mod result_stream;
+mod state;
 mod stream_sink;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 pub use self::builder::ClientBuilder;
 pub use self::options::CallOptions;
 pub use self::result_stream::ResultStream;
+pub use self::state::ConnectionState;
 
 use self::connection::Connection;
 use self::message::{Control, Reply, Request};
@@ -72,7 +74,7 @@ impl<C> std::fmt::Debug for Client<C> {
         f.debug_struct("Client")
             .field("service", &self.service.name)
             .field("options", &self.options)
-            .field("closed", &self.conn.is_closed())
+            .field("state", &self.conn.state())
             .finish()
     }
 }
@@ -113,10 +115,13 @@ impl<C: Codec> Client<C> {
         }
     }
 
-    /// A handle on the same connection whose calls use `options`.
+    /// A handle on the same connection whose calls use `options`, layered
+    /// over this handle's own: what `options` sets replaces what this
+    /// handle has (for metadata, key by key), the rest is kept (see
+    /// [`CallOptions`], "Precedence").
     pub fn with_options(&self, options: CallOptions) -> Self {
         Client {
-            options,
+            options: self.options.layered(options),
             ..self.clone()
         }
     }
@@ -131,10 +136,17 @@ impl<C: Codec> Client<C> {
         self.service
     }
 
-    /// Whether the connection has closed; every further call fails with
-    /// [`Error::ConnectionLost`].
+    /// Whether new calls fail at once: the server has gone away (they fail
+    /// with [`Error::Unavailable`]) or the connection has closed (with
+    /// [`Error::ConnectionLost`]). See [`state`](Self::state).
     pub fn is_closed(&self) -> bool {
-        self.conn.is_closed()
+        !self.conn.state().is_open()
+    }
+
+    /// What the connection can still do: open, draining after the server's
+    /// go-away (calls in flight finish, new ones are refused), or closed.
+    pub fn state(&self) -> ConnectionState {
+        self.conn.state()
     }
 
     /// Calls a unary command: sends `args`, waits for one result.
@@ -307,10 +319,10 @@ impl<C: Codec> Client<C> {
     /// The call's timeout: the most specific setting wins — the handle's
     /// options, then the command's default, then the client's.
     fn timeout(&self, command: &CommandInfo) -> Option<std::time::Duration> {
-        self.options
-            .timeout
-            .or(command.timeout)
-            .or(self.default_timeout)
+        match self.options.timeout {
+            Some(set) => set,
+            None => command.timeout.or(self.default_timeout),
+        }
     }
 
     /// Encodes a whole COMMAND frame into a buffer of its own, so a failed

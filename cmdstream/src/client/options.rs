@@ -1,4 +1,5 @@
-//! Per-call options: timeout, trace context and metadata.
+//! Per-call options: timeout, trace context and metadata, and how options
+//! set in several places combine.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,21 @@ use crate::metadata::Metadata;
 /// (or the generated client's equivalent); the handle is cheap to clone, so a
 /// per-call variation costs one clone.
 ///
+/// # Precedence
+///
+/// Options are layered, never silently replaced. A handle's options are
+/// the client's defaults ([`ClientBuilder::call_options`](crate::ClientBuilder::call_options))
+/// with each [`with_options`](crate::Client::with_options) layered on top:
+/// a timeout or trace context set in a layer replaces the one below, and a
+/// metadata key set in a layer replaces that key's entries below, other
+/// keys kept. For the timeout the order is, most specific first:
+///
+/// 1. a timeout set through `with_options` (or [`no_timeout`](Self::no_timeout));
+/// 2. the command's own default, `#[command(timeout = "...")]`;
+/// 3. the client's default, from [`ClientBuilder::timeout`](crate::ClientBuilder::timeout)
+///    or a timeout in [`ClientBuilder::call_options`](crate::ClientBuilder::call_options)
+///    (the two are the same setting).
+///
 /// # Examples
 ///
 /// ```
@@ -22,13 +38,14 @@ use crate::metadata::Metadata;
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct CallOptions {
-    pub(crate) timeout: Option<Duration>,
+    /// `None`: not set here; `Some(None)`: no timeout.
+    pub(crate) timeout: Option<Option<Duration>>,
     pub(crate) traceparent: Option<Arc<str>>,
     pub(crate) metadata: Option<Arc<Metadata>>,
 }
 
 impl CallOptions {
-    /// No timeout, no trace context, no metadata.
+    /// No timeout, no trace context, no metadata set.
     pub fn new() -> Self {
         CallOptions::default()
     }
@@ -36,21 +53,23 @@ impl CallOptions {
     /// The longest a call may take. It is sent to the server as the call's
     /// deadline, so the server stops the command when it expires; the
     /// caller gets [`Error::Timeout`](crate::Error::Timeout). The default is
-    /// no timeout.
+    /// to inherit (see [Precedence](Self#precedence)); with nothing to
+    /// inherit, no timeout.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.timeout = Some(Some(timeout));
         self
     }
 
-    /// Removes the timeout.
+    /// No timeout at all, whatever the command or the client's default
+    /// says.
     pub fn no_timeout(mut self) -> Self {
-        self.timeout = None;
+        self.timeout = Some(None);
         self
     }
 
-    /// The timeout, if one is set.
+    /// The timeout set here, if one is.
     pub fn get_timeout(&self) -> Option<Duration> {
-        self.timeout
+        self.timeout.flatten()
     }
 
     /// A W3C `traceparent` to propagate to the server (at most 255 bytes;
@@ -68,9 +87,60 @@ impl CallOptions {
         self
     }
 
-    /// Replaces all metadata.
+    /// Replaces all metadata set here.
     pub fn with_metadata(mut self, metadata: Metadata) -> Self {
         self.metadata = Some(Arc::new(metadata));
         self
+    }
+
+    /// `over` layered on top of these options (see [Precedence](Self#precedence)).
+    pub(crate) fn layered(&self, over: CallOptions) -> CallOptions {
+        let metadata = match (&self.metadata, over.metadata) {
+            (base, None) => base.clone(),
+            (None, over) => over,
+            (Some(base), Some(over)) => {
+                let kept = base.iter().filter(|(k, _)| over.get(k).is_none());
+                let mut merged: Metadata = kept.collect();
+                for (k, v) in over.iter() {
+                    merged.insert(k, v);
+                }
+                Some(Arc::new(merged))
+            }
+        };
+        CallOptions {
+            timeout: over.timeout.or(self.timeout),
+            traceparent: over.traceparent.or_else(|| self.traceparent.clone()),
+            metadata,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_replace_what_they_set_and_keep_the_rest() {
+        let base = CallOptions::new()
+            .timeout(Duration::from_secs(1))
+            .traceparent("base")
+            .metadata("token", "abc")
+            .metadata("tenant", "acme");
+        let over = CallOptions::new()
+            .metadata("tenant", "other")
+            .metadata("trace", "1");
+        let both = base.layered(over);
+        assert_eq!(both.get_timeout(), Some(Duration::from_secs(1)));
+        assert_eq!(both.traceparent.as_deref(), Some("base"));
+        let md = both.metadata.unwrap();
+        assert_eq!(md.get("token"), Some("abc"));
+        assert_eq!(md.get("tenant"), Some("other"));
+        assert_eq!(md.get("trace"), Some("1"));
+        assert_eq!(md.len(), 3);
+
+        let none = base.layered(CallOptions::new().no_timeout());
+        assert_eq!(none.timeout, Some(None), "no_timeout is set, not unset");
+        let unset = CallOptions::new().layered(CallOptions::new());
+        assert_eq!(unset.timeout, None);
     }
 }

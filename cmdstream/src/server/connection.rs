@@ -9,7 +9,6 @@
 use std::any::Any;
 use std::future::poll_fn;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -26,6 +25,7 @@ use tracing::{debug, Instrument};
 use super::call::{ArgSource, Call};
 use super::config::ServerConfig;
 use super::context::CallContext;
+use super::hooks::ConnectionInfo;
 use super::outbox::{self, CallRef, Collected, Out, Outbox};
 use crate::codec::Codec;
 use crate::command::Dispatch;
@@ -33,7 +33,6 @@ use crate::conn::framed::FramedIo;
 use crate::conn::id_map::{seeded_map, SeededIdMap};
 use crate::conn::link::{Link, Side, Written};
 use crate::error::{Error, ErrorCode};
-use crate::metadata::Metadata;
 use crate::wire::command;
 use crate::wire::frame::{self, Frame, Kind};
 
@@ -95,12 +94,12 @@ struct Idle {
 /// What the handshake settled about the client, its announcements
 /// clamped to the server's own limits.
 pub(crate) struct Peer {
-    pub(crate) addr: Option<SocketAddr>,
     /// The largest frame the server sends it.
     pub(crate) max_frame: usize,
     /// The initial credit of each of its result streams.
     pub(crate) stream_window: u32,
-    pub(crate) metadata: Arc<Metadata>,
+    /// What every call's context shares.
+    pub(crate) info: Arc<ConnectionInfo>,
 }
 
 pub(crate) struct Connection<IO, D, C> {
@@ -463,11 +462,10 @@ where
         let context = CallContext {
             request_id: id,
             command: info,
-            peer: self.peer.addr,
             deadline,
             traceparent: head.traceparent,
             metadata: head.metadata,
-            connection_metadata: self.peer.metadata.clone(),
+            connection: self.peer.info.clone(),
         };
         let call_ref = call;
         let call = Call::new(

@@ -1,10 +1,15 @@
 //! What a command knows about the call it serves.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use tokio::time::Instant;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
+use super::hooks::ConnectionInfo;
 use crate::command::CommandInfo;
 use crate::metadata::Metadata;
 
@@ -17,16 +22,17 @@ use crate::metadata::Metadata;
 /// connection closes or the deadline passes, the server drops the command's
 /// future, so whatever it holds is dropped with it — a `Drop` guard (for
 /// example `tokio_util::sync::CancellationToken::drop_guard`) tells work
-/// the command spawned to stop.
+/// the command spawned to stop. A graceful shutdown, which lets calls
+/// finish, is told through [`shutdown`](Self::shutdown).
 #[derive(Debug, Clone)]
 pub struct CallContext {
     pub(crate) request_id: u64,
     pub(crate) command: &'static CommandInfo,
-    pub(crate) peer: Option<SocketAddr>,
     pub(crate) deadline: Option<Instant>,
     pub(crate) traceparent: Option<String>,
     pub(crate) metadata: Metadata,
-    pub(crate) connection_metadata: Arc<Metadata>,
+    /// The connection's: one reference count per call.
+    pub(crate) connection: Arc<ConnectionInfo>,
 }
 
 impl CallContext {
@@ -42,7 +48,7 @@ impl CallContext {
 
     /// The client's address, for TCP connections.
     pub fn peer(&self) -> Option<SocketAddr> {
-        self.peer
+        self.connection.peer
     }
 
     /// When the caller stops waiting. The server stops the command then
@@ -64,6 +70,52 @@ impl CallContext {
 
     /// The metadata the client sent once, in its handshake.
     pub fn connection_metadata(&self) -> &Metadata {
-        &self.connection_metadata
+        &self.connection.metadata
+    }
+
+    /// The connection the call came on.
+    pub fn connection(&self) -> &ConnectionInfo {
+        &self.connection
+    }
+
+    /// Completes when the server begins a graceful shutdown: new calls are
+    /// refused, and those in flight have the grace period to finish. A
+    /// command that would otherwise run on (a watch-style stream, a long
+    /// poll) should end then, so that the shutdown need not wait out the
+    /// grace period. The future owns what it needs, so it can go into the
+    /// stream a command returns.
+    ///
+    /// # Examples
+    ///
+    /// A stream that ends at shutdown:
+    ///
+    /// ```
+    /// use cmdstream::{CallContext, Stream};
+    /// use futures_util::StreamExt;
+    ///
+    /// fn ticks(ctx: &CallContext) -> impl Stream<Item = u64> + Send + 'static {
+    ///     futures_util::stream::iter(0..).take_until(ctx.shutdown())
+    /// }
+    /// ```
+    pub fn shutdown(&self) -> Shutdown {
+        Shutdown(Box::pin(self.connection.shutdown.clone().cancelled_owned()))
+    }
+
+    /// Whether the server has begun a graceful shutdown.
+    pub fn is_shutting_down(&self) -> bool {
+        self.connection.shutdown.is_cancelled()
+    }
+}
+
+/// Completes when the server begins a graceful shutdown; see
+/// [`CallContext::shutdown`].
+#[derive(Debug)]
+pub struct Shutdown(Pin<Box<WaitForCancellationFutureOwned>>);
+
+impl Future for Shutdown {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
     }
 }

@@ -3,15 +3,20 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::error::Error;
 use crate::metadata::Metadata;
 
-/// A connection, as hooks see it.
+/// A connection, as hooks and commands (through
+/// [`CallContext::connection`](crate::CallContext::connection)) see it.
 #[derive(Debug, Clone)]
 pub struct ConnectionInfo {
     pub(crate) id: u64,
     pub(crate) peer: Option<SocketAddr>,
-    pub(crate) metadata: Arc<Metadata>,
+    pub(crate) metadata: Metadata,
+    /// The server's shutdown signal.
+    pub(crate) shutdown: CancellationToken,
 }
 
 impl ConnectionInfo {

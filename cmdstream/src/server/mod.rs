@@ -2,7 +2,7 @@
 //! and shuts down gracefully.
 //!
 //! ```no_run
-//! # async fn f<D: cmdstream::Dispatch>(service: D) -> std::io::Result<()> {
+//! # async fn f<D: cmdstream::Dispatch>(service: D) -> cmdstream::Result<()> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:7000").await?;
 //! let server = cmdstream::Server::new(service);
 //! server.serve(listener).await
@@ -18,44 +18,55 @@ mod context;
 mod hooks;
 mod listener;
 mod outbox;
+mod session;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn, Instrument};
+use tracing::warn;
 
 pub use self::arg_stream::ArgStream;
 pub use self::call::Call;
 pub use self::config::ServerBuilder;
-pub use self::context::CallContext;
+pub use self::context::{CallContext, Shutdown};
 pub use self::hooks::ConnectionInfo;
 pub use self::listener::Listener;
 
-use self::admission::{Admission, Admitted};
+use self::admission::Admission;
 use self::config::ServerConfig;
-use self::connection::{Connection, Peer};
 use self::hooks::Hooks;
 use crate::codec::{Codec, DefaultCodec};
 use crate::command::Dispatch;
-use crate::conn::framed::FramedIo;
 use crate::error::Error;
 use crate::wire::compat::CommandSig;
-use crate::wire::handshake;
-use crate::wire::hello::{AckStatus, Refusal, ServerHello};
+use crate::wire::hello::ServerHello;
 
 /// A cmdstream server for one service.
 ///
 /// Cheap to clone: clones share the service value, the limits and the
 /// shutdown signal, so one clone can [`serve`](Self::serve) while another
 /// calls [`shutdown`](Self::shutdown).
+///
+/// # Dropping
+///
+/// A server lives while any of its handles does. Dropping the last one
+/// (aborting the task that runs [`serve`](Self::serve), say, with no clone
+/// kept elsewhere) shuts it down as [`shutdown`](Self::shutdown) would, in
+/// the background: no new connections, and each open one is told to go
+/// away, its calls in flight given the grace period. To stop accepting but
+/// keep serving the open connections, keep a clone: they are served until
+/// it calls `shutdown` or is dropped.
 pub struct Server<D, C = DefaultCodec> {
     inner: Arc<Inner<D, C>>,
+    /// Held by user handles only (connections hold `inner`): when the last
+    /// is dropped, it cancels the shutdown token.
+    handle: Arc<DropGuard>,
 }
 
 struct Inner<D, C> {
@@ -77,6 +88,7 @@ impl<D, C> Clone for Server<D, C> {
     fn clone(&self) -> Self {
         Server {
             inner: self.inner.clone(),
+            handle: self.handle.clone(),
         }
     }
 }
@@ -125,7 +137,9 @@ impl<D: Dispatch, C: Codec> Server<D, C> {
         };
         let mut bytes = BytesMut::new();
         let hello_bytes = hello.encode(&mut bytes).map(|()| bytes.freeze());
+        let shutdown = CancellationToken::new();
         Server {
+            handle: Arc::new(shutdown.clone().drop_guard()),
             inner: Arc::new(Inner {
                 service,
                 codec,
@@ -134,7 +148,7 @@ impl<D: Dispatch, C: Codec> Server<D, C> {
                 hooks,
                 hello,
                 hello_bytes,
-                shutdown: CancellationToken::new(),
+                shutdown,
                 tracker: TaskTracker::new(),
                 next_conn: AtomicU64::new(1),
             }),
@@ -152,7 +166,7 @@ impl<D: Dispatch, C: Codec> Server<D, C> {
     ///
     /// None yet: the signature leaves room for listeners whose errors are
     /// fatal.
-    pub async fn serve<L: Listener>(&self, mut listener: L) -> std::io::Result<()> {
+    pub async fn serve<L: Listener>(&self, mut listener: L) -> Result<(), Error> {
         let inner = &self.inner;
         let mut backoff = Duration::from_millis(1);
         loop {
@@ -176,9 +190,12 @@ impl<D: Dispatch, C: Codec> Server<D, C> {
                     continue;
                 }
             };
-            let this = self.clone();
-            inner.tracker.spawn(async move {
-                let _ = this.serve_untracked(io, addr).await;
+            // The connection holds the server's state, not a handle: it
+            // does not keep the server from shutting down when the last
+            // handle is dropped.
+            let inner = inner.clone();
+            self.inner.tracker.spawn(async move {
+                let _ = inner.serve(io, addr).await;
             });
         }
         // Close the socket now: connection attempts during the drain are
@@ -198,7 +215,7 @@ impl<D: Dispatch, C: Codec> Server<D, C> {
         &self,
         listener: L,
         signal: impl std::future::Future<Output = ()> + Send,
-    ) -> std::io::Result<()> {
+    ) -> Result<(), Error> {
         let token = self.inner.shutdown.clone();
         let watcher = async move {
             signal.await;
@@ -225,118 +242,9 @@ impl<D: Dispatch, C: Codec> Server<D, C> {
     {
         // Tracked, so that `shutdown` waits for it too.
         let tracker = self.inner.tracker.clone();
-        tracker.track_future(self.serve_untracked(io, peer)).await
-    }
-
-    async fn serve_untracked<IO>(&self, mut io: IO, peer: Option<SocketAddr>) -> Result<(), Error>
-    where
-        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-    {
-        let inner = &self.inner;
-        let admitted = if inner.shutdown.is_cancelled() {
-            Err((
-                Refusal::ShuttingDown,
-                "the server is shutting down".to_owned(),
-            ))
-        } else {
-            inner.admission.admit(peer)
-        };
-        let admitted = match admitted {
-            Ok(admitted) => admitted,
-            Err((why, reason)) => {
-                debug!(?peer, reason, "refusing connection");
-                let refuse = handshake::refuse(&mut io, why, &reason);
-                let _ = tokio::time::timeout(inner.config.handshake_timeout, refuse).await;
-                return Err(Error::unavailable(reason));
-            }
-        };
-        let conn_id = inner.next_conn.fetch_add(1, Ordering::Relaxed);
-        let run = self.run_connection(io, peer, conn_id, admitted);
-        // The span only when a subscriber wants it (see the client's).
-        let result = if tracing::enabled!(tracing::Level::DEBUG) {
-            let span = tracing::debug_span!("cmdstream.server.conn", conn = conn_id, peer = ?peer);
-            run.instrument(span).await
-        } else {
-            run.await
-        };
-        result
-    }
-
-    /// The server's side of the handshake: sends the hello, reads the
-    /// client's, and accepts it only if the two sides can work together.
-    async fn accept<IO>(&self, io: &mut IO) -> Result<crate::wire::hello::ClientHello, Error>
-    where
-        IO: AsyncRead + AsyncWrite + Unpin,
-    {
-        let ours = self.inner.hello_bytes.as_ref().map_err(|e| {
-            tracing::error!(error = %e, "the service's hello cannot be sent");
-            e.clone()
-        })?;
-        let (version, client) = handshake::greet(io, ours).await?;
-        if let Some(why) = handshake::verdict(version, &client, &self.inner.hello) {
-            handshake::answer(io, AckStatus::Incompatible, &why).await?;
-            return Err(Error::Incompatible(why.into()));
-        }
-        handshake::answer(io, AckStatus::Ok, "").await?;
-        Ok(client)
-    }
-
-    async fn run_connection<IO>(
-        &self,
-        mut io: IO,
-        addr: Option<SocketAddr>,
-        conn_id: u64,
-        mut admitted: Admitted,
-    ) -> Result<(), Error>
-    where
-        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-    {
-        let inner = &self.inner;
-        let config = &inner.config;
-        let client =
-            match tokio::time::timeout(config.handshake_timeout, self.accept(&mut io)).await {
-                Ok(Ok(client)) => client,
-                Ok(Err(e)) => {
-                    debug!(error = %e, "handshake failed");
-                    return Err(e);
-                }
-                Err(_) => {
-                    debug!("handshake timed out");
-                    return Err(Error::Timeout);
-                }
-            };
-        admitted.handshake_done();
-        // What the client announced, within the server's own limits.
-        let peer = Peer {
-            addr,
-            max_frame: (client.max_frame as usize).min(config.max_frame_size),
-            stream_window: client.stream_window.min(config.max_result_window),
-            metadata: Arc::new(client.metadata),
-        };
-        let info = ConnectionInfo {
-            id: conn_id,
-            peer: addr,
-            metadata: peer.metadata.clone(),
-        };
-        inner.hooks.connected(&info);
-        debug!("connected");
-        let framed = FramedIo::new(io, config.max_frame_size);
-        let shutdown = inner.shutdown.clone().cancelled_owned();
-        let conn = Connection::new(
-            framed,
-            inner.service.clone(),
-            inner.codec.clone(),
-            config.clone(),
-            peer,
-            shutdown,
-        );
-        let result = conn.run().await;
-        match &result {
-            Ok(()) => debug!("closed"),
-            Err(e) => debug!(error = %e, "closed with an error"),
-        }
-        inner.hooks.disconnected(&info, result.as_ref().err());
-        result
+        tracker
+            .track_future(self.inner.clone().serve(io, peer))
+            .await
     }
 
     /// Starts a graceful shutdown and waits for it to finish: no new

@@ -1,0 +1,38 @@
+//! What a client's connection can still do.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// The state of a client's connection, from [`Client::state`](crate::Client::state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionState {
+    /// Calls are sent.
+    Open,
+    /// The server said it is going away (a graceful shutdown, or its idle
+    /// timeout): calls in flight finish, new calls fail at once with
+    /// [`Error::Unavailable`](crate::Error::Unavailable) (nothing ran).
+    /// Carries the server's reason.
+    Draining(Arc<str>),
+    /// The connection is gone: new calls fail at once with
+    /// [`Error::ConnectionLost`](crate::Error::ConnectionLost), or with
+    /// `Unavailable` if the server had gone away first. Carries why.
+    Closed(Arc<str>),
+}
+
+impl ConnectionState {
+    /// Whether new calls are sent.
+    pub fn is_open(&self) -> bool {
+        matches!(self, ConnectionState::Open)
+    }
+}
+
+impl fmt::Display for ConnectionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectionState::Open => f.write_str("open"),
+            ConnectionState::Draining(why) => write!(f, "draining: {why}"),
+            ConnectionState::Closed(why) => write!(f, "closed: {why}"),
+        }
+    }
+}

@@ -12,7 +12,6 @@
 
 mod client;
 pub mod codec;
-mod command;
 mod conn;
 mod error;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -20,17 +19,19 @@ mod error;
 pub mod fuzz;
 mod metadata;
 mod server;
+mod service;
 mod wire;
 
 pub use client::{CallOptions, Client, ClientBuilder, ConnectionState, ResultStream};
 pub use codec::Codec;
-pub use command::{fingerprint, CommandInfo, CommandKind, Dispatch, ServiceInfo};
 pub use error::{Error, ErrorCode, RemoteError, Result};
 pub use futures_core::Stream;
 pub use metadata::Metadata;
 pub use server::{
-    ArgStream, Call, CallContext, ConnectionInfo, Listener, Server, ServerBuilder, Shutdown,
+    ArgStream, Call, CallContext, ConnectionInfo, Dispatch, Listener, Server, ServerBuilder,
+    Shutdown,
 };
+pub use service::{fingerprint, CommandInfo, CommandKind, ServiceInfo};
 pub use wire::PROTOCOL_VERSION;
 
 /// The default limit on a frame's size, for both sides: 16 MiB.

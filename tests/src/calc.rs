@@ -15,75 +15,66 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 /// The service description both sides share.
-pub static INFO: ServiceInfo = ServiceInfo {
-    name: "Calc",
-    fingerprint: cmdstream::fingerprint(b"Calc v1"),
-    commands: &[
-        CommandInfo {
-            id: 1,
-            name: "add",
-            kind: CommandKind::Unary,
-            timeout: None,
-            signature: cmdstream::fingerprint(b"1 add Unary"),
-        },
-        CommandInfo {
-            id: 2,
-            name: "div",
-            kind: CommandKind::Unary,
-            timeout: None,
-            signature: cmdstream::fingerprint(b"2 div Unary"),
-        },
-        CommandInfo {
-            id: 3,
-            name: "countdown",
-            kind: CommandKind::ServerStream,
-            timeout: None,
-            signature: cmdstream::fingerprint(b"3 countdown ServerStream"),
-        },
-        CommandInfo {
-            id: 4,
-            name: "total",
-            kind: CommandKind::ClientStream,
-            timeout: None,
-            signature: cmdstream::fingerprint(b"4 total ClientStream"),
-        },
-        CommandInfo {
-            id: 5,
-            name: "echo",
-            kind: CommandKind::Bidi,
-            timeout: None,
-            signature: cmdstream::fingerprint(b"5 echo Bidi"),
-        },
-        CommandInfo {
-            id: 6,
-            name: "sleep",
-            kind: CommandKind::Unary,
-            timeout: None,
-            signature: cmdstream::fingerprint(b"6 sleep Unary"),
-        },
-        CommandInfo {
-            id: 7,
-            name: "boom",
-            kind: CommandKind::Unary,
-            timeout: None,
-            signature: cmdstream::fingerprint(b"7 boom Unary"),
-        },
-        CommandInfo {
-            id: 8,
-            name: "whoami",
-            kind: CommandKind::Unary,
-            timeout: None,
-            signature: cmdstream::fingerprint(b"8 whoami Unary"),
-        },
-        CommandInfo {
-            id: 9,
-            name: "blob",
-            kind: CommandKind::Unary,
-            timeout: None,
-            signature: cmdstream::fingerprint(b"9 blob Unary"),
-        },
+pub static INFO: ServiceInfo = ServiceInfo::new(
+    "Calc",
+    cmdstream::fingerprint(b"Calc v1"),
+    &[
+        CommandInfo::new(
+            1,
+            "add",
+            CommandKind::Unary,
+            cmdstream::fingerprint(b"1 add Unary"),
+        ),
+        CommandInfo::new(
+            2,
+            "div",
+            CommandKind::Unary,
+            cmdstream::fingerprint(b"2 div Unary"),
+        ),
+        CommandInfo::new(
+            3,
+            "countdown",
+            CommandKind::ServerStream,
+            cmdstream::fingerprint(b"3 countdown ServerStream"),
+        ),
+        CommandInfo::new(
+            4,
+            "total",
+            CommandKind::ClientStream,
+            cmdstream::fingerprint(b"4 total ClientStream"),
+        ),
+        CommandInfo::new(
+            5,
+            "echo",
+            CommandKind::Bidi,
+            cmdstream::fingerprint(b"5 echo Bidi"),
+        ),
+        CommandInfo::new(
+            6,
+            "sleep",
+            CommandKind::Unary,
+            cmdstream::fingerprint(b"6 sleep Unary"),
+        ),
+        CommandInfo::new(
+            7,
+            "boom",
+            CommandKind::Unary,
+            cmdstream::fingerprint(b"7 boom Unary"),
+        ),
+        CommandInfo::new(
+            8,
+            "whoami",
+            CommandKind::Unary,
+            cmdstream::fingerprint(b"8 whoami Unary"),
+        ),
+        CommandInfo::new(
+            9,
+            "blob",
+            CommandKind::Unary,
+            cmdstream::fingerprint(b"9 blob Unary"),
+        ),
     ],
-};
+);
 
 /// An application error that travels typed inside the result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -372,13 +363,12 @@ impl<C: Codec> CalcClient<C> {
             Some(known) => known,
             // A command the service does not define: leaked once per call,
             // which is fine in tests.
-            None => Box::leak(Box::new(CommandInfo {
+            None => Box::leak(Box::new(CommandInfo::new(
                 id,
-                name: "unknown",
-                kind: CommandKind::Unary,
-                timeout: None,
-                signature: 0,
-            })),
+                "unknown",
+                CommandKind::Unary,
+                0,
+            ))),
         };
         self.inner.unary(command, args).await
     }

@@ -194,17 +194,16 @@ async fn a_client_that_stalls_halfway_through_its_hello_is_dropped_after_the_han
 
 #[tokio::test]
 async fn a_client_built_from_another_service_definition_fails_to_connect_as_incompatible() {
-    static OTHER: ServiceInfo = ServiceInfo {
-        name: "Calc",
-        fingerprint: cmdstream::fingerprint(b"Calc v2"),
-        commands: &[CommandInfo {
-            id: 1,
-            name: "add",
-            kind: CommandKind::Unary,
-            timeout: None,
-            signature: cmdstream::fingerprint(b"add v2"),
-        }],
-    };
+    static OTHER: ServiceInfo = ServiceInfo::new(
+        "Calc",
+        cmdstream::fingerprint(b"Calc v2"),
+        &[CommandInfo::new(
+            1,
+            "add",
+            CommandKind::Unary,
+            cmdstream::fingerprint(b"add v2"),
+        )],
+    );
     let srv = serve().await;
     let early = bystander(&srv).await;
     let result = within("the connect", Client::connect(srv.addr, &OTHER)).await;

@@ -11,25 +11,24 @@ use cmdstream::{
     Call, Client, CommandInfo, CommandKind, Dispatch, ErrorCode, Server, ServerBuilder, ServiceInfo,
 };
 
-static INFO: ServiceInfo = ServiceInfo {
-    name: "Relay",
-    fingerprint: cmdstream::fingerprint(b"Relay v1"),
-    commands: &[
+static INFO: ServiceInfo = ServiceInfo::new(
+    "Relay",
+    cmdstream::fingerprint(b"Relay v1"),
+    &[
         command(1, "later"),
         command(2, "park"),
         command(3, "release"),
         command(4, "echo"),
     ],
-};
+);
 
 const fn command(id: u32, name: &'static str) -> CommandInfo {
-    CommandInfo {
+    CommandInfo::new(
         id,
         name,
-        kind: CommandKind::Unary,
-        timeout: None,
-        signature: cmdstream::fingerprint(name.as_bytes()),
-    }
+        CommandKind::Unary,
+        cmdstream::fingerprint(name.as_bytes()),
+    )
 }
 
 /// A parked call's way to answer.

@@ -22,29 +22,19 @@ pub(crate) fn expand(r: &Receiver) -> TokenStream {
         let id = m.id;
         let wire = &m.wire_name;
         let kind = Ident::new(m.kind.variant(), m.ident.span());
-        let timeout = match m.timeout_ms {
-            Some(ms) => quote!(#krate::__private::Option::Some(#krate::__private::Duration::from_millis(#ms))),
-            None => quote!(#krate::__private::Option::None),
-        };
+        let timeout = m
+            .timeout_ms
+            .map(|ms| quote!(.with_timeout(#krate::__private::Duration::from_millis(#ms))));
         let signature = signature(m);
         quote! {
-            #krate::CommandInfo {
-                id: #id,
-                name: #wire,
-                kind: #krate::CommandKind::#kind,
-                timeout: #timeout,
-                signature: #signature,
-            }
+            #krate::CommandInfo::new(#id, #wire, #krate::CommandKind::#kind, #signature)#timeout
         }
     });
     quote! {
         #[doc(hidden)]
         #[allow(non_upper_case_globals)]
-        static #name: #krate::ServiceInfo = #krate::ServiceInfo {
-            name: #service,
-            fingerprint: #fingerprint,
-            commands: &[#(#commands),*],
-        };
+        static #name: #krate::ServiceInfo =
+            #krate::ServiceInfo::new(#service, #fingerprint, &[#(#commands),*]);
     }
 }
 

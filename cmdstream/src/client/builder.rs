@@ -12,9 +12,9 @@ use super::connection::Connection;
 use super::options::CallOptions;
 use super::Client;
 use crate::codec::{Codec, DefaultCodec};
-use crate::command::ServiceInfo;
 use crate::error::Error;
 use crate::metadata::Metadata;
+use crate::service::ServiceInfo;
 
 /// Client settings. Every field has a documented default; change them
 /// through [`ClientBuilder`].

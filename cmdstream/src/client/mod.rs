@@ -30,9 +30,9 @@ use self::connection::Connection;
 use self::message::{Control, Reply, Request};
 use self::stream_sink::StreamSink;
 use crate::codec::{Codec, DefaultCodec};
-use crate::command::{CommandInfo, ServiceInfo};
 use crate::conn::frame_buf::FrameBuf;
 use crate::error::Error;
+use crate::service::{CommandInfo, ServiceInfo};
 use crate::wire::command::put_head;
 use crate::wire::frame::{self, Kind};
 

@@ -21,8 +21,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, WriteHalf};
 use tokio_util::codec::Decoder;
 
 use crate::codec::Codec;
-use crate::command::{fingerprint, CommandInfo, CommandKind, Dispatch, ServiceInfo};
+use crate::server::Dispatch;
 use crate::server::{Call, Server};
+use crate::service::{fingerprint, CommandInfo, CommandKind, ServiceInfo};
 use crate::wire::compat::CommandSig;
 use crate::wire::frame::{FrameDecoder, Kind};
 use crate::wire::hello::{
@@ -36,21 +37,15 @@ const MAX_FRAME: usize = 64 * 1024;
 const BOUND: Duration = Duration::from_secs(24 * 3600);
 
 const fn command(id: u32, name: &'static str, kind: CommandKind) -> CommandInfo {
-    CommandInfo {
-        id,
-        name,
-        kind,
-        timeout: None,
-        signature: fingerprint(name.as_bytes()),
-    }
+    CommandInfo::new(id, name, kind, fingerprint(name.as_bytes()))
 }
 
 /// The service both harnesses speak: a command of every shape, one that
 /// waits, one that fails.
-static INFO: ServiceInfo = ServiceInfo {
-    name: "Fuzz",
-    fingerprint: fingerprint(b"Fuzz v1"),
-    commands: &[
+static INFO: ServiceInfo = ServiceInfo::new(
+    "Fuzz",
+    fingerprint(b"Fuzz v1"),
+    &[
         command(1, "add", CommandKind::Unary),
         command(2, "count", CommandKind::ServerStream),
         command(3, "sum", CommandKind::ClientStream),
@@ -58,7 +53,7 @@ static INFO: ServiceInfo = ServiceInfo {
         command(5, "sleep", CommandKind::Unary),
         command(6, "fail", CommandKind::Unary),
     ],
-};
+);
 
 /// A stream of an iterator's items.
 struct Iter<I>(I);

@@ -16,8 +16,8 @@ use super::arg_stream::ArgStream;
 use super::context::CallContext;
 use super::outbox::{CallRef, Out, Outbox};
 use crate::codec::{Codec, CodecError};
-use crate::command::CommandInfo;
 use crate::error::ErrorCode;
+use crate::service::CommandInfo;
 use crate::wire::frame::{self, Kind};
 
 /// A stream's results are handed to the connection in batches of about

@@ -4,10 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::dispatch::Dispatch;
 use super::hooks::{ConnectionInfo, Hooks};
 use super::Server;
 use crate::codec::{Codec, DefaultCodec};
-use crate::command::Dispatch;
 use crate::error::Error;
 
 /// Server limits and timings. Every field has a documented default; change

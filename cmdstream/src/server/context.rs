@@ -10,8 +10,8 @@ use tokio::time::Instant;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::hooks::ConnectionInfo;
-use crate::command::CommandInfo;
 use crate::metadata::Metadata;
+use crate::service::CommandInfo;
 
 /// The context of one call: who called, until when, with what metadata.
 ///

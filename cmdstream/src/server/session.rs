@@ -10,10 +10,10 @@ use tracing::{debug, Instrument};
 
 use super::admission::Admitted;
 use super::connection::{Connection, Peer};
+use super::dispatch::Dispatch;
 use super::hooks::ConnectionInfo;
 use super::Inner;
 use crate::codec::Codec;
-use crate::command::Dispatch;
 use crate::conn::framed::FramedIo;
 use crate::error::Error;
 use crate::wire::handshake;

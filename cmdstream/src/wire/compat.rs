@@ -11,8 +11,8 @@ use super::frame::MIN_FRAME_LIMIT;
 use super::hello::{ClientHello, ServerHello};
 use super::primitives::{put_str16, take_str16, MAX_STR16};
 use super::PROTOCOL_VERSION;
-use crate::command::CommandInfo;
 use crate::error::Error;
+use crate::service::CommandInfo;
 
 /// One command as a hello announces it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,15 +1,12 @@
-//! What a service is made of: its commands, their ids and shapes, and the
-//! [`Dispatch`] trait that runs them on the server.
+//! What a service is made of: its commands, their ids, shapes and
+//! signatures. Both sides share these descriptions; they name nothing of
+//! either side (the server runs them through
+//! [`Dispatch`](crate::Dispatch)).
 //!
 //! `#[cmdstream::receiver]` generates all of this from a trait; it can also
 //! be written by hand, as below.
 
-use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
-
-use crate::codec::Codec;
-use crate::server::Call;
 
 /// The shape of a command: how many values flow each way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -37,7 +34,11 @@ impl CommandKind {
 }
 
 /// One command of a service.
+///
+/// Built with [`CommandInfo::new`] (in `const` context too); fields may be
+/// added in later versions, so it cannot be built as a literal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CommandInfo {
     /// The id on the wire: stable across versions, never reused.
     pub id: u32,
@@ -53,28 +54,44 @@ pub struct CommandInfo {
     pub signature: u64,
 }
 
+impl CommandInfo {
+    /// A command with no default timeout.
+    pub const fn new(id: u32, name: &'static str, kind: CommandKind, signature: u64) -> Self {
+        CommandInfo {
+            id,
+            name,
+            kind,
+            timeout: None,
+            signature,
+        }
+    }
+
+    /// The same command with a default timeout for its calls.
+    pub const fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
 /// A whole service: its name, its commands and the fingerprint that client
 /// and server compare in the handshake.
+///
+/// Built with [`ServiceInfo::new`]; fields may be added in later versions.
 ///
 /// # Examples
 ///
 /// ```
-/// use cmdstream::{CommandInfo, CommandKind, ServiceInfo};
+/// use cmdstream::{fingerprint, CommandInfo, CommandKind, ServiceInfo};
 ///
-/// static CALC: ServiceInfo = ServiceInfo {
-///     name: "Calc",
-///     fingerprint: cmdstream::fingerprint(b"Calc v1: 1 add(i64,i64)->i64"),
-///     commands: &[CommandInfo {
-///         id: 1,
-///         name: "add",
-///         kind: CommandKind::Unary,
-///         timeout: None,
-///         signature: cmdstream::fingerprint(b"add(i64,i64)->i64"),
-///     }],
-/// };
+/// static CALC: ServiceInfo = ServiceInfo::new(
+///     "Calc",
+///     fingerprint(b"Calc v1: 1 add(i64,i64)->i64"),
+///     &[CommandInfo::new(1, "add", CommandKind::Unary, fingerprint(b"add(i64,i64)->i64"))],
+/// );
 /// assert_eq!(CALC.command(1).unwrap().name, "add");
 /// ```
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct ServiceInfo {
     /// The service's name; client and server must agree on it.
     pub name: &'static str,
@@ -88,6 +105,19 @@ pub struct ServiceInfo {
 }
 
 impl ServiceInfo {
+    /// A service of these commands.
+    pub const fn new(
+        name: &'static str,
+        fingerprint: u64,
+        commands: &'static [CommandInfo],
+    ) -> Self {
+        ServiceInfo {
+            name,
+            fingerprint,
+            commands,
+        }
+    }
+
     /// The command with this id.
     pub fn command(&self, id: u32) -> Option<&CommandInfo> {
         self.commands.iter().find(|c| c.id == id)
@@ -105,24 +135,6 @@ pub const fn fingerprint(bytes: &[u8]) -> u64 {
         i += 1;
     }
     hash
-}
-
-/// Runs the commands of one service on the server: the invoker of the
-/// command pattern.
-///
-/// The server calls [`dispatch`](Dispatch::dispatch) once per incoming
-/// command, in a task of its own, with the command id already checked
-/// against [`INFO`](Dispatch::INFO). The implementation decodes the
-/// arguments, runs the receiver and answers through the [`Call`]: exactly
-/// one of [`Call::reply`], [`Call::reply_stream`] or [`Call::fail`]. A call
-/// dropped without an answer (a panic, say) is reported to the client as an
-/// internal error.
-pub trait Dispatch: Send + Sync + 'static {
-    /// The service this dispatches.
-    const INFO: &'static ServiceInfo;
-
-    /// Runs one command to completion.
-    fn dispatch<C: Codec>(self: Arc<Self>, call: Call<C>) -> impl Future<Output = ()> + Send;
 }
 
 #[cfg(test)]

@@ -1,0 +1,27 @@
+//! The seam between the server and a service: [`Dispatch`] runs one
+//! command, answering through its [`Call`].
+
+use std::future::Future;
+use std::sync::Arc;
+
+use super::call::Call;
+use crate::codec::Codec;
+use crate::service::ServiceInfo;
+
+/// Runs the commands of one service on the server: the invoker of the
+/// command pattern.
+///
+/// The server calls [`dispatch`](Dispatch::dispatch) once per incoming
+/// command, in a task of its own, with the command id already checked
+/// against [`INFO`](Dispatch::INFO). The implementation decodes the
+/// arguments, runs the receiver and answers through the [`Call`]: exactly
+/// one of [`Call::reply`], [`Call::reply_stream`] or [`Call::fail`]. A call
+/// dropped without an answer (a panic, say) is reported to the client as an
+/// internal error.
+pub trait Dispatch: Send + Sync + 'static {
+    /// The service this dispatches.
+    const INFO: &'static ServiceInfo;
+
+    /// Runs one command to completion.
+    fn dispatch<C: Codec>(self: Arc<Self>, call: Call<C>) -> impl Future<Output = ()> + Send;
+}

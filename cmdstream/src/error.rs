@@ -49,6 +49,15 @@ pub enum Error {
     InvalidMetadata(Arc<str>),
     /// The peer broke the wire protocol; the connection was closed.
     Protocol(Arc<str>),
+    /// The TLS handshake failed, or one side spoke TLS and the other did
+    /// not; [`TlsError::kind`] says which way.
+    Tls(TlsError),
+    /// The server did not accept who the client said it is (its token,
+    /// its certificate): the message names why. Nothing ran.
+    Unauthenticated(Arc<str>),
+    /// The server knows who the client is, and that it may not connect.
+    /// Nothing ran.
+    PermissionDenied(Arc<str>),
     /// An I/O error while connecting or accepting.
     Io(Arc<std::io::Error>),
 }
@@ -95,6 +104,13 @@ impl fmt::Display for Error {
             Error::Protocol(msg) => {
                 write!(f, "protocol violation: {msg}; the connection was closed")
             }
+            Error::Tls(e) => write!(f, "{e}"),
+            Error::Unauthenticated(why) => {
+                write!(f, "the server refused to authenticate the client: {why}")
+            }
+            Error::PermissionDenied(why) => {
+                write!(f, "the server denied the client permission to connect: {why}")
+            }
             Error::Io(e) => write!(f, "i/o error: {e}"),
         }
     }
@@ -106,6 +122,7 @@ impl std::error::Error for Error {
             Error::Codec(e) => Some(e),
             Error::Io(e) => Some(&**e),
             Error::Remote(e) => Some(e),
+            Error::Tls(e) => Some(e),
             _ => None,
         }
     }
@@ -122,6 +139,72 @@ impl From<CodecError> for Error {
         Error::Codec(e)
     }
 }
+
+/// Why a TLS connection could not be made.
+#[derive(Debug, Clone)]
+pub struct TlsError {
+    kind: TlsErrorKind,
+    message: Arc<str>,
+}
+
+/// What went wrong with TLS, as far as a program can act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TlsErrorKind {
+    /// The peer's certificate is not signed by an authority we trust.
+    UnknownIssuer,
+    /// The peer's certificate has expired, or is not valid yet.
+    Expired,
+    /// The server's certificate is not valid for the name dialed.
+    NameMismatch,
+    /// The server requires a client certificate, and none was sent.
+    CertificateRequired,
+    /// The peer refused the certificate we presented.
+    CertificateRefused,
+    /// The peer does not speak TLS: a plaintext server on a TLS client's
+    /// dial, say.
+    NotTls,
+    /// We spoke plaintext to a server that speaks TLS.
+    TlsRequired,
+    /// The TLS configuration itself is unusable (a key that does not match
+    /// its certificate, a file that holds no certificate).
+    Config,
+    /// Anything else the TLS library reported.
+    Other,
+}
+
+impl TlsError {
+    pub(crate) fn new(kind: TlsErrorKind, message: impl Into<Arc<str>>) -> Self {
+        TlsError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> TlsErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hint = match self.kind {
+            TlsErrorKind::UnknownIssuer => " (trust the CA that signed the peer's certificate)",
+            TlsErrorKind::Expired => " (renew the certificate)",
+            TlsErrorKind::NameMismatch => {
+                " (dial the name the certificate was issued for, or set the server name)"
+            }
+            TlsErrorKind::CertificateRequired => " (configure a client certificate)",
+            TlsErrorKind::NotTls => " (the server speaks plaintext: connect without TLS)",
+            TlsErrorKind::TlsRequired => " (the server speaks TLS: connect with TLS)",
+            _ => "",
+        };
+        write!(f, "TLS failed: {}{hint}", self.message)
+    }
+}
+
+impl std::error::Error for TlsError {}
 
 /// Why a command failed on the server, as the server described it.
 #[derive(Debug, Clone)]

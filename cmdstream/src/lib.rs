@@ -20,17 +20,33 @@ pub mod fuzz;
 mod metadata;
 mod server;
 mod service;
+mod transport;
 mod wire;
 
 pub use client::{CallOptions, Client, ClientBuilder, ConnectionState, ResultStream};
 pub use codec::Codec;
-pub use error::{Error, ErrorCode, RemoteError, Result};
+pub use error::{Error, ErrorCode, RemoteError, Result, TlsError, TlsErrorKind};
 pub use futures_core::Stream;
 pub use metadata::Metadata;
 pub use server::{
-    ArgStream, Call, CallContext, ConnectionInfo, Dispatch, Listener, Server, ServerBuilder,
-    Shutdown,
+    ArgStream, AuthError, Call, CallContext, ConnectionInfo, Dispatch, Principal, Server,
+    ServerBuilder, Shutdown,
 };
+#[cfg(unix)]
+pub use transport::Unix;
+pub use transport::{Connector, Endpoint, IntoEndpoint, Listener, PeerAddr, Tcp};
+
+/// TLS and mutual TLS (cargo feature `tls`): rustls with the `ring`
+/// provider, certificates from PEM, rotation while serving.
+#[cfg(feature = "tls")]
+pub mod tls {
+    pub use crate::transport::tls::{
+        CertificateRotation, ClientTls, ClientTlsBuilder, ServerTls, ServerTlsBuilder, TlsInfo,
+    };
+    /// The rustls this crate builds with, for [`ServerTls::from_config`]
+    /// and [`ClientTls::from_config`].
+    pub use tokio_rustls::rustls;
+}
 pub use service::{fingerprint, CommandInfo, CommandKind, ServiceInfo};
 pub use wire::PROTOCOL_VERSION;
 
@@ -57,7 +73,6 @@ pub mod __private {
     pub use std::boxed::Box;
     pub use std::sync::Arc;
     pub use std::time::Duration;
-    pub use tokio::net::ToSocketAddrs;
 
     pub use crate::codec::{ByteBuf, ByteSlice};
 

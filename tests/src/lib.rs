@@ -4,6 +4,7 @@
 //! for speaking the wire protocol badly on purpose.
 
 pub mod calc;
+pub mod pki;
 pub mod raw;
 
 use std::net::SocketAddr;

@@ -150,9 +150,9 @@ struct PipeListener(tokio::sync::mpsc::UnboundedReceiver<tokio::io::DuplexStream
 impl cmdstream::Listener for PipeListener {
     type Io = tokio::io::DuplexStream;
 
-    async fn accept(&mut self) -> std::io::Result<(Self::Io, Option<SocketAddr>)> {
+    async fn accept(&mut self) -> std::io::Result<(Self::Io, cmdstream::PeerAddr)> {
         match self.0.recv().await {
-            Some(io) => Ok((io, None)),
+            Some(io) => Ok((io, cmdstream::PeerAddr::from("pipe"))),
             None => std::future::pending().await,
         }
     }

@@ -82,27 +82,28 @@ pub(crate) fn expand(r: &Receiver) -> TokenStream {
             /// The service description client and server compare when they connect.
             pub const INFO: &'static #krate::ServiceInfo = &#info;
 
-            /// Connects over TCP with the default settings.
+            /// Connects with the default settings: TCP to a `"host:port"` or an address, a Unix socket to a path.
             ///
             /// # Errors
             ///
             /// See [`ClientBuilder::connect`](cmdstream::ClientBuilder::connect).
             pub async fn connect(
-                addr: impl #krate::__private::ToSocketAddrs,
+                addr: impl #krate::IntoEndpoint,
             ) -> #krate::__private::Result<Self, #krate::Error> {
                 #krate::__private::Result::Ok(#client { inner: #krate::Client::connect(addr, &#info).await? })
             }
         }
 
         impl<C: #krate::Codec> #client<C> {
-            /// Connects over TCP with the builder's settings (codec, limits, timeouts).
+            /// Connects with the builder's settings (transport, TLS, codec, limits,
+            /// timeouts) to a `"host:port"`, an address, an `Endpoint` or a path.
             ///
             /// # Errors
             ///
             /// See [`ClientBuilder::connect`](cmdstream::ClientBuilder::connect).
             pub async fn connect_with(
                 builder: #krate::ClientBuilder<C>,
-                addr: impl #krate::__private::ToSocketAddrs,
+                addr: impl #krate::IntoEndpoint,
             ) -> #krate::__private::Result<Self, #krate::Error> {
                 #krate::__private::Result::Ok(#client { inner: builder.connect(addr, &#info).await? })
             }

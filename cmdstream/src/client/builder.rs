@@ -5,8 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::Future;
+
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpStream, ToSocketAddrs};
 
 use super::connection::Connection;
 use super::options::CallOptions;
@@ -15,6 +16,9 @@ use crate::codec::{Codec, DefaultCodec};
 use crate::error::Error;
 use crate::metadata::Metadata;
 use crate::service::ServiceInfo;
+#[cfg(unix)]
+use crate::transport::Unix;
+use crate::transport::{Connector, Dialer, Endpoint, IntoEndpoint, Tcp};
 
 /// Client settings. Every field has a documented default; change them
 /// through [`ClientBuilder`].
@@ -72,6 +76,8 @@ impl Default for ClientConfig {
 pub struct ClientBuilder<C = DefaultCodec> {
     config: ClientConfig,
     codec: C,
+    /// How `connect` gets a byte stream.
+    dialer: Dialer,
 }
 
 impl Default for ClientBuilder<DefaultCodec> {
@@ -79,6 +85,7 @@ impl Default for ClientBuilder<DefaultCodec> {
         ClientBuilder {
             config: ClientConfig::default(),
             codec: DefaultCodec::default(),
+            dialer: Dialer::default(),
         }
     }
 }
@@ -89,6 +96,7 @@ impl<C: Codec> ClientBuilder<C> {
         ClientBuilder {
             config: self.config,
             codec,
+            dialer: self.dialer,
         }
     }
 
@@ -177,35 +185,71 @@ impl<C: Codec> ClientBuilder<C> {
         self
     }
 
-    /// Connects over TCP (with `TCP_NODELAY`).
+    /// Dials with `connector` (a transport of your own) instead of TCP
+    /// and Unix sockets; the connect timeout applies around it.
+    pub fn connector(mut self, connector: impl Connector) -> Self {
+        self.dialer = Dialer::Custom(Arc::new(connector));
+        self
+    }
+
+    /// Speaks TLS (cargo feature `tls`) over TCP or a Unix socket: the
+    /// server's certificate is checked against the CAs in `tls`, and for the
+    /// endpoint's host name unless `tls` names another.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::ClientTls) -> Self {
+        self.dialer = Dialer::Tls(tls);
+        self
+    }
+
+    /// Connects to `endpoint`: a `"host:port"` string (resolved at every
+    /// dial), a socket address, an [`Endpoint`], or (on Unix) a path; over
+    /// TCP (with `TCP_NODELAY`) or a Unix socket, with TLS if configured,
+    /// or through the [connector](Self::connector) given.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the connection cannot be made,
-    /// [`Error::Incompatible`] when the server runs another service or
-    /// version, [`Error::Unavailable`] when it refuses new connections.
+    /// [`Error::Io`] when the connection cannot be made (`TimedOut` when
+    /// none is made within the connect timeout, whatever the transport),
+    /// [`Error::Tls`] when TLS fails, [`Error::Incompatible`] when the
+    /// server runs another service or version, [`Error::Unavailable`] when
+    /// it refuses new connections, [`Error::Unauthenticated`] or
+    /// [`Error::PermissionDenied`] when it refuses this client.
     pub async fn connect(
         self,
-        addr: impl ToSocketAddrs,
+        endpoint: impl IntoEndpoint,
         service: &'static ServiceInfo,
     ) -> Result<Client<C>, Error> {
-        let stream = tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| {
-                Error::Io(Arc::new(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no TCP connection within {:?}", self.config.connect_timeout),
-                )))
-            })??;
-        stream.set_nodelay(true)?;
-        let peer = stream
-            .peer_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        self.connect_io(stream, service, &peer).await
+        let endpoint = endpoint.into_endpoint()?;
+        let peer = endpoint.to_string();
+        match self.dialer.clone() {
+            #[cfg(unix)]
+            Dialer::Plain if matches!(endpoint, Endpoint::Unix(_)) => {
+                let io = self.dial(Unix.connect(&endpoint), &endpoint).await?;
+                self.connect_io(io, service, &peer).await
+            }
+            Dialer::Plain => {
+                let io = self.dial(Tcp.connect(&endpoint), &endpoint).await?;
+                self.connect_io(io, service, &peer).await
+            }
+            #[cfg(feature = "tls")]
+            Dialer::Tls(tls) => {
+                #[cfg(unix)]
+                if matches!(endpoint, Endpoint::Unix(_)) {
+                    let io = self.dial(Unix.connect(&endpoint), &endpoint).await?;
+                    return self.connect_tls(io, &tls, &endpoint, service).await;
+                }
+                let io = self.dial(Tcp.connect(&endpoint), &endpoint).await?;
+                self.connect_tls(io, &tls, &endpoint, service).await
+            }
+            Dialer::Custom(connector) => {
+                let io = self.dial(connector.dial(&endpoint), &endpoint).await?;
+                self.connect_io(io, service, &peer).await
+            }
+        }
     }
 
-    /// Connects over a Unix domain socket.
+    /// Connects over a Unix domain socket: [`connect`](Self::connect) to
+    /// `Endpoint::unix(path)`.
     ///
     /// # Errors
     ///
@@ -216,15 +260,54 @@ impl<C: Codec> ClientBuilder<C> {
         path: impl AsRef<Path>,
         service: &'static ServiceInfo,
     ) -> Result<Client<C>, Error> {
-        let path = path.as_ref();
-        let stream = tokio::time::timeout(
-            self.config.connect_timeout,
-            tokio::net::UnixStream::connect(path),
-        )
-        .await
-        .map_err(|_| Error::Io(Arc::new(std::io::ErrorKind::TimedOut.into())))??;
-        self.connect_io(stream, service, &path.display().to_string())
+        self.connect(Endpoint::unix(path), service).await
+    }
+
+    /// Runs `dial` within the connect timeout; the same error for every
+    /// transport when it runs out.
+    async fn dial<IO>(
+        &self,
+        dial: impl Future<Output = std::io::Result<IO>>,
+        endpoint: &Endpoint,
+    ) -> Result<IO, Error> {
+        let timeout = self.config.connect_timeout;
+        match tokio::time::timeout(timeout, dial).await {
+            Ok(Ok(io)) => Ok(io),
+            Ok(Err(e)) => Err(Error::Io(Arc::new(std::io::Error::new(
+                e.kind(),
+                format!("cannot connect to {endpoint}: {e}"),
+            )))),
+            Err(_) => Err(Error::Io(Arc::new(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no connection to {endpoint} within {timeout:?}"),
+            )))),
+        }
+    }
+
+    /// TLS over `io`, within the handshake timeout, then the protocol; a
+    /// TLS failure during either reads as [`Error::Tls`].
+    #[cfg(feature = "tls")]
+    async fn connect_tls<IO>(
+        self,
+        io: IO,
+        tls: &crate::tls::ClientTls,
+        endpoint: &Endpoint,
+        service: &'static ServiceInfo,
+    ) -> Result<Client<C>, Error>
+    where
+        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let timeout = self.config.handshake_timeout;
+        let stream = tokio::time::timeout(timeout, tls.connect(io, endpoint))
             .await
+            .map_err(|_| {
+                Error::connection_lost(format!(
+                    "the TLS handshake with {endpoint} did not complete within {timeout:?}"
+                ))
+            })??;
+        self.connect_io(stream, service, &endpoint.to_string())
+            .await
+            .map_err(crate::transport::tls::classify)
     }
 
     /// Runs the protocol over any byte stream: a TLS stream, an in-memory

@@ -85,13 +85,14 @@ impl Client<DefaultCodec> {
         ClientBuilder::default()
     }
 
-    /// Connects over TCP with the default settings.
+    /// Connects with the default settings: TCP to a `"host:port"` or an
+    /// address, a Unix socket to a path.
     ///
     /// # Errors
     ///
     /// See [`ClientBuilder::connect`].
     pub async fn connect(
-        addr: impl tokio::net::ToSocketAddrs,
+        addr: impl crate::IntoEndpoint,
         service: &'static ServiceInfo,
     ) -> Result<Self, Error> {
         Client::builder().connect(addr, service).await

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::auth::{AuthError, Principal};
 use super::dispatch::Dispatch;
 use super::hooks::{ConnectionInfo, Hooks};
 use super::Server;
@@ -27,6 +28,8 @@ pub(crate) struct ServerConfig {
     pub(crate) keepalive_interval: Option<Duration>,
     pub(crate) shutdown_grace: Duration,
     pub(crate) run_ready_inline: bool,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::transport::tls::ServerTls>,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +48,8 @@ impl Default for ServerConfig {
             keepalive_interval: Some(Duration::from_secs(10)),
             shutdown_grace: Duration::from_secs(30),
             run_ready_inline: true,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -212,6 +217,55 @@ impl<C: Codec> ServerBuilder<C> {
     /// in their own task on a multi-threaded runtime. The default is on.
     pub fn run_ready_commands_inline(mut self, on: bool) -> Self {
         self.config.run_ready_inline = on;
+        self
+    }
+
+    /// Serves every connection over TLS (cargo feature `tls`). The TLS
+    /// handshake runs in the connection's own task, within the handshake
+    /// timeout, so a slow or silent client holds up nobody else; a
+    /// plaintext client is told at once that it must use TLS.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::ServerTls) -> Self {
+        self.config.tls = Some(tls);
+        self
+    }
+
+    /// Decides who may connect: `hook` sees each connection's handshake
+    /// (its [metadata](ConnectionInfo::metadata), and with mutual TLS the
+    /// client's verified [certificate](ConnectionInfo::tls)) before any
+    /// command runs, and accepts it with a [`Principal`] (visible to every
+    /// call through [`CallContext::principal`](crate::CallContext::principal))
+    /// or refuses it with an [`AuthError`], whose reason the client gets
+    /// as [`Error::Unauthenticated`] or [`Error::PermissionDenied`]. The
+    /// hook runs within the handshake timeout. By default every connection
+    /// is accepted, with no principal.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cmdstream::{AuthError, Principal};
+    ///
+    /// # fn f<D: cmdstream::Dispatch>(service: D) {
+    /// let server = cmdstream::Server::builder()
+    ///     .authenticate(|conn| {
+    ///         let token = conn.metadata().get("token").map(str::to_owned);
+    ///         async move {
+    ///             match token.as_deref() {
+    ///                 Some("s3cret") => Ok(Principal::new("ada".to_string())),
+    ///                 Some(_) => Err(AuthError::unauthenticated("unknown token")),
+    ///                 None => Err(AuthError::unauthenticated("no token")),
+    ///             }
+    ///         }
+    ///     })
+    ///     .build(service);
+    /// # }
+    /// ```
+    pub fn authenticate<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(&ConnectionInfo) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Principal, AuthError>> + Send + 'static,
+    {
+        self.hooks.authenticate = Some(super::auth::boxed(hook));
         self
     }
 

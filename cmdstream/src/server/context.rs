@@ -48,7 +48,7 @@ impl CallContext {
 
     /// The client's address, for TCP connections.
     pub fn peer(&self) -> Option<SocketAddr> {
-        self.connection.peer
+        self.connection.peer()
     }
 
     /// When the caller stops waiting. The server stops the command then
@@ -73,9 +73,16 @@ impl CallContext {
         &self.connection.metadata
     }
 
-    /// The connection the call came on.
+    /// The connection the call came on: its address, handshake metadata,
+    /// TLS identity and principal.
     pub fn connection(&self) -> &ConnectionInfo {
         &self.connection
+    }
+
+    /// Who the client is, as the authentication hook established, if it is
+    /// a `T` (see [`ServerBuilder::authenticate`](crate::ServerBuilder::authenticate)).
+    pub fn principal<T: std::any::Any>(&self) -> Option<&T> {
+        self.connection.principal()
     }
 
     /// Completes when the server begins a graceful shutdown: new calls are

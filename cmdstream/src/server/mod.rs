@@ -11,17 +11,16 @@
 
 mod admission;
 mod arg_stream;
+mod auth;
 mod call;
 mod config;
 mod connection;
 mod context;
 mod dispatch;
 mod hooks;
-mod listener;
 mod outbox;
 mod session;
 
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,18 +32,19 @@ use tokio_util::task::TaskTracker;
 use tracing::warn;
 
 pub use self::arg_stream::ArgStream;
+pub use self::auth::{AuthError, Principal};
 pub use self::call::Call;
 pub use self::config::ServerBuilder;
 pub use self::context::{CallContext, Shutdown};
 pub use self::dispatch::Dispatch;
 pub use self::hooks::ConnectionInfo;
-pub use self::listener::Listener;
 
 use self::admission::Admission;
 use self::config::ServerConfig;
 use self::hooks::Hooks;
 use crate::codec::{Codec, DefaultCodec};
 use crate::error::Error;
+use crate::transport::{Listener, PeerAddr};
 use crate::wire::compat::CommandSig;
 use crate::wire::hello::ServerHello;
 
@@ -237,14 +237,14 @@ impl<D: Dispatch, C: Codec> Server<D, C> {
     ///
     /// Why the connection ended, when it was not a clean close: a failed
     /// handshake, a protocol violation, a dead peer.
-    pub async fn serve_connection<IO>(&self, io: IO, peer: Option<SocketAddr>) -> Result<(), Error>
+    pub async fn serve_connection<IO>(&self, io: IO, peer: impl Into<PeerAddr>) -> Result<(), Error>
     where
         IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         // Tracked, so that `shutdown` waits for it too.
         let tracker = self.inner.tracker.clone();
         tracker
-            .track_future(self.inner.clone().serve(io, peer))
+            .track_future(self.inner.clone().serve(io, peer.into()))
             .await
     }
 

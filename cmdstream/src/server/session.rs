@@ -1,14 +1,16 @@
-//! One connection from arrival to close: admission, the handshake and its
-//! verdict, the hooks, then the connection's driver.
+//! One connection from arrival to close: admission, TLS if configured,
+//! the handshake with its verdict and authentication, the hooks, then the
+//! connection's driver.
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
 use tracing::{debug, Instrument};
 
 use super::admission::Admitted;
+use super::auth::AuthError;
 use super::connection::{Connection, Peer};
 use super::dispatch::Dispatch;
 use super::hooks::ConnectionInfo;
@@ -16,17 +18,25 @@ use super::Inner;
 use crate::codec::Codec;
 use crate::conn::framed::FramedIo;
 use crate::error::Error;
+use crate::transport::PeerAddr;
 use crate::wire::handshake;
 use crate::wire::hello::{AckStatus, ClientHello, Refusal};
+
+/// What is known of a connection before its handshake.
+struct Arrival {
+    addr: PeerAddr,
+    /// Admitted, or refused with this reason.
+    admitted: Result<Admitted, (Refusal, String)>,
+    /// When the handshake (TLS included) must be done.
+    deadline: Instant,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::transport::tls::TlsInfo>,
+}
 
 impl<D: Dispatch, C: Codec> Inner<D, C> {
     /// Serves one connection: refuses it if the server is shutting down or
     /// at a limit, otherwise runs it until it closes.
-    pub(super) async fn serve<IO>(
-        self: Arc<Self>,
-        mut io: IO,
-        peer: Option<SocketAddr>,
-    ) -> Result<(), Error>
+    pub(super) async fn serve<IO>(self: Arc<Self>, io: IO, addr: PeerAddr) -> Result<(), Error>
     where
         IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
@@ -36,22 +46,94 @@ impl<D: Dispatch, C: Codec> Inner<D, C> {
                 "the server is shutting down".to_owned(),
             ))
         } else {
-            self.admission.admit(peer)
+            self.admission.admit(addr.socket_addr())
         };
-        let admitted = match admitted {
+        let arrival = Arrival {
+            addr,
+            admitted,
+            deadline: Instant::now() + self.config.handshake_timeout,
+            #[cfg(feature = "tls")]
+            tls: None,
+        };
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.config.tls.clone() {
+            return self.serve_tls(io, arrival, tls).await;
+        }
+        self.serve_plain(io, arrival).await
+    }
+
+    /// The TLS handshake first, in this connection's own task and within
+    /// its handshake deadline; a refusal, too, is told through TLS (a TLS
+    /// client could not read it otherwise).
+    #[cfg(feature = "tls")]
+    async fn serve_tls<IO>(
+        self: Arc<Self>,
+        io: IO,
+        mut arrival: Arrival,
+        tls: crate::transport::tls::ServerTls,
+    ) -> Result<(), Error>
+    where
+        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let Some(_refusing) = self.admission.tls_slot(arrival.admitted.is_ok()) else {
+            // Too many refusals in progress: not worth a TLS handshake each.
+            debug!(peer = %arrival.addr, "refusing connection without a TLS handshake");
+            return Err(Error::unavailable("refused before the TLS handshake"));
+        };
+        let handshake = async {
+            let (mut io, plaintext) = crate::transport::tls::sniff(io).await?;
+            if plaintext {
+                // A cmdstream client speaking plaintext: told so in
+                // plaintext, which it can read.
+                let reason = "this server speaks TLS: connect with TLS";
+                let _ = handshake::refuse(&mut io, Refusal::TlsRequired, reason).await;
+                return Err(std::io::Error::other(reason));
+            }
+            tls.acceptor.accept(io).await
+        };
+        let stream = match tokio::time::timeout_at(arrival.deadline, handshake).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                let e = crate::transport::tls::classify(e.into());
+                debug!(peer = %arrival.addr, error = %e, "TLS handshake failed");
+                return Err(e);
+            }
+            Err(_) => {
+                debug!(peer = %arrival.addr, "TLS handshake timed out");
+                return Err(Error::Timeout);
+            }
+        };
+        arrival.tls = Some(crate::transport::tls::TlsInfo::of(&stream));
+        self.serve_plain(stream, arrival).await
+    }
+
+    async fn serve_plain<IO>(self: Arc<Self>, mut io: IO, arrival: Arrival) -> Result<(), Error>
+    where
+        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let admitted = match arrival.admitted {
             Ok(admitted) => admitted,
             Err((why, reason)) => {
-                debug!(?peer, reason, "refusing connection");
+                debug!(peer = %arrival.addr, reason, "refusing connection");
                 let refuse = handshake::refuse(&mut io, why, &reason);
-                let _ = tokio::time::timeout(self.config.handshake_timeout, refuse).await;
+                let _ = tokio::time::timeout_at(arrival.deadline, refuse).await;
                 return Err(Error::unavailable(reason));
             }
         };
         let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        let run = self.run(io, peer, conn_id, admitted);
+        let info = ConnectionInfo {
+            id: conn_id,
+            addr: arrival.addr,
+            metadata: Default::default(),
+            #[cfg(feature = "tls")]
+            tls: arrival.tls,
+            principal: None,
+            shutdown: self.shutdown.clone(),
+        };
+        let run = self.run(io, info, admitted, arrival.deadline);
         // The span only when a subscriber wants it (see the client's).
         if tracing::enabled!(tracing::Level::DEBUG) {
-            let span = tracing::debug_span!("cmdstream.server.conn", conn = conn_id, peer = ?peer);
+            let span = tracing::debug_span!("cmdstream.server.conn", conn = conn_id);
             run.instrument(span).await
         } else {
             run.await
@@ -59,8 +141,10 @@ impl<D: Dispatch, C: Codec> Inner<D, C> {
     }
 
     /// The server's side of the handshake: sends the hello, reads the
-    /// client's, and accepts it only if the two sides can work together.
-    async fn accept<IO>(&self, io: &mut IO) -> Result<ClientHello, Error>
+    /// client's, and accepts it only if the two sides can work together
+    /// and the authentication hook (if any) accepts the client; fills in
+    /// what the client announced.
+    async fn accept<IO>(&self, io: &mut IO, info: &mut ConnectionInfo) -> Result<ClientHello, Error>
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
@@ -68,10 +152,31 @@ impl<D: Dispatch, C: Codec> Inner<D, C> {
             tracing::error!(error = %e, "the service's hello cannot be sent");
             e.clone()
         })?;
-        let (version, client) = handshake::greet(io, ours).await?;
+        let (version, mut client) = handshake::greet(io, ours).await?;
         if let Some(why) = handshake::verdict(version, &client, &self.hello) {
             handshake::answer(io, AckStatus::Incompatible, &why).await?;
             return Err(Error::Incompatible(why.into()));
+        }
+        info.metadata = std::mem::take(&mut client.metadata);
+        if let Some(authenticate) = &self.hooks.authenticate {
+            match authenticate(info).await {
+                Ok(principal) => info.principal = Some(principal),
+                Err(refusal) => {
+                    let (status, error) = match &refusal {
+                        AuthError::Unauthenticated(why) => (
+                            AckStatus::Unauthenticated,
+                            Error::Unauthenticated(why.as_str().into()),
+                        ),
+                        AuthError::PermissionDenied(why) => (
+                            AckStatus::PermissionDenied,
+                            Error::PermissionDenied(why.as_str().into()),
+                        ),
+                    };
+                    debug!(%refusal, "authentication refused the client");
+                    handshake::answer(io, status, &refusal.to_string()).await?;
+                    return Err(error);
+                }
+            }
         }
         handshake::answer(io, AckStatus::Ok, "").await?;
         Ok(client)
@@ -80,33 +185,28 @@ impl<D: Dispatch, C: Codec> Inner<D, C> {
     async fn run<IO>(
         &self,
         mut io: IO,
-        addr: Option<SocketAddr>,
-        conn_id: u64,
+        mut info: ConnectionInfo,
         mut admitted: Admitted,
+        deadline: Instant,
     ) -> Result<(), Error>
     where
         IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let config = &self.config;
-        let client =
-            match tokio::time::timeout(config.handshake_timeout, self.accept(&mut io)).await {
-                Ok(Ok(client)) => client,
-                Ok(Err(e)) => {
-                    debug!(error = %e, "handshake failed");
-                    return Err(e);
-                }
-                Err(_) => {
-                    debug!("handshake timed out");
-                    return Err(Error::Timeout);
-                }
-            };
+        let client = match tokio::time::timeout_at(deadline, self.accept(&mut io, &mut info)).await
+        {
+            Ok(Ok(client)) => client,
+            Ok(Err(e)) => {
+                debug!(error = %e, "handshake failed");
+                return Err(e);
+            }
+            Err(_) => {
+                debug!("handshake timed out");
+                return Err(Error::Timeout);
+            }
+        };
         admitted.handshake_done();
-        let info = Arc::new(ConnectionInfo {
-            id: conn_id,
-            peer: addr,
-            metadata: client.metadata,
-            shutdown: self.shutdown.clone(),
-        });
+        let info = Arc::new(info);
         // What the client announced, within the server's own limits.
         let peer = Peer {
             max_frame: (client.max_frame as usize).min(config.max_frame_size),
@@ -114,7 +214,7 @@ impl<D: Dispatch, C: Codec> Inner<D, C> {
             info: info.clone(),
         };
         self.hooks.connected(&info);
-        debug!("connected");
+        debug!(peer = %info.addr, "connected");
         let framed = FramedIo::new(io, config.max_frame_size);
         let shutdown = self.shutdown.clone().cancelled_owned();
         let conn = Connection::new(

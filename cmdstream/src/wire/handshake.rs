@@ -10,7 +10,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::compat::{mismatch, unusable_limits, version_mismatch};
 use super::hello::{
     decode_ack_head, decode_client_head, decode_server_head, encode_ack, encode_refusal,
-    refusal_text, AckStatus, ClientHello, Refusal, ServerHello, ACK_HEAD, CLIENT_HEAD, SERVER_HEAD,
+    refusal_text, AckStatus, ClientHello, Refusal, ServerHello, ACK_HEAD, CLIENT_HEAD,
+    CLIENT_PREAMBLE, SERVER_HEAD,
 };
 use crate::error::Error;
 
@@ -19,15 +20,29 @@ async fn write_all<W: AsyncWrite + Unpin>(io: &mut W, bytes: &[u8]) -> std::io::
     io.flush().await
 }
 
-/// Server side: tells the client it is refused.
-pub(crate) async fn refuse<W: AsyncWrite + Unpin>(
-    io: &mut W,
+/// Server side: tells the client it is refused, then waits (the caller
+/// bounds how long) for the client to hang up. Closing at once could lose
+/// the refusal: the client has already sent the start of its hello, and a
+/// socket closed with unread bytes resets the connection, which may
+/// discard what the client has not read yet.
+pub(crate) async fn refuse<IO: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut IO,
     why: Refusal,
     reason: &str,
 ) -> std::io::Result<()> {
     let mut buf = BytesMut::new();
     encode_refusal(&mut buf, why, reason);
-    write_all(io, &buf).await
+    write_all(io, &buf).await?;
+    io.shutdown().await?;
+    let mut sink = [0u8; 1024];
+    let mut drained = 0;
+    while drained < 64 * 1024 {
+        match io.read(&mut sink).await? {
+            0 => break,
+            n => drained += n,
+        }
+    }
+    Ok(())
 }
 
 /// Server side, first step: sends our hello (encoded once, in advance)
@@ -78,12 +93,23 @@ pub(crate) async fn connect<IO: AsyncRead + AsyncWrite + Unpin>(
     // Encoded first: a hello we cannot send fails before anything is read.
     let mut hello = BytesMut::new();
     ours.encode(&mut hello)?;
+    // The magic and version go out at once, before the server's hello is
+    // read: the bytes on the wire are the same, and a TLS server that gets
+    // them fails its handshake at once instead of both sides waiting out
+    // the handshake timeout for the other to speak first.
+    write_all(io, &hello[..CLIENT_PREAMBLE]).await?;
 
     let mut head = [0u8; SERVER_HEAD];
     io.read_exact(&mut head).await?;
     let head = decode_server_head(&head)?;
     let mut body = vec![0; head.len];
     io.read_exact(&mut body).await?;
+    if head.status == Refusal::TlsRequired as u8 {
+        return Err(Error::Tls(crate::error::TlsError::new(
+            crate::error::TlsErrorKind::TlsRequired,
+            String::from_utf8_lossy(&body).into_owned(),
+        )));
+    }
     if head.status != 0 {
         return Err(Error::unavailable(format!(
             "server refused the connection ({}): {}",
@@ -104,20 +130,19 @@ pub(crate) async fn connect<IO: AsyncRead + AsyncWrite + Unpin>(
         return Err(Error::Incompatible(problems.join("; ").into()));
     }
 
-    write_all(io, &hello).await?;
+    write_all(io, &hello[CLIENT_PREAMBLE..]).await?;
     let mut ack = [0u8; ACK_HEAD];
     io.read_exact(&mut ack).await?;
     let (status, len) = decode_ack_head(ack);
     let mut reason = vec![0; len];
     io.read_exact(&mut reason).await?;
+    let reason = String::from_utf8_lossy(&reason);
     match status {
         0 => Ok(theirs),
+        2 => Err(Error::Unauthenticated(reason.into())),
+        3 => Err(Error::PermissionDenied(reason.into())),
         _ => Err(Error::Incompatible(
-            format!(
-                "server refused the handshake: {}",
-                String::from_utf8_lossy(&reason)
-            )
-            .into(),
+            format!("server refused the handshake: {reason}").into(),
         )),
     }
 }
@@ -244,10 +269,14 @@ mod tests {
     #[tokio::test]
     async fn refusal_reaches_the_client_as_unavailable() {
         let (mut c, mut s) = tokio::io::duplex(1024);
-        refuse(&mut s, Refusal::TooManyConnections, "limit 1")
-            .await
-            .unwrap();
+        let server =
+            tokio::spawn(
+                async move { refuse(&mut s, Refusal::TooManyConnections, "limit 1").await },
+            );
         let err = connect(&mut c, &client_hello()).await.unwrap_err();
+        drop(c);
+        // The server waited for the client to hang up, then was done.
+        server.await.unwrap().unwrap();
         assert!(matches!(err, Error::Unavailable(_)), "{err}");
         assert!(err.to_string().contains("too many connections"), "{err}");
     }

@@ -10,7 +10,7 @@ use super::primitives::{
     put_metadata, put_str16, take_metadata, take_str16, take_u32, take_u64, truncate, MAX_STR16,
 };
 use super::PROTOCOL_VERSION;
-use crate::error::Error;
+use crate::error::{Error, TlsError, TlsErrorKind};
 use crate::metadata::Metadata;
 
 pub(crate) const SERVER_MAGIC: [u8; 4] = *b"CMDS";
@@ -21,6 +21,9 @@ pub(crate) const MAX_BODY: usize = 64 * 1024;
 pub(crate) const SERVER_HEAD: usize = 11;
 /// Bytes of a client hello before its body: magic, version, length.
 pub(crate) const CLIENT_HEAD: usize = 10;
+/// The first bytes of a client hello, magic and version, which a client
+/// sends as soon as it connects (see `handshake::connect`).
+pub(crate) const CLIENT_PREAMBLE: usize = 6;
 /// Bytes of an ack before its reason: status and the reason's length.
 pub(crate) const ACK_HEAD: usize = 3;
 
@@ -31,6 +34,8 @@ pub(crate) const ACK_HEAD: usize = 3;
 pub(crate) enum Refusal {
     TooManyConnections = 1,
     ShuttingDown = 2,
+    /// The server speaks TLS and the client did not.
+    TlsRequired = 3,
 }
 
 /// The status of an ack.
@@ -39,6 +44,8 @@ pub(crate) enum Refusal {
 pub(crate) enum AckStatus {
     Ok = 0,
     Incompatible = 1,
+    Unauthenticated = 2,
+    PermissionDenied = 3,
 }
 
 /// What the server announces about itself.
@@ -91,6 +98,14 @@ fn malformed(what: &str) -> Error {
 fn check_magic(expected: [u8; 4], got: &[u8], peer: &str) -> Result<(), Error> {
     if got == expected {
         return Ok(());
+    }
+    // A TLS record (handshake or alert, TLS 1.0 to 1.3) where a plaintext
+    // hello should be: the peer speaks TLS.
+    if let [0x15 | 0x16, 0x03, 0x00..=0x04, ..] = got {
+        return Err(Error::Tls(TlsError::new(
+            TlsErrorKind::TlsRequired,
+            format!("the {peer} answered with TLS"),
+        )));
     }
     Err(Error::Incompatible(
         format!(
@@ -303,6 +318,7 @@ pub(crate) fn refusal_text(status: u8) -> &'static str {
     match status {
         1 => "too many connections",
         2 => "shutting down",
+        3 => "TLS required",
         _ => "refused",
     }
 }

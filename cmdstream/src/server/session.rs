@@ -162,18 +162,20 @@ impl<D: Dispatch, C: Codec> Inner<D, C> {
             match authenticate(info).await {
                 Ok(principal) => info.principal = Some(principal),
                 Err(refusal) => {
-                    let (status, error) = match &refusal {
+                    debug!(%refusal, "authentication refused the client");
+                    let (status, why, error) = match &refusal {
                         AuthError::Unauthenticated(why) => (
                             AckStatus::Unauthenticated,
+                            why,
                             Error::Unauthenticated(why.as_str().into()),
                         ),
                         AuthError::PermissionDenied(why) => (
                             AckStatus::PermissionDenied,
+                            why,
                             Error::PermissionDenied(why.as_str().into()),
                         ),
                     };
-                    debug!(%refusal, "authentication refused the client");
-                    handshake::answer(io, status, &refusal.to_string()).await?;
+                    handshake::answer(io, status, why).await?;
                     return Err(error);
                 }
             }

@@ -18,9 +18,15 @@ pub enum Error {
     /// The call did not complete before its deadline; it was cancelled on the
     /// server too.
     Timeout,
-    /// The connection closed or the peer stopped answering. The call may or
-    /// may not have run on the server.
-    ConnectionLost(Arc<str>),
+    /// The connection closed or the peer stopped answering.
+    ConnectionLost {
+        /// What happened.
+        reason: Arc<str>,
+        /// Whether any of the call reached the socket. `false`: it was
+        /// never sent, so it did not run and retrying is safe. `true`: it
+        /// was sent and may or may not have run on the server.
+        sent: bool,
+    },
     /// The server refused the work: it is at its connection or in-flight
     /// limit, or shutting down. Nothing ran; retrying later is safe.
     Unavailable(Arc<str>),
@@ -63,8 +69,12 @@ pub enum Error {
 }
 
 impl Error {
+    /// A connection lost; for a call, one that was never sent.
     pub(crate) fn connection_lost(reason: impl Into<Arc<str>>) -> Self {
-        Error::ConnectionLost(reason.into())
+        Error::ConnectionLost {
+            reason: reason.into(),
+            sent: false,
+        }
     }
 
     pub(crate) fn unavailable(reason: impl Into<Arc<str>>) -> Self {
@@ -82,9 +92,16 @@ impl fmt::Display for Error {
             Error::Timeout => f.write_str(
                 "the call timed out before a result arrived; it was cancelled on the server (raise the timeout if the command needs longer)",
             ),
-            Error::ConnectionLost(reason) => write!(
+            Error::ConnectionLost { reason, sent: true } => write!(
                 f,
-                "connection lost: {reason}; the call may or may not have run (reconnect and retry if it is idempotent)"
+                "connection lost: {reason}; the call was sent and may or may not have run"
+            ),
+            Error::ConnectionLost {
+                reason,
+                sent: false,
+            } => write!(
+                f,
+                "connection lost: {reason}; the call was never sent, so nothing ran"
             ),
             Error::Unavailable(reason) => {
                 write!(f, "the server refused the call: {reason}; nothing ran, retry later")

@@ -174,7 +174,7 @@ async fn dropping_every_handle_shuts_the_server_down_in_the_background() {
     assert!(
         matches!(
             refused,
-            Err(Error::Unavailable(_) | Error::ConnectionLost(_))
+            Err(Error::Unavailable(_) | Error::ConnectionLost { .. })
         ),
         "{refused:?}"
     );

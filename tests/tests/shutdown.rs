@@ -138,7 +138,7 @@ async fn the_grace_period_ends_by_stopping_the_commands_still_running() {
     within("serve returned", srv.task).await.unwrap().unwrap();
 
     let err = within("the call ended", long).await.unwrap().unwrap_err();
-    assert!(matches!(err, Error::ConnectionLost(_)), "{err:?}");
+    assert!(matches!(err, Error::ConnectionLost { .. }), "{err:?}");
     eventually("the sleep was stopped", || Probe::get(&probe.dropped) == 1).await;
     assert_eq!(Probe::get(&probe.finished), 0);
     assert_eq!(srv.server.connections(), 0);
@@ -291,7 +291,7 @@ async fn shutting_down_an_idle_server_returns_at_once() {
     within("serve returned", srv.task).await.unwrap().unwrap();
     let err = client.add(1, 2).await.unwrap_err();
     assert!(
-        matches!(err, Error::Unavailable(_) | Error::ConnectionLost(_)),
+        matches!(err, Error::Unavailable(_) | Error::ConnectionLost { .. }),
         "{err:?}"
     );
 }

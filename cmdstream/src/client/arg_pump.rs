@@ -8,8 +8,8 @@ use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::AbortHandle;
 
-use super::connection::Shared;
 use super::message::Control;
+use super::shared::Shared;
 use crate::codec::Codec;
 use crate::conn::frame_buf::FrameBuf;
 use crate::error::Error;
@@ -65,7 +65,7 @@ where
                 }
                 return;
             };
-            match encode_item(id, &item, &codec, shared.server_max_frame) {
+            match encode_item(id, &item, &codec, shared.settled.server_max_frame) {
                 Ok(bytes) => {
                     shared.args_backlog.charge(bytes.len());
                     if control.send(Control::Frame(id, bytes)).is_err() {

@@ -1,4 +1,4 @@
-//! Client configuration and the builder that connects.
+//! The builder that configures a client and connects it.
 
 #[cfg(unix)]
 use std::path::Path;
@@ -9,53 +9,16 @@ use std::future::Future;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::config::ClientConfig;
 use super::connection::Connection;
 use super::options::CallOptions;
 use super::Client;
 use crate::codec::{Codec, DefaultCodec};
 use crate::error::Error;
-use crate::metadata::Metadata;
 use crate::service::ServiceInfo;
 #[cfg(unix)]
 use crate::transport::Unix;
 use crate::transport::{Connector, Dialer, Endpoint, IntoEndpoint, Tcp};
-
-/// Client settings. Every field has a documented default; change them
-/// through [`ClientBuilder`].
-#[derive(Debug, Clone)]
-pub(crate) struct ClientConfig {
-    pub(crate) max_frame_size: usize,
-    pub(crate) max_in_flight: usize,
-    pub(crate) stream_window: u32,
-    /// Whether result windows may grow past `stream_window` for small
-    /// items; off once a window is set explicitly.
-    pub(crate) grow_window: bool,
-    pub(crate) keepalive_interval: Option<Duration>,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) handshake_timeout: Duration,
-    pub(crate) metadata: Metadata,
-    pub(crate) options: CallOptions,
-    /// The timeout of calls that neither their options nor their command
-    /// give one.
-    pub(crate) default_timeout: Option<Duration>,
-}
-
-impl Default for ClientConfig {
-    fn default() -> Self {
-        ClientConfig {
-            max_frame_size: crate::DEFAULT_MAX_FRAME_SIZE,
-            max_in_flight: 1024,
-            stream_window: crate::DEFAULT_STREAM_WINDOW,
-            grow_window: true,
-            keepalive_interval: Some(Duration::from_secs(10)),
-            connect_timeout: Duration::from_secs(10),
-            handshake_timeout: Duration::from_secs(10),
-            metadata: Metadata::new(),
-            options: CallOptions::new(),
-            default_timeout: None,
-        }
-    }
-}
 
 /// Builds a [`Client`]: settings first, then one of the `connect` methods.
 ///
@@ -325,7 +288,8 @@ impl<C: Codec> ClientBuilder<C> {
     where
         IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let conn = Connection::establish(io, &self.config, service, C::NAME, peer).await?;
+        let (conn, driver) = Connection::establish(io, &self.config, service, C::NAME).await?;
+        driver.spawn(service, peer);
         Ok(Client::from_parts(
             Arc::new(conn),
             self.codec,

@@ -13,16 +13,18 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, Semaphore};
-use tracing::{debug, trace};
+use tracing::{debug, trace, Instrument};
 
-use super::connection::{Shared, MAX_ARG_WINDOW};
 use super::message::{Control, Reply, Request};
+use super::settle::MAX_ARG_WINDOW;
+use super::shared::Shared;
 use super::stream_sink::Chunk;
 use crate::conn::framed::FramedIo;
 use crate::conn::id_map::IdMap;
 use crate::conn::link::{Link, Side, Written};
 use crate::error::{Error, ErrorCode, RemoteError};
-use crate::wire::frame::{self, Frame, Kind};
+use crate::service::ServiceInfo;
+use crate::wire::frame::{self, ErrorBody, Frame, Kind};
 use crate::wire::results::{Incoming, Results};
 
 /// Stop taking new calls while this much is waiting to be written: a peer
@@ -44,6 +46,9 @@ const TAKE_AT_ONCE: usize = 64;
 /// One call in flight.
 struct Pending {
     command: u32,
+    /// Where its COMMAND starts in the byte stream to the server: it was
+    /// sent (in part at least) once the socket has taken more than that.
+    start: u64,
     reply: Reply,
     /// Results the server may still send before it needs more credit.
     result_credit: u32,
@@ -70,7 +75,10 @@ pub(crate) struct Driver<IO> {
     /// late callers would each go out in a write of their own.
     woken: usize,
     going_away: Option<String>,
+    /// No new calls are taken: every handle is gone, or `close` was called.
     handles_gone: bool,
+    /// `Client::close` was called.
+    closing: bool,
     /// Streams with results gathered during this read, to hand over once
     /// the read is cut into frames.
     to_flush: Vec<u64>,
@@ -90,7 +98,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         shared: Arc<Shared>,
     ) -> Self {
         Driver {
-            link: Link::new(io, shared.keepalive, Side::Client),
+            link: Link::new(io, shared.settled.keepalive, Side::Client),
             requests,
             control,
             pending: IdMap::default(),
@@ -98,14 +106,32 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             woken: 0,
             going_away: None,
             handles_gone: false,
+            closing: false,
             to_flush: Vec::new(),
             taken: Vec::new(),
             unwritten_args: 0,
         }
     }
 
-    /// Runs the connection until every handle is gone and no call is in
-    /// flight, or until it fails; then fails whatever is still waiting.
+    /// Runs the driver in a task of its own.
+    pub(crate) fn spawn(self, service: &ServiceInfo, peer: &str)
+    where
+        IO: Send + 'static,
+    {
+        // The span only when a subscriber wants it: entered on every poll of
+        // the driver, even a span nobody records costs hundreds of
+        // instructions per call when tracing's `log` feature is on.
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let span = tracing::debug_span!("cmdstream.client.conn", service = service.name, peer);
+            tokio::spawn(self.run().instrument(span));
+        } else {
+            tokio::spawn(self.run());
+        }
+    }
+
+    /// Runs the connection until every handle is gone (or it was closed)
+    /// and no call is in flight, or until it fails; then fails whatever is
+    /// still waiting.
     pub(crate) async fn run(mut self) {
         let result = poll_fn(|cx| self.poll_drive(cx)).await;
         let error = match result {
@@ -115,7 +141,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 if self.link.queued() == 0 {
                     let _ = poll_fn(|cx| self.link.poll_close(cx)).await;
                 }
-                Error::connection_lost("the client was dropped")
+                Error::connection_lost(if self.closing {
+                    "the client was closed"
+                } else {
+                    "the client was dropped"
+                })
             }
             Err(e) => {
                 debug!(error = %e, "connection failed");
@@ -127,14 +157,17 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
 
     fn shutdown(&mut self, error: Error) {
         let reason: Arc<str> = match &error {
-            Error::ConnectionLost(r) => r.clone(),
+            Error::ConnectionLost { reason, .. } => reason.clone(),
             other => other.to_string().into(),
         };
-        let _ = self.shared.closed.set(reason.clone());
-        self.shared.args_backlog.close();
+        self.shared.close(reason.clone());
+        let written = self.link.written();
         for (_, p) in self.pending.drain() {
             p.close_args();
-            p.reply.fail(Error::ConnectionLost(reason.clone()));
+            p.reply.fail(Error::ConnectionLost {
+                reason: reason.clone(),
+                sent: p.start < written,
+            });
         }
         self.requests.close();
         for r in std::mem::take(&mut self.taken) {
@@ -173,7 +206,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 if idle.requests {
                     break;
                 }
-                let room = (self.shared.max_in_flight - self.pending.len()).min(TAKE_AT_ONCE);
+                let room =
+                    (self.shared.settled.max_in_flight - self.pending.len()).min(TAKE_AT_ONCE);
                 match self.requests.poll_recv_many(cx, &mut self.taken, room) {
                     Poll::Ready(0) => self.handles_gone = true,
                     Poll::Ready(_) => {}
@@ -239,7 +273,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
     /// Whether a new call may be queued for writing now.
     fn may_take_requests(&self) -> bool {
         !self.handles_gone
-            && self.pending.len() < self.shared.max_in_flight
+            && self.pending.len() < self.shared.settled.max_in_flight
             && self.link.queued() < HIGH_WATER
     }
 
@@ -264,7 +298,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
     /// calls; meanwhile they cost at most one yield per write, and the count
     /// never exceeds the in-flight limit.
     fn woke(&mut self) {
-        self.woken = (self.woken + 1).min(self.shared.max_in_flight);
+        self.woken = (self.woken + 1).min(self.shared.settled.max_in_flight);
     }
 
     fn on_request(&mut self, req: Request) {
@@ -277,16 +311,18 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             return;
         }
         self.woken = self.woken.saturating_sub(1);
+        let start = self.link.offset();
         self.link.out().extend_from_slice(req.frame.as_slice());
         if let Some(args) = &req.args {
-            args.add_permits(self.shared.server_window as usize);
+            args.add_permits(self.shared.settled.server_window as usize);
         }
         let previous = self.pending.insert(
             req.id,
             Pending {
                 command: req.command,
+                start,
                 reply: req.reply,
-                result_credit: self.shared.our_window,
+                result_credit: self.shared.settled.our_window,
                 args: req.args,
             },
         );
@@ -315,6 +351,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 } else {
                     self.shared.args_backlog.release(bytes.len());
                 }
+            }
+            Control::Close => {
+                // New calls fail at once; those already taken finish.
+                self.closing = true;
+                self.handles_gone = true;
+                self.requests.close();
             }
             Control::Abort(id, error) => {
                 if let Some(p) = self.pending.remove(&id) {
@@ -358,11 +400,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 }
             }
             Kind::Error => {
-                let (code, message) = frame.error().map_err(protocol)?;
+                let error = frame.error().map_err(protocol)?;
                 if let Some(p) = self.pending.remove(&frame.id) {
                     p.close_args();
                     self.woke();
-                    p.reply.fail(remote_error(code, message, p.command));
+                    p.reply.fail(remote_error(error, p.command));
                 }
             }
             Kind::Credit => {
@@ -432,23 +474,18 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
 }
 
 /// The error a caller sees for an ERROR frame.
-fn remote_error(code: ErrorCode, message: String, command: u32) -> Error {
-    match code {
-        ErrorCode::UnknownCommand => Error::UnknownCommand { id: command },
-        ErrorCode::DeadlineExceeded => Error::Timeout,
-        ErrorCode::Overloaded | ErrorCode::ShuttingDown => Error::unavailable(message),
-        ErrorCode::FrameTooLarge => {
-            // The message reads "result of N bytes exceeds the limit of M bytes".
-            let mut numbers = message
-                .split(|c: char| !c.is_ascii_digit())
-                .filter_map(|w| w.parse().ok());
-            let size = numbers.next().unwrap_or(0);
-            let max = numbers.next().unwrap_or(0);
-            Error::FrameTooLarge { size, max }
-        }
-        code => Error::Remote(RemoteError {
+fn remote_error(error: ErrorBody, command: u32) -> Error {
+    match (error.code, error.too_large) {
+        (ErrorCode::UnknownCommand, _) => Error::UnknownCommand { id: command },
+        (ErrorCode::DeadlineExceeded, _) => Error::Timeout,
+        (ErrorCode::Overloaded | ErrorCode::ShuttingDown, _) => Error::unavailable(error.message),
+        (ErrorCode::FrameTooLarge, Some((size, max))) => Error::FrameTooLarge {
+            size: size as usize,
+            max: max as usize,
+        },
+        (code, _) => Error::Remote(RemoteError {
             code,
-            message: message.into(),
+            message: error.message.into(),
         }),
     }
 }

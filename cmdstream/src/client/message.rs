@@ -57,4 +57,6 @@ pub(crate) enum Control {
     Frame(u64, FrameBuf),
     /// The argument stream failed locally: cancel the call with this error.
     Abort(u64, Error),
+    /// `Client::close`: take no new calls, finish those in flight, close.
+    Close,
 }

@@ -6,11 +6,14 @@
 
 mod arg_pump;
 mod builder;
+mod config;
 mod connection;
 mod driver;
 mod message;
 mod options;
 mod result_stream;
+mod settle;
+mod shared;
 mod state;
 mod stream_sink;
 
@@ -148,6 +151,13 @@ impl<C: Codec> Client<C> {
     /// go-away (calls in flight finish, new ones are refused), or closed.
     pub fn state(&self) -> ConnectionState {
         self.conn.state()
+    }
+
+    /// Closes the connection gracefully, for every handle: new calls fail
+    /// at once (with [`Error::ConnectionLost`], not sent), calls in flight
+    /// finish, then the connection closes. Returns once it has.
+    pub async fn close(&self) {
+        self.conn.close().await;
     }
 
     /// Calls a unary command: sends `args`, waits for one result.
@@ -294,8 +304,8 @@ impl<C: Codec> Client<C> {
             self.conn.control.clone(),
             self.codec.clone(),
             result_stream::Window {
-                initial: self.conn.shared.our_window,
-                max: self.conn.shared.max_window,
+                initial: self.conn.shared.settled.our_window,
+                max: self.conn.shared.settled.max_window,
             },
             self.timeout(command),
             pump,
@@ -349,7 +359,7 @@ impl<C: Codec> Client<C> {
         })?;
         let (len, max) = (
             frame.len() - frame::LEN_SIZE,
-            self.conn.shared.server_max_frame,
+            self.conn.shared.settled.server_max_frame,
         );
         if len > max {
             return Err(Error::FrameTooLarge { size: len, max });
@@ -378,7 +388,14 @@ impl<C: Codec> Client<C> {
             },
         };
         guard.disarm();
-        result.unwrap_or_else(|_| Err(self.conn.lost()))
+        // The driver answers every call it took before it goes: an
+        // unanswered one is treated as sent.
+        result.unwrap_or_else(|_| {
+            Err(Error::ConnectionLost {
+                reason: "the connection closed".into(),
+                sent: true,
+            })
+        })
     }
 }
 

@@ -10,9 +10,11 @@ pub enum ConnectionState {
     /// Calls are sent.
     Open,
     /// The server said it is going away (a graceful shutdown, or its idle
-    /// timeout): calls in flight finish, new calls fail at once with
-    /// [`Error::Unavailable`](crate::Error::Unavailable) (nothing ran).
-    /// Carries the server's reason.
+    /// timeout), or the client is [closing](crate::Client::close): calls in
+    /// flight finish, new calls fail at once, with
+    /// [`Error::Unavailable`](crate::Error::Unavailable) after a go-away
+    /// and [`Error::ConnectionLost`](crate::Error::ConnectionLost) (not
+    /// sent) while closing. Nothing of theirs ran. Carries the reason.
     Draining(Arc<str>),
     /// The connection is gone: new calls fail at once with
     /// [`Error::ConnectionLost`](crate::Error::ConnectionLost), or with

@@ -31,6 +31,8 @@ pub(crate) struct FramedIo<IO> {
     io: IO,
     rbuf: BytesMut,
     wbuf: BytesMut,
+    /// Bytes the socket has taken, in all.
+    written: u64,
     decoder: FrameDecoder,
 }
 
@@ -42,6 +44,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FramedIo<IO> {
             io,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             wbuf: BytesMut::with_capacity(READ_CHUNK),
+            written: 0,
             decoder: FrameDecoder::new(max_frame),
         }
     }
@@ -95,6 +98,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FramedIo<IO> {
         self.wbuf.len()
     }
 
+    /// Bytes the socket has taken since the connection began.
+    pub(crate) fn written(&self) -> u64 {
+        self.written
+    }
+
     /// Writes every queued byte, then flushes. Pending while the socket is
     /// full; whatever was written stays written.
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -104,6 +112,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FramedIo<IO> {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
             self.wbuf.advance(n);
+            self.written += n as u64;
         }
         ready!(Pin::new(&mut self.io).poll_flush(cx))?;
         Poll::Ready(Ok(()))

@@ -169,6 +169,18 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
         self.io.queued()
     }
 
+    /// Bytes the socket has taken since the connection began.
+    pub(crate) fn written(&self) -> u64 {
+        self.io.written()
+    }
+
+    /// Where the next byte queued goes in the stream to the peer: a frame
+    /// queued now has reached the socket (in part at least) once
+    /// [`written`](Self::written) is past this.
+    pub(crate) fn offset(&self) -> u64 {
+        self.io.written() + self.io.queued() as u64
+    }
+
     /// Writes what is queued, unless fewer frames are queued than
     /// `expected` soon, in which case it asks the driver to yield once.
     ///

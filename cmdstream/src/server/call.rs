@@ -155,7 +155,7 @@ impl<C: Codec> Call<C> {
                 self.answered = true;
                 debug!(outcome = "ok");
             }
-            Err((code, message)) => self.fail(code, message),
+            Err(refused) => self.refuse_answer(refused),
         }
     }
 
@@ -217,9 +217,9 @@ impl<C: Codec> Call<C> {
                 }
                 held -= 1;
             }
-            if let Err((code, message)) = self.encode_into(&mut batch.bytes, Kind::Result, &item) {
+            if let Err(refused) = self.encode_into(&mut batch.bytes, Kind::Result, &item) {
                 self.send_batch(&mut batch);
-                return self.fail(code, message);
+                return self.refuse_answer(refused);
             }
             batch.results += 1;
             if batch.bytes.len() >= STREAM_BATCH {
@@ -303,26 +303,50 @@ impl<C: Codec> Call<C> {
         dst: &mut BytesMut,
         kind: Kind,
         value: &R,
-    ) -> Result<(), (ErrorCode, String)> {
+    ) -> Result<(), Unsendable> {
         let start = frame::begin(dst, kind, self.call.id);
         if let Err(e) = self.codec.encode(value, dst) {
             dst.truncate(start);
-            return Err((
-                ErrorCode::Internal,
-                format!("the server could not encode the result: {e}"),
-            ));
+            return Err(Unsendable::Encode(e));
         }
         let len = frame::finish(dst, start);
         let max = self.outbox.client_max_frame();
         if len > max {
             dst.truncate(start);
-            return Err((
-                ErrorCode::FrameTooLarge,
-                format!("result of {len} bytes exceeds the limit of {max} bytes"),
-            ));
+            return Err(Unsendable::TooLarge { size: len, max });
         }
         Ok(())
     }
+
+    /// Tells the client why its result cannot be sent.
+    fn refuse_answer(mut self, refused: Unsendable) {
+        match refused {
+            Unsendable::Encode(e) => self.fail(
+                ErrorCode::Internal,
+                format_args!("the server could not encode the result: {e}"),
+            ),
+            Unsendable::TooLarge { size, max } => {
+                self.answered = true;
+                debug!(
+                    outcome = "error",
+                    size, max, "result too large for the client"
+                );
+                let call = self.call;
+                let _ = self.outbox.send_frames(call, true, |buf| {
+                    frame::put_too_large(buf, call.id, size, max);
+                    Ok::<_, std::convert::Infallible>(())
+                });
+            }
+        }
+    }
+}
+
+/// Why a result cannot go to the client.
+enum Unsendable {
+    /// The codec could not encode it.
+    Encode(CodecError),
+    /// Its frame is larger than the client accepts.
+    TooLarge { size: usize, max: usize },
 }
 
 impl<C> Call<C> {
@@ -331,7 +355,13 @@ impl<C> Call<C> {
         debug!(outcome = "error", ?code, message);
         let (call, max) = (self.call, self.outbox.client_max_frame());
         let _ = self.outbox.send_frames(call, true, |buf| {
-            frame::put_error(buf, call.id, code, message, max);
+            if code == ErrorCode::FrameTooLarge {
+                // Code 8 carries sizes on the wire; a handler that names the
+                // code itself has none to give.
+                frame::put_too_large(buf, call.id, 0, 0);
+            } else {
+                frame::put_error(buf, call.id, code, message, max);
+            }
             Ok::<_, std::convert::Infallible>(())
         });
     }

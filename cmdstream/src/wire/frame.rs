@@ -87,15 +87,37 @@ impl Frame {
         Ok(b.get_u64())
     }
 
-    /// The code and message of an ERROR frame.
-    pub(crate) fn error(&self) -> Result<(ErrorCode, String), FrameError> {
+    /// The code and message of an ERROR frame, and for code 8 (a frame
+    /// too large) the size and limit it carries before its message.
+    pub(crate) fn error(&self) -> Result<ErrorBody, FrameError> {
         let mut b = &self.body[..];
         if b.len() < 2 {
             return Err(FrameError::Malformed("ERROR body shorter than its code"));
         }
         let code = ErrorCode::from_u16(b.get_u16());
-        Ok((code, String::from_utf8_lossy(b).into_owned()))
+        let too_large = if code == ErrorCode::FrameTooLarge {
+            if b.len() < 8 {
+                return Err(FrameError::Malformed("ERROR code 8 without its sizes"));
+            }
+            Some((b.get_u32(), b.get_u32()))
+        } else {
+            None
+        };
+        Ok(ErrorBody {
+            code,
+            too_large,
+            message: String::from_utf8_lossy(b).into_owned(),
+        })
     }
+}
+
+/// What an ERROR frame says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ErrorBody {
+    pub(crate) code: ErrorCode,
+    /// For code 8: the size of the frame refused and the limit it broke.
+    pub(crate) too_large: Option<(u32, u32)>,
+    pub(crate) message: String,
 }
 
 /// Why a byte stream could not be read as frames. Each one closes the
@@ -287,6 +309,20 @@ pub(crate) fn put_error(
     finish(dst, start);
 }
 
+/// Appends an ERROR frame with code 8: a result of `size` bytes is above
+/// the receiver's limit `max`. Both travel as `u32`s ahead of the message.
+pub(crate) fn put_too_large(dst: &mut BytesMut, id: u64, size: usize, max: usize) {
+    let start = begin(dst, Kind::Error, id);
+    dst.extend_from_slice(&ErrorCode::FrameTooLarge.to_u16().to_be_bytes());
+    let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    dst.extend_from_slice(&clamp(size).to_be_bytes());
+    dst.extend_from_slice(&clamp(max).to_be_bytes());
+    // Short enough for any frame limit (at least 1 KiB).
+    let message = format!("result of {size} bytes exceeds the limit of {max} bytes");
+    dst.extend_from_slice(message.as_bytes());
+    finish(dst, start);
+}
+
 /// Appends a GO_AWAY frame, its reason cut to fit in `max_frame`.
 pub(crate) fn put_go_away(dst: &mut BytesMut, reason: &str, max_frame: usize) {
     let reason = truncate(reason, max_frame.saturating_sub(HEADER_SIZE));
@@ -325,8 +361,12 @@ mod tests {
         assert_eq!(frames[1].kind, Kind::End);
         assert_eq!(frames[2].credit().unwrap(), 16);
         assert_eq!(frames[3].ping_payload().unwrap(), 0xdead_beef);
-        let (code, msg) = frames[4].error().unwrap();
-        assert_eq!((code, msg.as_str()), (ErrorCode::Application, "nope"));
+        let e = frames[4].error().unwrap();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (ErrorCode::Application, "nope")
+        );
+        assert_eq!(e.too_large, None);
     }
 
     #[test]
@@ -335,10 +375,28 @@ mod tests {
         put_error(&mut buf, 1, ErrorCode::Application, &"é".repeat(1000), 1024);
         put_go_away(&mut buf, &"x".repeat(5000), 1024);
         let frames = decode_all(&mut FrameDecoder::new(1024), &mut buf);
-        let (code, msg) = frames[0].error().unwrap();
-        assert_eq!(code, ErrorCode::Application);
-        assert_eq!(msg.len(), 1012, "1024 - 9 - 2, less half a character");
+        let e = frames[0].error().unwrap();
+        assert_eq!(e.code, ErrorCode::Application);
+        assert_eq!(e.message.len(), 1012, "1024 - 9 - 2, less half a character");
         assert_eq!(frames[1].body.len(), 1024 - HEADER_SIZE);
+    }
+
+    #[test]
+    fn a_frame_too_large_carries_its_size_and_limit_as_numbers() {
+        let mut buf = BytesMut::new();
+        put_too_large(&mut buf, 4, 5000, 1024);
+        let frames = decode_all(&mut FrameDecoder::new(1024), &mut buf);
+        let e = frames[0].error().unwrap();
+        assert_eq!(e.code, ErrorCode::FrameTooLarge);
+        assert_eq!(e.too_large, Some((5000, 1024)));
+        assert!(e.message.contains("5000 bytes"), "{}", e.message);
+        // A code 8 without its sizes is malformed.
+        let short = Frame {
+            kind: Kind::Error,
+            id: 1,
+            body: Bytes::from_static(&[0, 8, 0, 0]),
+        };
+        assert!(short.error().is_err());
     }
 
     #[test]

@@ -27,10 +27,6 @@ use crate::service::ServiceInfo;
 use crate::wire::frame::{self, ErrorBody, Frame, Kind};
 use crate::wire::results::{Incoming, Results};
 
-/// Stop taking new calls while this much is waiting to be written: a peer
-/// that does not read must not make the buffer grow without bound.
-const HIGH_WATER: usize = 1 << 20;
-
 /// The sources that said Pending during one poll of the driver.
 #[derive(Default)]
 struct Idle {
@@ -38,6 +34,20 @@ struct Idle {
     requests: bool,
     read: bool,
     keepalive: bool,
+}
+
+/// Where a client connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// New calls are sent.
+    Open,
+    /// The server sent go-away: new calls are failed as unsent
+    /// (`Unavailable`), those in flight finish.
+    GoingAway,
+    /// Every handle is gone, or `close` was called (`closed`): no new
+    /// calls are taken, and the connection closes once those in flight
+    /// are done.
+    Finishing { closed: bool },
 }
 
 /// The most new calls taken from the channel at a time.
@@ -74,11 +84,7 @@ pub(crate) struct Driver<IO> {
     /// caller woken just before one still counts after it, or the calls of
     /// late callers would each go out in a write of their own.
     woken: usize,
-    going_away: Option<String>,
-    /// No new calls are taken: every handle is gone, or `close` was called.
-    handles_gone: bool,
-    /// `Client::close` was called.
-    closing: bool,
+    state: State,
     /// Streams with results gathered during this read, to hand over once
     /// the read is cut into frames.
     to_flush: Vec<u64>,
@@ -104,9 +110,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             pending: IdMap::default(),
             shared,
             woken: 0,
-            going_away: None,
-            handles_gone: false,
-            closing: false,
+            state: State::Open,
             to_flush: Vec::new(),
             taken: Vec::new(),
             unwritten_args: 0,
@@ -141,10 +145,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 if self.link.queued() == 0 {
                     let _ = poll_fn(|cx| self.link.poll_close(cx)).await;
                 }
-                Error::connection_lost(if self.closing {
-                    "the client was closed"
-                } else {
-                    "the client was dropped"
+                Error::connection_lost(match self.state {
+                    State::Finishing { closed: true } => "the client was closed",
+                    _ => "the client was dropped",
                 })
             }
             Err(e) => {
@@ -209,7 +212,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 let room =
                     (self.shared.settled.max_in_flight - self.pending.len()).min(TAKE_AT_ONCE);
                 match self.requests.poll_recv_many(cx, &mut self.taken, room) {
-                    Poll::Ready(0) => self.handles_gone = true,
+                    Poll::Ready(0) => self.finish(false),
                     Poll::Ready(_) => {}
                     Poll::Pending => idle.requests = true,
                 }
@@ -228,7 +231,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                         self.flush_streams();
                     }
                     Poll::Ready(false) => {
-                        let why = match &self.going_away {
+                        let why = match self.shared.going_away.get() {
                             Some(reason) => format!("the server shut down ({reason})"),
                             None => "the server closed the connection".to_owned(),
                         };
@@ -261,7 +264,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 Written::Nothing | Written::Blocked => {}
             }
 
-            if self.handles_gone && self.pending.is_empty() {
+            if matches!(self.state, State::Finishing { .. }) && self.pending.is_empty() {
                 return Poll::Ready(Ok(()));
             }
             if !progress {
@@ -270,11 +273,18 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         }
     }
 
+    /// Takes no more new calls: every handle is gone, or `close` (`closed`).
+    fn finish(&mut self, closed: bool) {
+        if !matches!(self.state, State::Finishing { closed: true }) {
+            self.state = State::Finishing { closed };
+        }
+    }
+
     /// Whether a new call may be queued for writing now.
     fn may_take_requests(&self) -> bool {
-        !self.handles_gone
+        !matches!(self.state, State::Finishing { .. })
             && self.pending.len() < self.shared.settled.max_in_flight
-            && self.link.queued() < HIGH_WATER
+            && !self.link.backed_up()
     }
 
     /// Queues the calls taken from the channel, in order, while
@@ -306,7 +316,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             // The caller gave up before the call was sent: nothing to cancel.
             return;
         }
-        if self.going_away.is_some() {
+        if self.state == State::GoingAway {
             req.reply.fail(self.shared.unsent());
             return;
         }
@@ -354,8 +364,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             }
             Control::Close => {
                 // New calls fail at once; those already taken finish.
-                self.closing = true;
-                self.handles_gone = true;
+                self.finish(true);
                 self.requests.close();
             }
             Control::Abort(id, error) => {
@@ -369,7 +378,6 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
     }
 
     fn on_frame(&mut self, frame: Frame) -> Result<(), Error> {
-        let protocol = |e: crate::wire::frame::FrameError| Error::protocol(e.to_string());
         match frame.kind {
             Kind::ResultLast => {
                 if let Some(p) = self.pending.remove(&frame.id) {
@@ -387,7 +395,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             // Read as runs (`on_results`), never as single frames.
             Kind::Result => return Err(Error::protocol("a RESULT frame outside a run")),
             Kind::End => {
-                frame.expect_empty().map_err(protocol)?;
+                frame.expect_empty()?;
                 if let Some(p) = self.pending.remove(&frame.id) {
                     p.close_args();
                     self.woke();
@@ -400,7 +408,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 }
             }
             Kind::Error => {
-                let error = frame.error().map_err(protocol)?;
+                let error = frame.error()?;
                 if let Some(p) = self.pending.remove(&frame.id) {
                     p.close_args();
                     self.woke();
@@ -408,22 +416,21 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 }
             }
             Kind::Credit => {
-                let n = frame.credit().map_err(protocol)?;
+                let n = frame.credit()?;
                 if let Some(args) = self.pending.get(&frame.id).and_then(|p| p.args.as_ref()) {
                     // Kept up to the client's own limit; the rest is dropped.
                     let room = (MAX_ARG_WINDOW as usize).saturating_sub(args.available_permits());
                     args.add_permits((n as usize).min(room));
                 }
             }
-            Kind::Ping => self.link.pong(&frame)?,
-            Kind::Pong => {
-                frame.ping_payload().map_err(protocol)?;
-            }
+            Kind::Ping | Kind::Pong => self.link.ping_or_pong(&frame)?,
             Kind::GoAway => {
                 let reason = String::from_utf8_lossy(&frame.body).into_owned();
                 debug!(%reason, "server is going away");
-                let _ = self.shared.going_away.set(reason.clone().into());
-                self.going_away = Some(reason);
+                let _ = self.shared.going_away.set(reason.into());
+                if self.state == State::Open {
+                    self.state = State::GoingAway;
+                }
             }
             Kind::Command | Kind::Cancel | Kind::Item => {
                 return Err(Error::protocol(format!(

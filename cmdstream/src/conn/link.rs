@@ -14,6 +14,11 @@ use crate::error::Error;
 use crate::wire::frame::{self, Frame, Kind};
 use crate::wire::results::Incoming;
 
+/// Stop taking new work (calls on the client, frames from command tasks
+/// on the server) while this much waits to be written: a peer that does
+/// not read must not make the write buffer grow without bound.
+pub(crate) const HIGH_WATER: usize = 1 << 20;
+
 /// What a write attempt did.
 pub(crate) enum Written {
     /// Nothing was queued.
@@ -99,9 +104,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
     ///
     /// `Protocol` when the bytes are not a valid frame.
     pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, Error> {
-        self.io
-            .next_frame()
-            .map_err(|e| Error::protocol(e.to_string()))
+        Ok(self.io.next_frame()?)
     }
 
     /// [`next_frame`](Self::next_frame), but a RESULT frame comes with the
@@ -111,9 +114,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
     ///
     /// `Protocol` when the bytes are not valid frames.
     pub(crate) fn next_incoming(&mut self) -> Result<Option<Incoming>, Error> {
-        self.io
-            .next_incoming()
-            .map_err(|e| Error::protocol(e.to_string()))
+        Ok(self.io.next_incoming()?)
     }
 
     /// Runs the keepalive schedule; `Ok(true)` when it queued a ping.
@@ -140,16 +141,17 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
         }
     }
 
-    /// Answers a PING.
+    /// Handles a PING (answered with a PONG) or a PONG (any frame already
+    /// counted as a sign of life) for either driver.
     ///
     /// # Errors
     ///
-    /// `Protocol` when the PING is malformed.
-    pub(crate) fn pong(&mut self, ping: &Frame) -> Result<(), Error> {
-        let payload = ping
-            .ping_payload()
-            .map_err(|e| Error::protocol(e.to_string()))?;
-        frame::put_ping(self.out(), Kind::Pong, payload);
+    /// `Protocol` when its body is not the 8 bytes it must be.
+    pub(crate) fn ping_or_pong(&mut self, frame: &Frame) -> Result<(), Error> {
+        let payload = frame.ping_payload()?;
+        if frame.kind == Kind::Ping {
+            frame::put_ping(self.out(), Kind::Pong, payload);
+        }
         Ok(())
     }
 
@@ -167,6 +169,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
     /// Bytes queued and not yet written.
     pub(crate) fn queued(&self) -> usize {
         self.io.queued()
+    }
+
+    /// Whether more than [`HIGH_WATER`] waits to be written.
+    pub(crate) fn backed_up(&self) -> bool {
+        self.io.queued() >= HIGH_WATER
     }
 
     /// Bytes the socket has taken since the connection began.

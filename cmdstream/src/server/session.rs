@@ -11,8 +11,8 @@ use tracing::{debug, Instrument};
 
 use super::admission::Admitted;
 use super::auth::AuthError;
-use super::connection::{Connection, Peer};
 use super::dispatch::Dispatch;
+use super::driver::{Driver, Peer};
 use super::hooks::ConnectionInfo;
 use super::Inner;
 use crate::codec::Codec;
@@ -219,7 +219,7 @@ impl<D: Dispatch, C: Codec> Inner<D, C> {
         debug!(peer = %info.addr, "connected");
         let framed = FramedIo::new(io, config.max_frame_size);
         let shutdown = self.shutdown.clone().cancelled_owned();
-        let conn = Connection::new(
+        let conn = Driver::new(
             framed,
             self.service.clone(),
             self.codec.clone(),

@@ -156,6 +156,14 @@ impl std::fmt::Display for FrameError {
     }
 }
 
+/// A frame that cannot be read is a protocol violation: the connection
+/// closes with [`Error::Protocol`](crate::Error::Protocol).
+impl From<FrameError> for crate::error::Error {
+    fn from(e: FrameError) -> Self {
+        crate::error::Error::protocol(e.to_string())
+    }
+}
+
 impl From<std::io::Error> for FrameError {
     fn from(e: std::io::Error) -> Self {
         FrameError::Io(e)

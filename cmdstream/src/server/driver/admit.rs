@@ -1,0 +1,145 @@
+//! A COMMAND arrives: the checks it must pass (its request id, the
+//! server's state, the command id, the in-flight limit), each answered on
+//! its own call or closing the connection, and then the call that runs it.
+
+use std::sync::Arc;
+use std::task::Context;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::{Command, Driver, Running};
+use crate::codec::Codec;
+use crate::error::{Error, ErrorCode};
+use crate::server::call::{ArgSource, Call};
+use crate::server::context::CallContext;
+use crate::server::dispatch::Dispatch;
+use crate::server::outbox::CallRef;
+use crate::wire::command;
+use crate::wire::frame;
+
+impl<IO, D, C> Driver<IO, D, C>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    D: Dispatch,
+    C: Codec,
+{
+    pub(super) fn reject(&mut self, id: u64, code: ErrorCode, message: &str) {
+        frame::put_error(self.link.out(), id, code, message, self.peer.max_frame);
+    }
+
+    pub(super) fn on_command(
+        &mut self,
+        cx: &mut Context<'_>,
+        id: u64,
+        body: Bytes,
+    ) -> Result<(), Error> {
+        if id == 0 {
+            return Err(Error::protocol("the client used request id 0"));
+        }
+        if self.running.contains_key(&id) {
+            return Err(Error::protocol(format!(
+                "the client reused request id {id} while it was in flight"
+            )));
+        }
+        let (head, payload) = command::parse(body)?;
+        self.commands_seen += 1;
+        if self.is_draining() {
+            self.reject(id, ErrorCode::ShuttingDown, "the server is shutting down");
+            return Ok(());
+        }
+        let Some(info) = D::INFO.command(head.command) else {
+            let message = format!(
+                "unknown command id {} for service {}",
+                head.command,
+                D::INFO.name
+            );
+            self.reject(id, ErrorCode::UnknownCommand, &message);
+            return Ok(());
+        };
+        if self.running.len() >= self.config.max_in_flight {
+            let message = format!(
+                "too many calls in flight (limit {})",
+                self.config.max_in_flight
+            );
+            self.reject(id, ErrorCode::Overloaded, &message);
+            return Ok(());
+        }
+
+        let (args_tx, args) = if info.kind.streams_arguments() {
+            let (tx, items) = mpsc::unbounded_channel();
+            (
+                Some(tx),
+                Some(ArgSource {
+                    items,
+                    window: self.config.stream_window,
+                }),
+            )
+        } else {
+            (None, None)
+        };
+        let results = info
+            .kind
+            .streams_results()
+            .then(|| Arc::new(Semaphore::new(self.peer.stream_window as usize)));
+        let call = CallRef {
+            id,
+            seq: self.next_seq,
+        };
+        self.next_seq += 1;
+        let deadline = head.deadline.map(|d| Instant::now() + d);
+        let context = CallContext {
+            request_id: id,
+            command: info,
+            deadline,
+            traceparent: head.traceparent,
+            metadata: head.metadata,
+            connection: self.peer.info.clone(),
+        };
+        let call_ref = call;
+        let call = Call::new(
+            call,
+            payload,
+            context,
+            self.codec.clone(),
+            self.outbox.clone(),
+            args,
+            results.clone(),
+        );
+        let running = Running {
+            seq: call_ref.seq,
+            abort: None,
+            args: args_tx,
+            arg_credit: self.config.stream_window,
+            results,
+            result_credit: self.peer.stream_window,
+        };
+        let run = D::dispatch(self.service.clone(), call);
+        // The span only when a subscriber wants it: with tracing's `log`
+        // feature on, even a span nobody records costs a few hundred
+        // instructions, and its wrapper more on every poll.
+        let span = tracing::enabled!(tracing::Level::DEBUG)
+            .then(|| tracing::debug_span!("cmdstream.command", command = info.name, id));
+        // The command's future (several hundred bytes) goes to the heap once,
+        // where it is made; after that only the box moves. On expiry of the
+        // deadline the call is dropped unanswered and reports it to the client.
+        let command: Command = match (deadline, span) {
+            (None, None) => {
+                self.start_recycling(cx, call_ref, running, run);
+                return Ok(());
+            }
+            (None, Some(span)) => Box::pin(run.instrument(span)),
+            (Some(at), None) => Box::pin(async move {
+                drop(tokio::time::timeout_at(at, run).await);
+            }),
+            (Some(at), Some(span)) => Box::pin(
+                async move { drop(tokio::time::timeout_at(at, run).await) }.instrument(span),
+            ),
+        };
+        self.start(cx, call_ref, running, command);
+        Ok(())
+    }
+}

@@ -1,0 +1,142 @@
+//! Running a command: polled once on its connection first, so that one
+//! that completes at once costs no task (and its future's box is reused
+//! for the next); given a task of its own once it has to wait.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{Command, Driver, Running};
+use crate::codec::Codec;
+use crate::error::ErrorCode;
+use crate::server::dispatch::Dispatch;
+use crate::server::outbox::{self, CallRef};
+
+impl<IO, D, C> Driver<IO, D, C>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    D: Dispatch,
+    C: Codec,
+{
+    /// Runs a command. Unless configured otherwise, it is polled once right
+    /// here: a command that completes without waiting (most unary ones) is
+    /// answered without a task of its own, and without ever entering the
+    /// map of running commands; one that has to wait continues in its own
+    /// task, so it never holds up the connection while it waits.
+    ///
+    /// A command given a task at once starts only when its connection's
+    /// queue has room: the commands of one read all start before any of
+    /// them answers, and must not all answer into a full queue.
+    pub(super) fn start(
+        &mut self,
+        cx: &mut Context<'_>,
+        call: CallRef,
+        mut running: Running,
+        mut command: Command,
+    ) {
+        if !self.config.run_ready_inline {
+            let outbox = self.outbox.clone();
+            let task = tokio::spawn(async move {
+                outbox.room().await;
+                command.await;
+            });
+            running.abort = Some(task.abort_handle());
+            self.running.insert(call.id, running);
+            return;
+        }
+        match self.poll_inline(cx, call, command.as_mut()) {
+            Some(Poll::Ready(())) => self.inline_done(call, running),
+            Some(Poll::Pending) => {
+                running.abort = Some(tokio::spawn(command).abort_handle());
+                self.inline_done(call, running);
+            }
+            None => self.inline_panicked(call.id),
+        }
+    }
+
+    /// [`start`](Self::start) for a command with neither deadline nor span
+    /// (most of them): its future is written into the box of the last such
+    /// command that finished here, when there is one, instead of into a new
+    /// allocation.
+    pub(super) fn start_recycling<F>(
+        &mut self,
+        cx: &mut Context<'_>,
+        call: CallRef,
+        mut running: Running,
+        future: F,
+    ) where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        if !self.config.run_ready_inline {
+            return self.start(cx, call, running, Box::pin(future));
+        }
+        let recycled = self.recycled.take().map(|b| b.downcast::<Pin<Box<F>>>());
+        let mut slot = match recycled {
+            Some(Ok(mut slot)) => {
+                // Drops the finished future in place and moves this one in.
+                Pin::set(&mut *slot, future);
+                slot
+            }
+            _ => Box::new(Box::pin(future)),
+        };
+        match self.poll_inline(cx, call, Pin::as_mut(&mut *slot)) {
+            Some(Poll::Ready(())) => {
+                self.recycled = Some(slot);
+                self.inline_done(call, running);
+            }
+            Some(Poll::Pending) => {
+                running.abort = Some(tokio::spawn(*slot).abort_handle());
+                self.inline_done(call, running);
+            }
+            None => self.inline_panicked(call.id),
+        }
+    }
+
+    /// Polls a command once on the connection's own thread; what it sends
+    /// meanwhile is left in `self.inline`. `None` when it panicked.
+    fn poll_inline(
+        &mut self,
+        cx: &mut Context<'_>,
+        call: CallRef,
+        command: Pin<&mut (dyn Future<Output = ()> + Send)>,
+    ) -> Option<Poll<()>> {
+        let mut collected = std::mem::take(&mut self.inline);
+        let polled = outbox::collect_inline(&self.outbox, call, &mut collected, || {
+            std::panic::catch_unwind(AssertUnwindSafe(|| command.poll(cx)))
+        });
+        self.inline = collected;
+        polled.ok()
+    }
+
+    /// Writes what a command polled inline sent. A call that has not sent
+    /// its last frame yet is entered as running, whether its command is now
+    /// a task or finished: its `Call` may have been handed elsewhere (to a
+    /// task, to another command) and answer later through the channel. A
+    /// call that has, is not running as far as the client is concerned.
+    fn inline_done(&mut self, call: CallRef, mut running: Running) {
+        let mut collected = std::mem::take(&mut self.inline);
+        self.link.out().extend_from_slice(&collected.frames);
+        if !collected.ended {
+            running.result_credit = running.result_credit.saturating_sub(collected.results);
+            self.running.insert(call.id, running);
+            for credit in collected.credits.drain(..) {
+                self.on_out(credit);
+            }
+        }
+        self.inline = collected;
+    }
+
+    /// A command panicked while polled inline. The panic hook has reported
+    /// it; the client hears the same as from a command that panics in its
+    /// own task, and nothing the command sent before.
+    fn inline_panicked(&mut self, id: u64) {
+        self.reject(
+            id,
+            ErrorCode::Internal,
+            "the command panicked; see the server's log",
+        );
+    }
+}

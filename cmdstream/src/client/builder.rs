@@ -119,7 +119,7 @@ impl<C: Codec> ClientBuilder<C> {
     }
 
     /// Metadata sent once, in the handshake; the server sees it in every
-    /// call's context. Metadata the wire cannot carry (see [`Metadata`])
+    /// call's context. Metadata the wire cannot carry (see [`Metadata`](crate::Metadata))
     /// fails the connect with [`Error::InvalidMetadata`].
     pub fn connection_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.config.metadata.insert(key, value);

@@ -172,6 +172,27 @@ fn finish_body(dst: &mut BytesMut, start: usize, len_at: usize) -> Result<(), Er
     Ok(())
 }
 
+/// Appends what both hellos carry after their numbers: the service's
+/// name, the codec's name and the command table.
+fn put_names(
+    dst: &mut BytesMut,
+    service: &str,
+    codec: &str,
+    commands: &[CommandSig],
+) -> Result<(), Error> {
+    put_name(dst, service)?;
+    put_name(dst, codec)?;
+    put_table(dst, commands)
+}
+
+/// Reads what [`put_names`] appends; `peer` names the side in errors.
+fn take_names(src: &mut &[u8], peer: &str) -> Result<(String, String, Vec<CommandSig>), Error> {
+    let service = take_str16(src).ok_or_else(|| malformed(&format!("{peer} service name")))?;
+    let codec = take_str16(src).ok_or_else(|| malformed(&format!("{peer} codec name")))?;
+    let commands = take_table(src).ok_or_else(|| malformed(&format!("{peer} command table")))?;
+    Ok((service, codec, commands))
+}
+
 /// Appends `s` as a `str16`, or fails: a hello never carries a cut name.
 fn put_name(dst: &mut BytesMut, s: &str) -> Result<(), Error> {
     if s.len() > MAX_STR16 {
@@ -203,8 +224,7 @@ impl ServerHello {
         dst.put_u32(self.max_in_flight);
         dst.put_u32(self.keepalive_ms);
         dst.put_u32(self.stream_window);
-        let names = put_name(dst, &self.service).and_then(|()| put_name(dst, &self.codec));
-        if let Err(e) = names.and_then(|()| put_table(dst, &self.commands)) {
+        if let Err(e) = put_names(dst, &self.service, &self.codec, &self.commands) {
             dst.truncate(start);
             return Err(e);
         }
@@ -225,9 +245,7 @@ impl ServerHello {
         let max_in_flight = take_u32(&mut src).ok_or_else(too_short)?;
         let keepalive_ms = take_u32(&mut src).ok_or_else(too_short)?;
         let stream_window = take_u32(&mut src).ok_or_else(too_short)?;
-        let service = take_str16(&mut src).ok_or_else(|| malformed("server service name"))?;
-        let codec = take_str16(&mut src).ok_or_else(|| malformed("server codec name"))?;
-        let commands = take_table(&mut src).ok_or_else(|| malformed("server command table"))?;
+        let (service, codec, commands) = take_names(&mut src, "server")?;
         if stream_window == 0 || max_in_flight == 0 {
             return Err(malformed("server stream window or in-flight limit is 0"));
         }
@@ -262,8 +280,7 @@ impl ClientHello {
         dst.put_u64(self.fingerprint);
         dst.put_u32(self.max_frame);
         dst.put_u32(self.stream_window);
-        let names = put_name(dst, &self.service).and_then(|()| put_name(dst, &self.codec));
-        if let Err(e) = names.and_then(|()| put_table(dst, &self.commands)) {
+        if let Err(e) = put_names(dst, &self.service, &self.codec, &self.commands) {
             dst.truncate(start);
             return Err(e);
         }
@@ -283,9 +300,7 @@ impl ClientHello {
         let fingerprint = take_u64(&mut src).ok_or_else(too_short)?;
         let max_frame = take_u32(&mut src).ok_or_else(too_short)?;
         let stream_window = take_u32(&mut src).ok_or_else(too_short)?;
-        let service = take_str16(&mut src).ok_or_else(|| malformed("client service name"))?;
-        let codec = take_str16(&mut src).ok_or_else(|| malformed("client codec name"))?;
-        let commands = take_table(&mut src).ok_or_else(|| malformed("client command table"))?;
+        let (service, codec, commands) = take_names(&mut src, "client")?;
         let metadata = take_metadata(&mut src).ok_or_else(|| malformed("client metadata"))?;
         if stream_window == 0 {
             return Err(malformed("client stream window is 0"));

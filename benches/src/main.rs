@@ -20,6 +20,7 @@ mod report;
 mod runtime;
 mod service;
 mod tarpc_peer;
+mod tls;
 mod tonic_peer;
 mod workload;
 
@@ -217,6 +218,16 @@ fn main() -> ExitCode {
             setup.letter(),
             setup_started.elapsed().as_secs_f64()
         );
+    }
+    for setup in [Setup::CurrentThread, Setup::MultiThreadOneWorker] {
+        eprintln!("measuring setup {setup} over TLS …");
+        match tls::run(setup, &plan, watchdog) {
+            Ok(c) => out.push_str(&tls::table(setup, &c, &plan)),
+            Err(e) => {
+                eprintln!("TLS benchmark failed in setup {setup}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
     out.push_str(&format!(
         "\nWhole run: {:.1} s.\n",

@@ -18,7 +18,7 @@ pub(crate) struct Spread {
 }
 
 impl Spread {
-    fn of(mut v: Vec<f64>) -> Spread {
+    pub(crate) fn of(mut v: Vec<f64>) -> Spread {
         if v.is_empty() {
             return Spread::default();
         }

@@ -29,8 +29,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use cmdstream::codec::{Bincode, Codec};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
@@ -162,7 +161,7 @@ fn whole_head(buf: &[u8]) -> Result<Option<(usize, u8, u64)>, BenchError> {
 }
 
 /// Reads once into `rbuf`, growing it first if it runs low. `false` at EOF.
-async fn fill(r: &mut OwnedReadHalf, rbuf: &mut BytesMut) -> Result<bool, BenchError> {
+async fn fill<R: AsyncRead + Unpin>(r: &mut R, rbuf: &mut BytesMut) -> Result<bool, BenchError> {
     if rbuf.capacity() - rbuf.len() < READ_MIN_FREE {
         rbuf.reserve(READ_CHUNK);
     }
@@ -216,16 +215,39 @@ impl RawClient {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let (r, w) = stream.into_split();
+        Ok(RawClient::start(r, w))
+    }
+
+    /// Connects over TLS (to `localhost`, trusting `tls`'s roots); the
+    /// stream's halves share a lock, as TLS streams must.
+    pub(crate) async fn connect_tls(
+        addr: SocketAddr,
+        tls: &tokio_rustls::TlsConnector,
+    ) -> Result<RawClient, BenchError> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost")
+            .map_err(|e| BenchError::new(format!("raw: {e}")))?;
+        let stream = tls.connect(name, stream).await?;
+        let (r, w) = tokio::io::split(stream);
+        Ok(RawClient::start(r, w))
+    }
+
+    fn start<R, W>(r: R, w: W) -> RawClient
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
         let (out, requests) = mpsc::unbounded_channel();
         let pending: Pending = Arc::new(Mutex::new(Some(IdMap::default())));
         let woken = Arc::new(AtomicUsize::new(0));
         tokio::spawn(client_writer(w, requests, pending.clone(), woken.clone()));
         tokio::spawn(client_reader(r, pending.clone(), woken));
-        Ok(RawClient {
+        RawClient {
             out,
             pending,
             next_id: Arc::new(AtomicU64::new(1)),
-        })
+        }
     }
 
     fn register(&self, waiter: Waiter) -> Result<u64, BenchError> {
@@ -332,8 +354,8 @@ fn put_command<A: Serialize>(
 /// that one alone. When fewer requests are queued than callers were
 /// answered since the last write, it yields once to let the others queue
 /// theirs. A lone caller never waits.
-async fn client_writer(
-    mut w: OwnedWriteHalf,
+async fn client_writer<W: AsyncWrite + Unpin>(
+    mut w: W,
     mut requests: mpsc::UnboundedReceiver<Request>,
     pending: Pending,
     woken: Arc<AtomicUsize>,
@@ -393,15 +415,15 @@ async fn to_back_of_queue() {
 }
 
 /// Routes every result to its caller by request id.
-async fn client_reader(mut r: OwnedReadHalf, pending: Pending, woken: Arc<AtomicUsize>) {
+async fn client_reader<R: AsyncRead + Unpin>(mut r: R, pending: Pending, woken: Arc<AtomicUsize>) {
     if let Err(e) = client_read_loop(&mut r, &pending, &woken).await {
         eprintln!("{e}");
     }
     close(&pending);
 }
 
-async fn client_read_loop(
-    r: &mut OwnedReadHalf,
+async fn client_read_loop<R: AsyncRead + Unpin>(
+    r: &mut R,
     pending: &Pending,
     woken: &AtomicUsize,
 ) -> Result<(), BenchError> {
@@ -484,8 +506,43 @@ pub(crate) async fn serve(listener: TcpListener) {
     }
 }
 
+/// Accepts TLS connections until the task is aborted; each TLS handshake
+/// runs in the connection's own task.
+pub(crate) async fn serve_tls(listener: TcpListener, tls: tokio_rustls::TlsAcceptor) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                if stream.set_nodelay(true).is_ok() {
+                    let tls = tls.clone();
+                    tokio::spawn(async move {
+                        match tls.accept(stream).await {
+                            Ok(stream) => {
+                                let (r, w) = tokio::io::split(stream);
+                                serve_halves(r, w).await;
+                            }
+                            Err(e) => eprintln!("raw: TLS handshake failed: {e}"),
+                        }
+                    });
+                }
+            }
+            Err(e) => {
+                eprintln!("raw: accept failed: {e}");
+                return;
+            }
+        }
+    }
+}
+
 async fn serve_connection(stream: TcpStream) {
-    let (mut r, w) = stream.into_split();
+    let (r, w) = stream.into_split();
+    serve_halves(r, w).await;
+}
+
+async fn serve_halves<R, W>(mut r: R, w: W)
+where
+    R: AsyncRead + Send + Unpin + 'static,
+    W: AsyncWrite + Send + Unpin + 'static,
+{
     let (tx, rx) = mpsc::channel(64);
     let writer = tokio::spawn(server_writer(w, rx));
     if let Err(e) = server_read_loop(&mut r, tx).await {
@@ -497,8 +554,8 @@ async fn serve_connection(stream: TcpStream) {
 }
 
 /// Answers every `add` of one read, then hands the answers over as one chunk.
-async fn server_read_loop(
-    r: &mut OwnedReadHalf,
+async fn server_read_loop<R: AsyncRead + Unpin>(
+    r: &mut R,
     tx: mpsc::Sender<BytesMut>,
 ) -> Result<(), BenchError> {
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
@@ -593,7 +650,7 @@ async fn answer_later(id: u64, sum: i64, tx: mpsc::Sender<BytesMut>) {
 }
 
 /// Writes whatever chunks are queued, joined into one write.
-async fn server_writer(mut w: OwnedWriteHalf, mut rx: mpsc::Receiver<BytesMut>) {
+async fn server_writer<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<BytesMut>) {
     let mut chunks = Vec::with_capacity(64);
     let mut joined = BytesMut::with_capacity(READ_CHUNK);
     while rx.recv_many(&mut chunks, 64).await > 0 {

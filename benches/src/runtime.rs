@@ -46,7 +46,7 @@ impl Setup {
         }
     }
 
-    fn runtime(self) -> std::io::Result<Runtime> {
+    pub(crate) fn runtime(self) -> std::io::Result<Runtime> {
         match self {
             Setup::CurrentThread => tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -61,7 +61,7 @@ impl Setup {
 
 /// Runs `f` as a task of `rt` (so on a worker thread, not on the thread
 /// that blocks) and waits for it.
-fn run_on<F>(rt: &Runtime, f: F) -> Result<F::Output, BenchError>
+pub(crate) fn run_on<F>(rt: &Runtime, f: F) -> Result<F::Output, BenchError>
 where
     F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
@@ -71,7 +71,7 @@ where
 }
 
 /// A loopback listener on a free port.
-async fn listen() -> Result<(TcpListener, SocketAddr), BenchError> {
+pub(crate) async fn listen() -> Result<(TcpListener, SocketAddr), BenchError> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     Ok((listener, addr))

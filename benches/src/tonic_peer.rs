@@ -212,6 +212,23 @@ pub(crate) async fn serve(
     Ok(())
 }
 
+/// [`serve`], over TLS with `identity` (certificate chain and key, PEM).
+pub(crate) async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    identity: (&[u8], &[u8]),
+    stop: impl Future<Output = ()>,
+) -> Result<(), BenchError> {
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let tls = tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(identity.0, identity.1));
+    tonic::transport::Server::builder()
+        .tls_config(tls)?
+        .tcp_nodelay(true)
+        .serve_with_incoming_shutdown(BenchGrpc, incoming, stop)
+        .await?;
+    Ok(())
+}
+
 /// One tonic client handle. Calls take `&mut self`, as with generated
 /// clients: each task clones the handle once and calls on its clone.
 #[derive(Clone)]
@@ -223,6 +240,25 @@ impl TonicClient {
     /// Opens one HTTP/2 connection with `TCP_NODELAY`.
     pub(crate) async fn connect(addr: SocketAddr) -> Result<TonicClient, BenchError> {
         let channel = Endpoint::from_shared(format!("http://{addr}"))?
+            .tcp_nodelay(true)
+            .connect()
+            .await?;
+        Ok(TonicClient {
+            inner: tonic::client::Grpc::new(channel),
+        })
+    }
+
+    /// Opens one HTTP/2 connection over TLS to `localhost`, trusting
+    /// `ca_pem`.
+    pub(crate) async fn connect_tls(
+        addr: SocketAddr,
+        ca_pem: &[u8],
+    ) -> Result<TonicClient, BenchError> {
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(ca_pem))
+            .domain_name("localhost");
+        let channel = Endpoint::from_shared(format!("https://localhost:{}", addr.port()))?
+            .tls_config(tls)?
             .tcp_nodelay(true)
             .connect()
             .await?;

@@ -17,6 +17,7 @@ mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzz;
+mod generated;
 mod metadata;
 mod server;
 mod service;
@@ -75,6 +76,7 @@ pub mod __private {
     pub use std::time::Duration;
 
     pub use crate::codec::{ByteBuf, ByteSlice};
+    pub use crate::generated::{MapItems, NoSerde, NoSerdeDe, ViaSerde, ViaSerdeDe, Wire, WireDe};
 
     /// Compiles only for types that can cross the wire.
     pub fn assert_wire_type<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static>() {}

@@ -31,22 +31,25 @@ pub(crate) fn expand(r: &Receiver) -> TokenStream {
         .map(|(index, m)| {
             let variant = m.variant();
             let fields: Vec<_> = m.args.iter().map(|a| &a.ident).collect();
-            let tuple = wire::args_tuple(r, m);
-            let call = match m.kind {
-                Kind::ServerStream => {
-                    quote!(self.inner.server_stream(&#info.commands[#index], #tuple)?)
-                }
+            let (defs, tuple) = wire::args_tuple(r, m);
+            let (ret, call) = match m.kind {
+                Kind::ServerStream => (
+                    TokenStream::new(),
+                    quote!(self.inner.server_stream(&#info.commands[#index], #tuple)?),
+                ),
                 _ => {
-                    let call = wire::unary_result(
+                    let (ret, call) = wire::unary_result(
                         r,
                         m,
                         quote!(self.inner.unary(&#info.commands[#index], #tuple)),
                     );
-                    quote!(#call?)
+                    (ret, quote!(#call?))
                 }
             };
             quote! {
                 #command::#variant { #(#fields),* } => {
+                    #defs
+                    #ret
                     #krate::__private::Result::Ok(#reply::#variant(#call))
                 }
             }
@@ -155,30 +158,39 @@ fn method(r: &Receiver, index: usize, m: &Method) -> TokenStream {
     });
     let params = args.chain(stream_param);
     let command = quote!(&#info.commands[#index]);
-    let tuple = wire::args_tuple(r, m);
+    let (defs, tuple) = wire::args_tuple(r, m);
     let item = m.returns.item();
     let result = quote!(#krate::__private::Result);
     let error = quote!(#krate::Error);
+    let sent = m
+        .stream_arg
+        .as_ref()
+        .map(|s| wire::sent_items(r, &s.item, &s.ident));
+    let (sent_def, sent) = sent.unzip();
     match (m.kind, &m.returns) {
         (Kind::Unary, _) => {
-            let call = wire::unary_result(r, m, quote!(self.inner.unary(#command, #tuple)));
+            let (ret, call) = wire::unary_result(r, m, quote!(self.inner.unary(#command, #tuple)));
             quote! {
                 #(#attrs)*
                 pub async fn #name(&self, #(#params),*) -> #result<#item, #error> {
+                    #defs
+                    #ret
                     #call
                 }
             }
         }
         (Kind::ClientStream, _) => {
-            let stream = &m.stream_arg.as_ref().map(|s| &s.ident);
-            let call = wire::unary_result(
+            let (ret, call) = wire::unary_result(
                 r,
                 m,
-                quote!(self.inner.client_stream(#command, #tuple, #stream)),
+                quote!(self.inner.client_stream(#command, #tuple, #sent)),
             );
             quote! {
                 #(#attrs)*
                 pub async fn #name(&self, #(#params),*) -> #result<#item, #error> {
+                    #defs
+                    #sent_def
+                    #ret
                     #call
                 }
             }
@@ -186,17 +198,17 @@ fn method(r: &Receiver, index: usize, m: &Method) -> TokenStream {
         (Kind::ServerStream, Returns::Stream { .. }) => quote! {
             #(#attrs)*
             pub async fn #name(&self, #(#params),*) -> #result<#krate::ResultStream<#item, C>, #error> {
+                #defs
                 self.inner.server_stream(#command, #tuple)
             }
         },
-        (Kind::Bidi, _) | (Kind::ServerStream, _) => {
-            let stream = &m.stream_arg.as_ref().map(|s| &s.ident);
-            quote! {
-                #(#attrs)*
-                pub async fn #name(&self, #(#params),*) -> #result<#krate::ResultStream<#item, C>, #error> {
-                    self.inner.bidi(#command, #tuple, #stream)
-                }
+        (Kind::Bidi, _) | (Kind::ServerStream, _) => quote! {
+            #(#attrs)*
+            pub async fn #name(&self, #(#params),*) -> #result<#krate::ResultStream<#item, C>, #error> {
+                #defs
+                #sent_def
+                self.inner.bidi(#command, #tuple, #sent)
             }
-        }
+        },
     }
 }

@@ -4,6 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
+use super::wire;
 use crate::model::{Receiver, Returns};
 
 pub(crate) fn expand(r: &Receiver) -> TokenStream {
@@ -18,16 +19,30 @@ pub(crate) fn expand(r: &Receiver) -> TokenStream {
     let values: Vec<_> = r.methods.iter().filter(|m| m.kind.is_value()).collect();
     let derives = &r.derives;
 
-    let variants = values.iter().map(|m| {
-        let variant = m.variant();
-        let fields = m.args.iter().map(|a| {
-            let (ident, ty) = (&a.ident, &a.ty);
-            let doc = format!("The `{ident}` argument.");
-            quote!(#[doc = #doc] #ident: #ty)
-        });
-        let doc = format!("A call of [`{}::{}`].", r.ident, m.ident);
-        quote!(#[doc = #doc] #variant { #(#fields),* })
-    });
+    // Fields go through functions of their own, so that a type without
+    // serde impls is reported once, by the assertions, and not again by
+    // these derives (see `wire.rs`).
+    let mut field_fns = Vec::new();
+    let variants: Vec<_> = values
+        .iter()
+        .map(|m| {
+            let variant = m.variant();
+            let fields = m.args.iter().enumerate().map(|(i, a)| {
+                let (ident, ty) = (&a.ident, &a.ty);
+                let doc = format!("The `{ident}` argument.");
+                if a.is_bytes() {
+                    return quote!(#[doc = #doc] #ident: #ty);
+                }
+                let (ser, de) = wire::field_fns(r, m, i);
+                field_fns.push(wire::field_fn_defs(r, &ser, &de, ty));
+                let (ser, de) = (ser.to_string(), de.to_string());
+                quote!(#[doc = #doc] #[serde(serialize_with = #ser, deserialize_with = #de)] #ident: #ty)
+            });
+            let fields: Vec<_> = fields.collect();
+            let doc = format!("A call of [`{}::{}`].", r.ident, m.ident);
+            quote!(#[doc = #doc] #variant { #(#fields),* })
+        })
+        .collect();
     let reply_variants = values.iter().map(|m| {
         let variant = m.variant();
         let doc = format!("The result of [`{}::{}`].", r.ident, m.ident);
@@ -54,6 +69,8 @@ pub(crate) fn expand(r: &Receiver) -> TokenStream {
     );
     let reply_doc = format!("What [`{}Client::send`] returns for each command.", r.ident);
     quote! {
+        #(#field_fns)*
+
         #[doc = #command_doc]
         #[derive(#krate::__private::serde::Serialize, #krate::__private::serde::Deserialize #(, #derives)*)]
         #[serde(crate = #serde_path)]

@@ -61,8 +61,9 @@ fn arm(r: &Receiver, m: &Method) -> TokenStream {
     let id = m.id;
     let decode = wire::decode_args(r, m);
     let stream = m.stream_arg.as_ref().map(|s| {
-        let (ident, item) = (&s.ident, &s.item);
-        quote!(let #ident = call.arg_stream::<#item>();)
+        let ident = &s.ident;
+        let items = wire::arg_items(r, &s.item);
+        quote!(let #ident = #items;)
     });
     let ctx_ident = format_ident!("__cmdstream_context");
     let context = m
@@ -88,13 +89,17 @@ fn arm(r: &Receiver, m: &Method) -> TokenStream {
     let run = quote!(<T as #trait_ident>::#name(receiver, #(#ordered),*).await);
     let answer = match m.kind {
         Kind::Unary | Kind::ClientStream => {
-            let value = wire::reply_value(r, m, run);
-            quote!(call.reply(#value))
+            let (def, value) = wire::reply_value(r, m, run);
+            quote!({
+                #def
+                call.reply(#value)
+            })
         }
         // Boxed: the stream pump is large, and kept inline it would make
         // every command's task (unary ones too) that much bigger.
         Kind::ServerStream | Kind::Bidi => {
-            quote!(#krate::__private::Box::pin(call.reply_stream(#run)).await)
+            let results = wire::result_items(r, m, run);
+            quote!(#krate::__private::Box::pin(call.reply_stream(#results)).await)
         }
     };
     quote! {

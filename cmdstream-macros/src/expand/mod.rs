@@ -108,9 +108,14 @@ mod tests {
     #[test]
     fn only_value_commands_become_enum_variants() {
         let e: syn::File = syn::parse2(command_enum::expand(&calc())).unwrap();
-        let syn::Item::Enum(command) = &e.items[0] else {
-            panic!("first item is the command enum")
-        };
+        let command = e
+            .items
+            .iter()
+            .find_map(|item| match item {
+                syn::Item::Enum(e) if e.ident == "CalcCommand" => Some(e),
+                _ => None,
+            })
+            .expect("the command enum");
         let variants: Vec<String> = command
             .variants
             .iter()

@@ -203,7 +203,6 @@ impl<C: Codec> Client<C> {
     ) -> Result<ResultStream<R, C>, Error>
     where
         A: Serialize + ?Sized,
-        R: DeserializeOwned,
     {
         let (id, rx) = self.open_stream(command, args, None)?;
         Ok(self.result_stream(id, command, rx, None))
@@ -264,7 +263,6 @@ impl<C: Codec> Client<C> {
         A: Serialize + ?Sized,
         I: Serialize + Send + 'static,
         S: Stream<Item = I> + Send + 'static,
-        R: DeserializeOwned,
     {
         let credit = Arc::new(Semaphore::new(0));
         let (id, rx) = self.open_stream(command, args, Some(credit.clone()))?;

@@ -263,3 +263,48 @@ async fn many_client_streams_on_one_connection_each_sum_their_own_items() {
         within("a client stream", t).await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_window_beyond_the_servers_limit_neither_stalls_nor_overruns_it() {
+    // The client returns credit per quarter window, 5000 results: more
+    // than the server keeps unspent. It keeps to the limit the server
+    // announces, so the stream flows, and the server stays within it.
+    let srv = serve_with(Server::builder().max_result_window(1_024)).await;
+    let client = CalcClient::new(
+        Client::builder()
+            .stream_window(20_000)
+            .connect(srv.addr, &cmdstream_tests::calc::INFO)
+            .await
+            .unwrap(),
+    );
+    let probe = srv.probe.clone();
+
+    let mut stream = client.countdown(50_000).unwrap();
+    let first = within("a streamed result", stream.next()).await;
+    assert_eq!(first.unwrap().unwrap(), 50_000);
+    eventually("the server filled its window", || {
+        Probe::get(&probe.produced) >= 1_024
+    })
+    .await;
+    let_the_server_run().await;
+    let ahead = Probe::get(&probe.produced);
+    assert!(ahead <= 1_024 + 2, "{ahead} produced for a limit of 1024");
+
+    let mut expected = 49_999;
+    while let Some(item) = within("the rest of the stream", stream.next()).await {
+        assert_eq!(item.unwrap(), expected);
+        expected = expected.wrapping_sub(1);
+    }
+    assert_eq!(expected, u32::MAX, "the stream ended early");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_window_beyond_what_the_client_uses_at_once_does_not_stall() {
+    // The server returns credit per quarter of its window, 25 000 items;
+    // the client uses at most 8192 at once and the rest as it goes.
+    let srv = serve_with(Server::builder().stream_window(100_000)).await;
+    let client = connect(srv.addr).await;
+    let nums = stream::iter(1..=60_000i64);
+    let total = within("a long client stream", client.total(nums)).await;
+    assert_eq!(total.unwrap(), 60_000 * 60_001 / 2);
+}

@@ -89,7 +89,8 @@ impl<C: Codec> ClientBuilder<C> {
     /// items are small, grows it (up to 8192 items) so that about 128 KiB
     /// of results may wait for the consumer: a stream of tiny items is not
     /// throttled by round trips, and one of large items stays at 128.
-    /// Setting a window here fixes it at `items`.
+    /// Setting a window here fixes it at `items`. Either way a window stays
+    /// within what the server keeps (its `max_result_window`).
     pub fn stream_window(mut self, items: u32) -> Self {
         self.config.stream_window = items.max(1);
         self.config.grow_window = false;

@@ -15,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, Semaphore};
 use tracing::{debug, trace, Instrument};
 
+use super::arg_credit::ArgCredit;
 use super::message::{Control, Reply, Request};
 use super::settle::MAX_ARG_WINDOW;
 use super::shared::Shared;
@@ -62,7 +63,10 @@ struct Pending {
     reply: Reply,
     /// Results the server may still send before it needs more credit.
     result_credit: u32,
+    /// The argument stream's credit: its usable part is the semaphore's
+    /// permits (the pump takes one per frame it hands over).
     args: Option<Arc<Semaphore>>,
+    arg_credit: ArgCredit,
 }
 
 impl Pending {
@@ -323,8 +327,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         self.woken = self.woken.saturating_sub(1);
         let start = self.link.offset();
         self.link.out().extend_from_slice(req.frame.as_slice());
+        let arg_credit = ArgCredit::new(self.shared.settled.server_window, MAX_ARG_WINDOW);
         if let Some(args) = &req.args {
-            args.add_permits(self.shared.settled.server_window as usize);
+            args.add_permits(arg_credit.usable() as usize);
         }
         let previous = self.pending.insert(
             req.id,
@@ -334,6 +339,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 reply: req.reply,
                 result_credit: self.shared.settled.our_window,
                 args: req.args,
+                arg_credit,
             },
         );
         debug_assert!(previous.is_none(), "request ids are unique");
@@ -355,7 +361,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 }
             }
             Control::Frame(id, bytes) => {
-                if self.pending.contains_key(&id) {
+                if let Some(p) = self.pending.get_mut(&id) {
+                    // Each frame the pump hands over took one permit.
+                    let released = p.arg_credit.spend(1);
+                    if let Some(args) = p.args.as_ref().filter(|_| released > 0) {
+                        args.add_permits(released as usize);
+                    }
                     self.link.out().extend_from_slice(bytes.as_slice());
                     self.unwritten_args += bytes.len();
                 } else {
@@ -417,10 +428,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             }
             Kind::Credit => {
                 let n = frame.credit()?;
-                if let Some(args) = self.pending.get(&frame.id).and_then(|p| p.args.as_ref()) {
-                    // Kept up to the client's own limit; the rest is dropped.
-                    let room = (MAX_ARG_WINDOW as usize).saturating_sub(args.available_permits());
-                    args.add_permits((n as usize).min(room));
+                if let Some(p) = self.pending.get_mut(&frame.id) {
+                    if let Some(args) = &p.args {
+                        // Usable up to the client's own limit; the rest is
+                        // held until items spend what is usable.
+                        args.add_permits(p.arg_credit.grant(n) as usize);
+                    }
                 }
             }
             Kind::Ping | Kind::Pong => self.link.ping_or_pong(&frame)?,

@@ -4,6 +4,7 @@
 //! command shape. Every clone shares the connection; any number of tasks may
 //! call at once.
 
+mod arg_credit;
 mod arg_pump;
 mod builder;
 mod config;

@@ -196,6 +196,7 @@ fn server_hello(keepalive_ms: u32) -> Vec<u8> {
         service: INFO.name.into(),
         codec: crate::codec::Bincode::NAME.into(),
         commands: CommandSig::table(INFO.commands),
+        max_result_window: Some(16),
     };
     let mut out = BytesMut::new();
     hello.encode(&mut out).expect("the hello fits");

@@ -158,8 +158,9 @@ impl<C: Codec> ServerBuilder<C> {
 
     /// The most results of one stream the server sends ahead of the
     /// client's consumer, whatever window or credit the client grants:
-    /// credit beyond it is dropped. The default is 8192, what the reference
-    /// client grows its windows to for small items.
+    /// credit beyond it is dropped. The server announces it in its hello,
+    /// and clients keep their windows within it. The default is 8192, what
+    /// the reference client grows its windows to for small items.
     pub fn max_result_window(mut self, items: u32) -> Self {
         self.config.max_result_window = items.max(1);
         self

@@ -135,6 +135,7 @@ impl<D: Dispatch, C: Codec> Server<D, C> {
             service: D::INFO.name.to_owned(),
             codec: C::NAME.to_owned(),
             commands: CommandSig::table(D::INFO.commands),
+            max_result_window: Some(config.max_result_window),
         };
         let mut bytes = BytesMut::new();
         let hello_bytes = hello.encode(&mut bytes).map(|()| bytes.freeze());

@@ -130,6 +130,17 @@ pub(crate) async fn connect<IO: AsyncRead + AsyncWrite + Unpin>(
         return Err(Error::Incompatible(problems.join("; ").into()));
     }
 
+    // The window a client grants is within what the server keeps (§3.1):
+    // re-encoded with it, to the same length.
+    let window = theirs.result_window(ours.stream_window);
+    if window != ours.stream_window {
+        hello.clear();
+        ClientHello {
+            stream_window: window,
+            ..ours.clone()
+        }
+        .encode(&mut hello)?;
+    }
     write_all(io, &hello[CLIENT_PREAMBLE..]).await?;
     let mut ack = [0u8; ACK_HEAD];
     io.read_exact(&mut ack).await?;
@@ -183,6 +194,21 @@ mod tests {
         let got = connect(&mut c, &client_hello()).await.unwrap();
         assert_eq!(got, server_hello());
         assert_eq!(server.await.unwrap().unwrap(), client_hello());
+    }
+
+    #[tokio::test]
+    async fn a_client_grants_no_more_than_the_server_keeps() {
+        for (wanted, announced) in [(16, 16), (1_000, 32)] {
+            let (mut c, mut s) = tokio::io::duplex(1024);
+            let server = tokio::spawn(async move { accept(&mut s, &server_hello()).await });
+            let ours = ClientHello {
+                stream_window: wanted,
+                ..client_hello()
+            };
+            connect(&mut c, &ours).await.unwrap();
+            let theirs = server.await.unwrap().unwrap();
+            assert_eq!(theirs.stream_window, announced, "wanted {wanted}");
+        }
     }
 
     #[tokio::test]

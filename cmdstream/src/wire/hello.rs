@@ -59,6 +59,9 @@ pub(crate) struct ServerHello {
     pub(crate) service: String,
     pub(crate) codec: String,
     pub(crate) commands: Vec<CommandSig>,
+    /// The most unspent credit the server keeps per result stream; absent
+    /// from the hellos of servers before it was added.
+    pub(crate) max_result_window: Option<u32>,
 }
 
 /// What the client announces about itself.
@@ -206,6 +209,12 @@ fn put_name(dst: &mut BytesMut, s: &str) -> Result<(), Error> {
 }
 
 impl ServerHello {
+    /// The result window a client that wants `wanted` grants this server:
+    /// no more than the server keeps unspent.
+    pub(crate) fn result_window(&self, wanted: u32) -> u32 {
+        wanted.min(self.max_result_window.unwrap_or(u32::MAX))
+    }
+
     /// Appends the whole hello, head included, accepting the connection.
     ///
     /// # Errors
@@ -228,6 +237,9 @@ impl ServerHello {
             dst.truncate(start);
             return Err(e);
         }
+        if let Some(max) = self.max_result_window {
+            dst.put_u32(max);
+        }
         finish_body(dst, start, len_at)
     }
 
@@ -246,8 +258,13 @@ impl ServerHello {
         let keepalive_ms = take_u32(&mut src).ok_or_else(too_short)?;
         let stream_window = take_u32(&mut src).ok_or_else(too_short)?;
         let (service, codec, commands) = take_names(&mut src, "server")?;
-        if stream_window == 0 || max_in_flight == 0 {
-            return Err(malformed("server stream window or in-flight limit is 0"));
+        // Added after the table; a body that ends before it is an older
+        // server's.
+        let max_result_window = take_u32(&mut src);
+        if stream_window == 0 || max_in_flight == 0 || max_result_window == Some(0) {
+            return Err(malformed(
+                "server stream window, result window or in-flight limit is 0",
+            ));
         }
         Ok(ServerHello {
             fingerprint,
@@ -258,6 +275,7 @@ impl ServerHello {
             service,
             codec,
             commands,
+            max_result_window,
         })
     }
 }
@@ -369,6 +387,7 @@ pub(crate) mod tests_support {
                 signature: 0x11,
                 name: "add".into(),
             }],
+            max_result_window: Some(32),
         }
     }
 
@@ -403,7 +422,11 @@ mod tests {
         assert_eq!(head.len, buf.len() - SERVER_HEAD);
         let body = &buf[SERVER_HEAD..];
         assert_eq!(ServerHello::decode_body(body).unwrap(), server_hello());
-        for cut in 0..body.len() {
+        // An older server's hello ends with its command table.
+        let older = &body[..body.len() - 4];
+        let decoded = ServerHello::decode_body(older).unwrap();
+        assert_eq!(decoded.max_result_window, None);
+        for cut in 0..older.len() {
             assert!(ServerHello::decode_body(&body[..cut]).is_err(), "cut {cut}");
         }
     }

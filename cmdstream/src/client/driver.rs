@@ -147,7 +147,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 // Clean close: say goodbye properly, unless the server stopped
                 // reading, in which case flushing would never end.
                 if self.link.queued() == 0 {
-                    let _ = poll_fn(|cx| self.link.poll_close(cx)).await;
+                    self.link.close().await;
                 }
                 Error::connection_lost(match self.state {
                     State::Finishing { closed: true } => "the client was closed",

@@ -33,6 +33,10 @@ pub(crate) struct FramedIo<IO> {
     wbuf: BytesMut,
     /// Bytes the socket has taken, in all.
     written: u64,
+    /// The socket took bytes it has not flushed yet. A TLS stream holds
+    /// its records until flushed, so a flush that was pending must be
+    /// retried even when nothing new is queued.
+    unflushed: bool,
     decoder: FrameDecoder,
 }
 
@@ -45,6 +49,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FramedIo<IO> {
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             wbuf: BytesMut::with_capacity(READ_CHUNK),
             written: 0,
+            unflushed: false,
             decoder: FrameDecoder::new(max_frame),
         }
     }
@@ -98,6 +103,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FramedIo<IO> {
         self.wbuf.len()
     }
 
+    /// Whether [`poll_flush`](Self::poll_flush) has anything to do: bytes
+    /// queued, or written but not flushed.
+    pub(crate) fn has_output(&self) -> bool {
+        !self.wbuf.is_empty() || self.unflushed
+    }
+
     /// Bytes the socket has taken since the connection began.
     pub(crate) fn written(&self) -> u64 {
         self.written
@@ -113,8 +124,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FramedIo<IO> {
             }
             self.wbuf.advance(n);
             self.written += n as u64;
+            self.unflushed = true;
         }
         ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+        self.unflushed = false;
         Poll::Ready(Ok(()))
     }
 

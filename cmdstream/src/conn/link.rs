@@ -19,6 +19,9 @@ use crate::wire::results::Incoming;
 /// not read must not make the write buffer grow without bound.
 pub(crate) const HIGH_WATER: usize = 1 << 20;
 
+/// The longest a driver spends closing its connection politely.
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
 /// What a write attempt did.
 pub(crate) enum Written {
     /// Nothing was queued.
@@ -188,8 +191,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
         self.io.written() + self.io.queued() as u64
     }
 
-    /// Writes what is queued, unless fewer frames are queued than
-    /// `expected` soon, in which case it asks the driver to yield once.
+    /// Writes what is queued and flushes it, unless fewer frames are queued
+    /// than `expected` soon, in which case it asks the driver to yield
+    /// once. A flush left pending by an earlier write is retried.
     ///
     /// # Errors
     ///
@@ -199,10 +203,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
         cx: &mut Context<'_>,
         expected: usize,
     ) -> Result<Written, Error> {
-        if self.io.queued() == 0 {
+        if !self.io.has_output() {
             return Ok(Written::Nothing);
         }
-        if self.policy.should_yield(expected) {
+        // Only a flush left to retry: nothing to coalesce.
+        if self.io.queued() > 0 && self.policy.should_yield(expected) {
             return Ok(Written::Yield);
         }
         match self.io.poll_flush(cx) {
@@ -215,8 +220,107 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
         }
     }
 
-    /// Flushes what is queued and shuts the write side down.
-    pub(crate) fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.io.poll_close(cx)
+    /// Flushes what is queued and shuts the write side down, giving up
+    /// after [`CLOSE_WAIT`]: a TLS stream still holds records to flush and
+    /// its close notification to send, which a peer that stopped reading
+    /// would never let through.
+    pub(crate) async fn close(&mut self) {
+        let close = std::future::poll_fn(|cx| self.io.poll_close(cx));
+        let _ = tokio::time::timeout(CLOSE_WAIT, close).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex};
+    use std::task::Waker;
+
+    use super::*;
+
+    /// What a TLS stream does with what it is given: takes it at once and
+    /// holds it until a flush gets it to the socket, which is full until
+    /// the test says otherwise.
+    #[derive(Default)]
+    struct Held {
+        taken: Vec<u8>,
+        delivered: Vec<u8>,
+        socket_full: bool,
+        waker: Option<Waker>,
+    }
+
+    #[derive(Clone, Default)]
+    struct HoldingWriter(Arc<Mutex<Held>>);
+
+    impl AsyncRead for HoldingWriter {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for HoldingWriter {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.0.lock().unwrap().taken.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            let mut held = self.0.lock().unwrap();
+            if held.socket_full {
+                held.waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            let taken = std::mem::take(&mut held.taken);
+            held.delivered.extend(taken);
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.poll_flush(cx)
+        }
+    }
+
+    #[test]
+    fn a_pending_flush_is_retried_with_nothing_new_queued() {
+        let writer = HoldingWriter::default();
+        writer.0.lock().unwrap().socket_full = true;
+        let mut link = Link::new(FramedIo::new(writer.clone(), 1 << 20), None, Side::Server);
+        let mut cx = Context::from_waker(Waker::noop());
+
+        frame::put_ping(link.out(), Kind::Ping, 7);
+        assert!(matches!(link.poll_write(&mut cx, 0), Ok(Written::Blocked)));
+        assert!(writer.0.lock().unwrap().delivered.is_empty());
+
+        // The socket drains and the driver is woken: it must flush what
+        // the stream holds, though its own buffer is empty.
+        let waker = {
+            let mut held = writer.0.lock().unwrap();
+            held.socket_full = false;
+            held.waker.take()
+        };
+        assert!(waker.is_some(), "the pending flush registered no waker");
+        assert!(matches!(link.poll_write(&mut cx, 0), Ok(Written::All)));
+        assert!(!writer.0.lock().unwrap().delivered.is_empty());
+        assert!(matches!(link.poll_write(&mut cx, 0), Ok(Written::Nothing)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closing_gives_up_on_a_peer_that_never_lets_a_flush_through() {
+        let writer = HoldingWriter::default();
+        writer.0.lock().unwrap().socket_full = true;
+        let mut link = Link::new(FramedIo::new(writer.clone(), 1 << 20), None, Side::Client);
+        frame::put_ping(link.out(), Kind::Ping, 1);
+        tokio::time::timeout(CLOSE_WAIT * 2, link.close())
+            .await
+            .expect("closing waited on the peer for good");
     }
 }

@@ -159,7 +159,7 @@ where
         // Close politely only when nothing is left to write: flushing to a
         // client that stopped reading would never end.
         if result.is_ok() && self.link.queued() == 0 {
-            let _ = poll_fn(|cx| self.link.poll_close(cx)).await;
+            self.link.close().await;
         }
         result
     }

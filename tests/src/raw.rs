@@ -375,6 +375,11 @@ pub mod pipe {
     /// Plays a correct client's side of the handshake: reads the server's
     /// hello (which must accept), sends [`client_hello`] and checks the ack.
     pub async fn connect<IO: AsyncRead + AsyncWrite + Unpin>(io: &mut IO) {
+        connect_with(io, &client_hello(INFO.fingerprint)).await;
+    }
+
+    /// [`connect`], sending `hello` as the client's hello.
+    pub async fn connect_with<IO: AsyncRead + AsyncWrite + Unpin>(io: &mut IO, hello: &[u8]) {
         let mut head = [0u8; 11];
         io.read_exact(&mut head).await.unwrap();
         assert_eq!(&head[..4], b"CMDS", "not a server hello");
@@ -382,7 +387,7 @@ pub mod pipe {
         let len = u32::from_be_bytes([head[7], head[8], head[9], head[10]]) as usize;
         let mut body = vec![0; len];
         io.read_exact(&mut body).await.unwrap();
-        io.write_all(&client_hello(INFO.fingerprint)).await.unwrap();
+        io.write_all(hello).await.unwrap();
         let mut ack = [0u8; 3];
         io.read_exact(&mut ack).await.unwrap();
         assert_eq!(ack, [0, 0, 0], "the server did not accept the hello");

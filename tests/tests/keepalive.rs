@@ -224,6 +224,44 @@ async fn a_server_gives_up_on_a_client_that_stops_answering() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_server_keeps_a_client_that_reads_slowly_and_says_nothing() {
+    // The client takes one result a second off a small pipe and sends
+    // nothing at all: the server's pings wait behind its results, so the
+    // client cannot answer them in time. It is alive all the same: the
+    // server's writes go through.
+    let probe = Probe::default();
+    let server = Server::builder()
+        .keepalive(Some(Duration::from_secs(5)))
+        .idle_timeout(None)
+        .build(CalcServer::new(Calc::new(probe.clone())));
+    let (mut client, theirs) = tokio::io::duplex(4096);
+    let task = tokio::spawn(async move { server.serve_connection(theirs, None).await });
+    let hello = raw::client_hello_with(INFO.fingerprint, 16 << 20, 8192);
+    bounded("the handshake", pipe::connect_with(&mut client, &hello)).await;
+    client
+        .write_all(&raw::command(1, 3, &raw::encode(&(1_000_000u32,))))
+        .await
+        .unwrap();
+
+    let mut results = 0;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let frame = pipe::read_frame(&mut client)
+            .await
+            .expect("the server gave up on a client that reads");
+        match frame.kind {
+            kind::RESULT => results += 1,
+            kind::PING => {}
+            other => panic!("unexpected frame {other:#x}: {frame:?}"),
+        }
+    }
+    assert!(results > 50, "{results}");
+    assert!(!task.is_finished());
+    drop(client);
+    let _ = bounded("serve_connection returned", task).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_server_keeps_a_client_that_answers_its_pings() {
     let builder = Server::builder()
         .keepalive(Some(Duration::from_secs(5)))

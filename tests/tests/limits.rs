@@ -232,3 +232,38 @@ async fn one_address_is_held_to_its_share_of_connections_when_configured() {
     let again = within("a client connects into the freed slot", connect(srv.addr)).await;
     assert_eq!(within("a call", again.add(5, 6)).await.unwrap(), 11);
 }
+
+#[tokio::test]
+async fn durations_of_forever_mean_never_and_break_nothing() {
+    use std::time::Duration;
+    let forever = Duration::MAX;
+    let srv = serve_with(
+        Server::builder()
+            .handshake_timeout(forever)
+            .idle_timeout(Some(forever))
+            .keepalive(Some(forever))
+            .shutdown_grace(forever),
+    )
+    .await;
+    let client = within(
+        "a client with forever timeouts connects",
+        Client::builder()
+            .connect_timeout(forever)
+            .handshake_timeout(forever)
+            .keepalive(Some(forever))
+            .timeout(forever)
+            .connect(srv.addr, &INFO),
+    )
+    .await
+    .unwrap();
+    let client = CalcClient::new(client);
+    assert_eq!(within("a call", client.add(2, 3)).await.unwrap(), 5);
+    let items = within("a stream", async {
+        use futures_util::StreamExt;
+        client.countdown(3).unwrap().collect::<Vec<_>>().await
+    })
+    .await;
+    assert_eq!(items.len(), 4);
+    // Shutting down with nothing in flight does not wait out the grace.
+    within("the shutdown", srv.server.shutdown()).await;
+}

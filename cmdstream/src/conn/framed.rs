@@ -71,6 +71,20 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FramedIo<IO> {
         Poll::Ready(Ok(n > 0))
     }
 
+    /// Reads once into the read buffer's free space, without growing it;
+    /// `false` when nothing arrived (or there is no room). For a look at
+    /// whether the peer spoke while frames are not being taken: what it
+    /// reads stays bounded by the buffer as it is.
+    pub(crate) fn poll_fill_within(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.rbuf.capacity() == self.rbuf.len() {
+            return false;
+        }
+        matches!(
+            tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf),
+            Poll::Ready(Ok(n)) if n > 0
+        )
+    }
+
     /// The next whole frame in the read buffer, if there is one.
     pub(crate) fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         self.decoder.decode(&mut self.rbuf)

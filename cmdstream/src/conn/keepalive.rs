@@ -1,9 +1,12 @@
 //! The ping schedule and dead-peer detection (`docs/PROTOCOL.md`, §3.2).
 //!
-//! The driver notes when bytes last arrived. Once a whole interval has
+//! The driver notes when it last heard from the peer: bytes arrived, or a
+//! socket that was full took bytes again, so the peer reads (a peer busy
+//! reading a long stream may not get to a ping queued behind it for a
+//! while). Once a whole interval has
 //! passed since then it pings; once two have, the peer is declared dead.
-//! Both are counted from the last arrival itself, so a peer is given up
-//! after exactly two intervals of silence, whatever the timer's phase.
+//! Both are counted from that moment itself, so a peer is given up after
+//! exactly two intervals of silence, whatever the timer's phase.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,6 +25,10 @@ pub(crate) enum Tick {
     Dead(Duration),
 }
 
+/// The longest keepalive interval: what a hello can announce (`u32`
+/// milliseconds, about 49 days). Twice it still fits after any instant.
+pub(crate) const MAX_INTERVAL: Duration = Duration::from_millis(u32::MAX as u64);
+
 pub(crate) struct Keepalive {
     timer: Option<Timer>,
 }
@@ -37,11 +44,12 @@ struct Timer {
 }
 
 impl Keepalive {
-    /// `None` or a zero interval turns keepalive off.
+    /// `None` or a zero interval turns keepalive off; an interval beyond
+    /// [`MAX_INTERVAL`] is taken as that.
     pub(crate) fn new(interval: Option<Duration>) -> Self {
         let timer = interval.filter(|d| !d.is_zero()).map(|interval| Timer {
-            interval,
-            sleep: Box::pin(tokio::time::sleep(interval)),
+            interval: interval.min(MAX_INTERVAL),
+            sleep: Box::pin(tokio::time::sleep(interval.min(MAX_INTERVAL))),
             heard: Instant::now(),
             pinged: None,
         });
@@ -53,8 +61,8 @@ impl Keepalive {
         self.timer.as_ref().map(|t| t.interval)
     }
 
-    /// Records that bytes arrived: the peer is alive. Called once per
-    /// read, not per frame.
+    /// Records that the peer is alive: bytes arrived, or it read bytes we
+    /// wrote. Called once per read or write, not per frame.
     pub(crate) fn heard(&mut self) {
         if let Some(t) = &mut self.timer {
             t.heard = Instant::now();

@@ -59,6 +59,8 @@ pub(crate) struct Link<IO> {
     /// The other side, for error messages.
     peer: &'static str,
     pings: u64,
+    /// The last write found the socket full.
+    blocked: bool,
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
@@ -70,6 +72,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
             policy: WritePolicy::default(),
             peer,
             pings: 0,
+            blocked: false,
         }
     }
 
@@ -135,12 +138,20 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
                 frame::put_ping(self.out(), Kind::Ping, pings);
                 Ok(true)
             }
-            Poll::Ready(Tick::Dead(silent)) => Err(Error::connection_lost(format!(
-                "the {} sent nothing for {:.1}s, not even an answer to a ping (keepalive interval {:?})",
-                self.peer,
-                silent.as_secs_f64(),
-                self.keepalive.interval().unwrap_or_default(),
-            ))),
+            Poll::Ready(Tick::Dead(silent)) => {
+                // A driver that stopped reading (its peer's answers pile up
+                // unwritten) may have the peer's answer waiting unread.
+                if self.io.poll_fill_within(cx) {
+                    self.keepalive.heard();
+                    return Ok(false);
+                }
+                Err(Error::connection_lost(format!(
+                    "the {} sent nothing for {:.1}s, not even an answer to a ping (keepalive interval {:?})",
+                    self.peer,
+                    silent.as_secs_f64(),
+                    self.keepalive.interval().unwrap_or_default(),
+                )))
+            }
         }
     }
 
@@ -210,7 +221,17 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
         if self.io.queued() > 0 && self.policy.should_yield(expected) {
             return Ok(Written::Yield);
         }
-        match self.io.poll_flush(cx) {
+        let before = self.io.written();
+        let flushed = self.io.poll_flush(cx);
+        if self.blocked && self.io.written() != before {
+            // The socket was full and took bytes again: the peer reads what
+            // we send, so it is alive, though it may be too busy reading to
+            // answer a ping queued behind it. (Bytes taken into a socket
+            // with room prove nothing.)
+            self.keepalive.heard();
+        }
+        self.blocked = flushed.is_pending();
+        match flushed {
             Poll::Ready(Ok(())) => {
                 self.policy.wrote();
                 Ok(Written::All)
@@ -232,6 +253,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
 
 #[cfg(test)]
 mod tests {
+    use std::future::poll_fn;
     use std::io;
     use std::pin::Pin;
     use std::sync::{Arc, Mutex};
@@ -322,5 +344,27 @@ mod tests {
         tokio::time::timeout(CLOSE_WAIT * 2, link.close())
             .await
             .expect("closing waited on the peer for good");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_whose_answer_waits_unread_is_not_given_up() {
+        use tokio::io::AsyncWriteExt;
+
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        let interval = Duration::from_secs(1);
+        let mut link = Link::new(FramedIo::new(ours, 1 << 20), Some(interval), Side::Server);
+        // The peer answered, but the driver is not taking frames (its
+        // writes are backed up, say).
+        theirs.write_all(&[0; 16]).await.unwrap();
+        let verdict = poll_fn(|cx| match link.poll_keepalive(cx) {
+            Err(e) => Poll::Ready(e),
+            Ok(_) => Poll::Pending,
+        });
+        let started = tokio::time::Instant::now();
+        let dead = tokio::time::timeout(interval * 10, verdict).await;
+        let dead = dead.expect("a silent peer was never given up");
+        // Given up two intervals after the bytes were found, not after the
+        // connection began.
+        assert!(started.elapsed() >= interval * 4, "{dead}");
     }
 }

@@ -11,6 +11,10 @@ use super::Server;
 use crate::codec::{Codec, DefaultCodec};
 use crate::error::Error;
 
+/// The longest duration a setting takes: any later instant is as good as
+/// never, and one that far off can still be added to the clock.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Server limits and timings. Every field has a documented default; change
 /// them through [`ServerBuilder`].
 #[derive(Debug, Clone)]
@@ -179,9 +183,10 @@ impl<C: Codec> ServerBuilder<C> {
     }
 
     /// How long a new connection may take to complete the handshake. The
-    /// default is 10 s.
+    /// default is 10 s. (This and the other durations are taken as at most
+    /// a century: `Duration::MAX` means "never".)
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.config.handshake_timeout = timeout;
+        self.config.handshake_timeout = timeout.min(FOREVER);
         self
     }
 
@@ -189,7 +194,7 @@ impl<C: Codec> ServerBuilder<C> {
     /// closes it (with a go-away). `None` keeps idle connections open. The
     /// default is 5 minutes.
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.config.idle_timeout = timeout;
+        self.config.idle_timeout = timeout.map(|t| t.min(FOREVER));
         self
     }
 
@@ -198,14 +203,14 @@ impl<C: Codec> ServerBuilder<C> {
     /// commands. Announced to clients, which ping at least as often.
     /// `None` turns server pings off. The default is 10 s.
     pub fn keepalive(mut self, interval: Option<Duration>) -> Self {
-        self.config.keepalive_interval = interval;
+        self.config.keepalive_interval = interval.map(|i| i.min(FOREVER));
         self
     }
 
     /// How long a graceful shutdown waits for commands in flight before it
     /// stops them. The default is 30 s.
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
-        self.config.shutdown_grace = grace;
+        self.config.shutdown_grace = grace.min(FOREVER);
         self
     }
 

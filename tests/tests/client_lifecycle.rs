@@ -118,3 +118,47 @@ async fn close_lets_calls_in_flight_finish_and_refuses_new_ones() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_fails_calls_still_waiting_for_a_slot_at_once() {
+    // One call in flight at most: the second waits in the client for the
+    // first to finish, unsent. Closing fails it then and there, instead of
+    // after the call in flight.
+    let srv = serve().await;
+    let client = CalcClient::new(
+        Client::builder()
+            .max_in_flight(1)
+            .connect(srv.addr, &INFO)
+            .await
+            .unwrap(),
+    );
+    let in_flight = tokio::spawn({
+        let client = client.clone();
+        async move { client.sleep(5_000).await }
+    });
+    cmdstream_tests::eventually("the sleep started", || Probe::get(&srv.probe.started) == 1).await;
+    let waiting = tokio::spawn({
+        let client = client.clone();
+        async move { client.add(1, 1).await }
+    });
+    // Let the second call reach the connection and wait there.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished());
+
+    let closing = tokio::spawn({
+        let client = client.clone();
+        async move { client.inner().close().await }
+    });
+    let refused = bounded("the waiting call", waiting).await.unwrap();
+    assert!(
+        matches!(refused, Err(Error::ConnectionLost { sent: false, .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        Probe::get(&srv.probe.finished),
+        0,
+        "it waited for the call in flight"
+    );
+    assert!(!closing.is_finished());
+    in_flight.abort();
+}

@@ -176,12 +176,18 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 sent: p.start < written,
             });
         }
+        let shared = self.shared.clone();
+        self.fail_unsent(|| shared.unsent());
+    }
+
+    /// Takes no new calls, and fails with `error` those not sent yet.
+    fn fail_unsent(&mut self, error: impl Fn() -> Error) {
         self.requests.close();
         for r in std::mem::take(&mut self.taken) {
-            r.reply.fail(self.shared.unsent());
+            r.reply.fail(error());
         }
         while let Ok(r) = self.requests.try_recv() {
-            r.reply.fail(self.shared.unsent());
+            r.reply.fail(error());
         }
     }
 
@@ -374,9 +380,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 }
             }
             Control::Close => {
-                // New calls fail at once; those already taken finish.
+                // Calls in flight finish; those not sent yet (waiting for
+                // a slot, say) fail now rather than after them.
                 self.finish(true);
-                self.requests.close();
+                self.fail_unsent(|| Error::ConnectionLost {
+                    reason: "the client was closed".into(),
+                    sent: false,
+                });
             }
             Control::Abort(id, error) => {
                 if let Some(p) = self.pending.remove(&id) {

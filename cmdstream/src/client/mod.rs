@@ -154,9 +154,11 @@ impl<C: Codec> Client<C> {
         self.conn.state()
     }
 
-    /// Closes the connection gracefully, for every handle: new calls fail
-    /// at once (with [`Error::ConnectionLost`], not sent), calls in flight
-    /// finish, then the connection closes. Returns once it has.
+    /// Closes the connection gracefully, for every handle: new calls, and
+    /// calls still waiting to be sent (for a slot under the in-flight
+    /// limit, say), fail at once with [`Error::ConnectionLost`] (not sent);
+    /// calls in flight finish, then the connection closes. Returns once it
+    /// has.
     pub async fn close(&self) {
         self.conn.close().await;
     }

@@ -267,3 +267,36 @@ async fn durations_of_forever_mean_never_and_break_nothing() {
     // Shutting down with nothing in flight does not wait out the grace.
     within("the shutdown", srv.server.shutdown()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refused_connections_is_told_64_at_a_time_and_the_rest_closed_at_once() {
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpStream;
+
+    let srv = serve_with(Server::builder().max_connections(1)).await;
+    let inside = within("the one client connects", connect(srv.addr)).await;
+    // Clients that never read the refusal nor close: each one told holds
+    // a task and its socket until the handshake timeout.
+    let mut flood = Vec::new();
+    for _ in 0..150 {
+        flood.push(
+            within("a dial", TcpStream::connect(srv.addr))
+                .await
+                .unwrap(),
+        );
+    }
+    let (mut told, mut closed) = (0, 0);
+    for conn in &mut flood {
+        let mut magic = [0u8; 4];
+        match within("the server's answer", conn.read_exact(&mut magic)).await {
+            Err(_) => closed += 1,
+            Ok(_) => {
+                assert_eq!(&magic, b"CMDS");
+                told += 1;
+            }
+        }
+    }
+    assert!((1..=64).contains(&told), "{told} refusals told at once");
+    assert_eq!(told + closed, 150);
+    assert_eq!(within("a call", inside.add(1, 2)).await.unwrap(), 3);
+}

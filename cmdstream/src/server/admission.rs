@@ -12,17 +12,16 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::config::ServerConfig;
 use crate::wire::hello::Refusal;
 
-/// Refusals a TLS server tells through a TLS handshake at once; beyond
-/// them a refused connection is closed without one.
-#[cfg(feature = "tls")]
-const MAX_TLS_REFUSALS: usize = 64;
+/// Refusals the server tells at once. Telling one takes a task and its
+/// socket for up to the handshake timeout (a TLS handshake first, on a TLS
+/// server, then the wait for the client to read the reason and close), so
+/// beyond these a refused connection is closed without a word.
+const MAX_REFUSALS: usize = 64;
 
 /// The server's connection slots.
 pub(crate) struct Admission {
-    /// Refusals that still go through a TLS handshake, at most
-    /// [`MAX_TLS_REFUSALS`] at a time.
-    #[cfg(feature = "tls")]
-    tls_refusals: Arc<Semaphore>,
+    /// Refusals being told, at most [`MAX_REFUSALS`] at a time.
+    refusals: Arc<Semaphore>,
     connections: Arc<Semaphore>,
     max_connections: usize,
     handshakes: Arc<Semaphore>,
@@ -71,8 +70,7 @@ impl Drop for IpSlot {
 impl Admission {
     pub(crate) fn new(config: &ServerConfig) -> Self {
         Admission {
-            #[cfg(feature = "tls")]
-            tls_refusals: Arc::new(Semaphore::new(MAX_TLS_REFUSALS)),
+            refusals: Arc::new(Semaphore::new(MAX_REFUSALS)),
             connections: Arc::new(Semaphore::new(config.max_connections)),
             max_connections: config.max_connections,
             handshakes: Arc::new(Semaphore::new(config.max_handshakes)),
@@ -116,15 +114,10 @@ impl Admission {
         })
     }
 
-    /// Whether a connection may go through a TLS handshake: an admitted
-    /// one always; a refused one (which needs the handshake to be told why)
-    /// only while few others are being refused that way.
-    #[cfg(feature = "tls")]
-    pub(crate) fn tls_slot(&self, admitted: bool) -> Option<Option<OwnedSemaphorePermit>> {
-        if admitted {
-            return Some(None);
-        }
-        self.tls_refusals.clone().try_acquire_owned().ok().map(Some)
+    /// A slot to tell a refused connection why, while fewer than
+    /// [`MAX_REFUSALS`] others are being told.
+    pub(crate) fn refusal_slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.refusals.clone().try_acquire_owned().ok()
     }
 
     /// The number of connections holding a slot now.

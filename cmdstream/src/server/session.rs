@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tracing::{debug, Instrument};
 
@@ -25,12 +26,19 @@ use crate::wire::hello::{AckStatus, ClientHello, Refusal};
 /// What is known of a connection before its handshake.
 struct Arrival {
     addr: PeerAddr,
-    /// Admitted, or refused with this reason.
-    admitted: Result<Admitted, (Refusal, String)>,
+    /// Admitted, or refused.
+    admitted: Result<Admitted, Refused>,
     /// When the handshake (TLS included) must be done.
     deadline: Instant,
     #[cfg(feature = "tls")]
     tls: Option<crate::transport::tls::TlsInfo>,
+}
+
+/// A connection refused, with the slot in which it is told why.
+struct Refused {
+    why: Refusal,
+    reason: String,
+    _telling: OwnedSemaphorePermit,
 }
 
 impl<D: Dispatch, C: Codec> Inner<D, C> {
@@ -47,6 +55,21 @@ impl<D: Dispatch, C: Codec> Inner<D, C> {
             ))
         } else {
             self.admission.admit(addr.socket_addr())
+        };
+        let admitted = match admitted {
+            Ok(admitted) => Ok(admitted),
+            Err((why, reason)) => match self.admission.refusal_slot() {
+                Some(telling) => Err(Refused {
+                    why,
+                    reason,
+                    _telling: telling,
+                }),
+                None => {
+                    // Too many refusals being told: closed at once.
+                    debug!(peer = %addr, reason, "refusing connection without a word");
+                    return Err(Error::unavailable(reason));
+                }
+            },
         };
         let arrival = Arrival {
             addr,
@@ -75,11 +98,6 @@ impl<D: Dispatch, C: Codec> Inner<D, C> {
     where
         IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let Some(_refusing) = self.admission.tls_slot(arrival.admitted.is_ok()) else {
-            // Too many refusals in progress: not worth a TLS handshake each.
-            debug!(peer = %arrival.addr, "refusing connection without a TLS handshake");
-            return Err(Error::unavailable("refused before the TLS handshake"));
-        };
         let handshake = async {
             let (mut io, plaintext) = crate::transport::tls::sniff(io).await?;
             if plaintext {
@@ -113,11 +131,12 @@ impl<D: Dispatch, C: Codec> Inner<D, C> {
     {
         let admitted = match arrival.admitted {
             Ok(admitted) => admitted,
-            Err((why, reason)) => {
+            Err(refused) => {
+                let Refused { why, reason, .. } = &refused;
                 debug!(peer = %arrival.addr, reason, "refusing connection");
-                let refuse = handshake::refuse(&mut io, why, &reason);
+                let refuse = handshake::refuse(&mut io, *why, reason);
                 let _ = tokio::time::timeout_at(arrival.deadline, refuse).await;
-                return Err(Error::unavailable(reason));
+                return Err(Error::unavailable(refused.reason));
             }
         };
         let conn_id = self.next_conn.fetch_add(1, Ordering::Relaxed);

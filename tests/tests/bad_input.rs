@@ -692,6 +692,33 @@ async fn a_broken_frame_from_the_server_fails_the_pending_call() {
 }
 
 #[tokio::test]
+async fn an_error_code_8_too_short_for_its_sizes_fails_the_call_not_the_connection() {
+    let (addr, fake) = fake_server(|mut conn| async move {
+        conn.accept_handshake().await;
+        let cmd = conn.read_frame().await.expect("a COMMAND");
+        conn.send(&raw::frame(kind::ERROR, cmd.id, b"\x00\x08big"))
+            .await;
+        let cmd = conn.read_frame().await.expect("a second COMMAND");
+        conn.send(&raw::frame(kind::RESULT_LAST, cmd.id, &raw::encode(&4i64)))
+            .await;
+        conn.expect_closed().await;
+    })
+    .await;
+    let client = connect_to_fake(addr).await;
+    let err = within("the call", client.add(1, 2)).await.unwrap_err();
+    match &err {
+        Error::Remote(remote) => {
+            assert_eq!(remote.code, cmdstream::ErrorCode::FrameTooLarge);
+            assert_eq!(remote.message.as_ref(), "big");
+        }
+        other => panic!("expected a remote error, got {other:?}"),
+    }
+    assert_eq!(within("the next call", client.add(2, 2)).await.unwrap(), 4);
+    drop(client);
+    within("the fake server's script", fake).await.unwrap();
+}
+
+#[tokio::test]
 async fn answers_for_requests_nobody_made_are_ignored() {
     let (addr, fake) = fake_server(|mut conn| async move {
         conn.accept_handshake().await;

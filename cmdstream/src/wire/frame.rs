@@ -88,21 +88,18 @@ impl Frame {
     }
 
     /// The code and message of an ERROR frame, and for code 8 (a frame
-    /// too large) the size and limit it carries before its message.
+    /// too large) the size and limit it carries before its message, if its
+    /// body is long enough to hold them.
     pub(crate) fn error(&self) -> Result<ErrorBody, FrameError> {
         let mut b = &self.body[..];
         if b.len() < 2 {
             return Err(FrameError::Malformed("ERROR body shorter than its code"));
         }
         let code = ErrorCode::from_u16(b.get_u16());
-        let too_large = if code == ErrorCode::FrameTooLarge {
-            if b.len() < 8 {
-                return Err(FrameError::Malformed("ERROR code 8 without its sizes"));
-            }
-            Some((b.get_u32(), b.get_u32()))
-        } else {
-            None
-        };
+        // A code 8 too short for its sizes is read as a plain error: the
+        // call fails, the connection need not.
+        let too_large =
+            (code == ErrorCode::FrameTooLarge && b.len() >= 8).then(|| (b.get_u32(), b.get_u32()));
         Ok(ErrorBody {
             code,
             too_large,
@@ -398,13 +395,15 @@ mod tests {
         assert_eq!(e.code, ErrorCode::FrameTooLarge);
         assert_eq!(e.too_large, Some((5000, 1024)));
         assert!(e.message.contains("5000 bytes"), "{}", e.message);
-        // A code 8 without its sizes is malformed.
+        // A code 8 without its sizes is a code 8 with a message.
         let short = Frame {
             kind: Kind::Error,
             id: 1,
-            body: Bytes::from_static(&[0, 8, 0, 0]),
+            body: Bytes::from_static(&[0, 8, b'b', b'i', b'g']),
         };
-        assert!(short.error().is_err());
+        let e = short.error().unwrap();
+        assert_eq!((e.code, e.too_large), (ErrorCode::FrameTooLarge, None));
+        assert_eq!(e.message, "big");
     }
 
     #[test]

@@ -19,8 +19,17 @@ static INFO: ServiceInfo = ServiceInfo::new(
         command(2, "park"),
         command(3, "release"),
         command(4, "echo"),
+        CommandInfo::new(
+            5,
+            "spill",
+            CommandKind::ServerStream,
+            cmdstream::fingerprint(b"spill"),
+        ),
     ],
 );
+
+/// Set when the task a panicking `spill` handed its call to is done.
+static SPILL_DONE: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 const fn command(id: u32, name: &'static str) -> CommandInfo {
     CommandInfo::new(
@@ -36,7 +45,8 @@ type Answer = Box<dyn FnOnce(u64) + Send>;
 
 /// `later(n)`: answered `n` by a task after 20 ms, the command returning at
 /// once. `park(n)`: kept until `release(m)`, which answers the parked call
-/// `n + m` and itself `m`. `echo(n)`: `n`.
+/// `n + m` and itself `m`. `echo(n)`: `n`. `spill(n)`: hands its call to a
+/// task that streams `n` forever, then panics.
 #[derive(Default)]
 struct Relay {
     parked: Mutex<Option<(u64, Answer)>>,
@@ -69,6 +79,13 @@ impl Dispatch for Relay {
                     }
                     None => call.fail(ErrorCode::Internal, "nothing parked"),
                 }
+            }
+            5 => {
+                tokio::spawn(async move {
+                    call.reply_stream(futures_util::stream::repeat(n)).await;
+                    SPILL_DONE.notify_one();
+                });
+                panic!("spill panics after handing its call off");
             }
             _ => call.reply(&n),
         }
@@ -141,4 +158,28 @@ async fn handed_off_calls_are_answered_when_commands_run_inline() {
 async fn handed_off_calls_are_answered_when_commands_run_in_tasks() {
     relay_calls_all_arrive(client_of(Server::builder().run_ready_commands_inline(false)).await)
         .await;
+}
+
+#[tokio::test]
+async fn a_call_handed_off_by_a_command_that_panicked_is_over_for_its_new_holder() {
+    // The client hears of the panic; the task holding the call must not
+    // stream into the void, nor wait for credit, for good.
+    let client = client_of(Server::builder()).await;
+    let mut results = client
+        .server_stream::<_, u64>(&INFO.commands[4], &(9u64,))
+        .unwrap();
+    use futures_util::StreamExt;
+    let first = tokio::time::timeout(Duration::from_secs(5), results.next())
+        .await
+        .expect("no answer");
+    match first {
+        Some(Err(cmdstream::Error::Remote(e))) => assert_eq!(e.code, ErrorCode::Internal),
+        other => panic!("expected the panic's error, got {other:?}"),
+    }
+    tokio::time::timeout(Duration::from_secs(5), SPILL_DONE.notified())
+        .await
+        .expect("the task holding the call never ended");
+    // The connection lives on.
+    let echo = client.unary::<_, u64>(&INFO.commands[3], &(3u64,)).await;
+    assert_eq!(echo.unwrap(), 3);
 }

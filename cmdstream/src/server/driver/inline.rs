@@ -53,7 +53,7 @@ where
                 running.abort = Some(tokio::spawn(command).abort_handle());
                 self.inline_done(call, running);
             }
-            None => self.inline_panicked(call.id),
+            None => self.inline_panicked(call.id, running),
         }
     }
 
@@ -91,7 +91,7 @@ where
                 running.abort = Some(tokio::spawn(*slot).abort_handle());
                 self.inline_done(call, running);
             }
-            None => self.inline_panicked(call.id),
+            None => self.inline_panicked(call.id, running),
         }
     }
 
@@ -131,8 +131,11 @@ where
 
     /// A command panicked while polled inline. The panic hook has reported
     /// it; the client hears the same as from a command that panics in its
-    /// own task, and nothing the command sent before.
-    fn inline_panicked(&mut self, id: u64) {
+    /// own task, and nothing the command sent before. Whatever the command
+    /// handed its `Call` to before it panicked finds the call over: its
+    /// result stream's credit closed, its items ended.
+    fn inline_panicked(&mut self, id: u64, running: Running) {
+        running.stop();
         self.reject(
             id,
             ErrorCode::Internal,

@@ -50,8 +50,8 @@ pub enum Error {
     /// A payload could not be encoded or decoded with the connection's codec.
     Codec(CodecError),
     /// Metadata given to a call or a connection cannot be sent: a key or
-    /// value over 65 535 bytes, or more than 65 535 entries. Nothing was
-    /// sent.
+    /// value over 65 535 bytes, more than 64 KiB in all, or more than 256
+    /// entries. Nothing was sent.
     InvalidMetadata(Arc<str>),
     /// The peer broke the wire protocol; the connection was closed.
     Protocol(Arc<str>),

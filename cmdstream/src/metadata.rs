@@ -2,17 +2,26 @@
 
 use crate::error::Error;
 
-/// The most bytes of a key or a value, and the most entries: the wire
-/// counts each with a `u16`.
+/// The most bytes of a key or a value: the wire counts each with a `u16`.
 const MAX_STR16: usize = u16::MAX as usize;
+
+/// The most entries one call or connection carries. Each costs the
+/// receiver two strings, so this bounds what a peer's metadata makes it
+/// allocate, whatever the frame size.
+pub(crate) const MAX_ENTRIES: usize = 256;
+
+/// The most bytes of keys and values together one call or connection
+/// carries.
+pub(crate) const MAX_BYTES: usize = 64 * 1024;
 
 /// Key/value pairs sent with a call (see [`CallOptions`](crate::CallOptions))
 /// or with the connection's handshake.
 ///
-/// Keys and values are UTF-8 strings of at most 65 535 bytes each; at most
-/// 65 535 entries. Order is kept; keys may repeat. Inserting never fails:
-/// metadata beyond those limits fails the call (or the connect) that would
-/// send it, with [`Error::InvalidMetadata`].
+/// Keys and values are UTF-8 strings of at most 65 535 bytes each, at most
+/// 64 KiB in all, in at most 256 entries. Order is kept; keys may repeat.
+/// Inserting never fails: metadata beyond those limits fails the call (or
+/// the connect) that would send it, with [`Error::InvalidMetadata`]; a peer
+/// that sends it anyway is cut off.
 ///
 /// # Examples
 ///
@@ -92,13 +101,20 @@ impl Metadata {
                 .into(),
             ));
         }
-        if self.entries.len() > MAX_STR16 {
+        if self.entries.len() > MAX_ENTRIES {
             return Err(Error::InvalidMetadata(
                 format!(
-                    "{} entries are over the limit of {MAX_STR16}",
+                    "{} entries are over the limit of {MAX_ENTRIES}",
                     self.entries.len()
                 )
                 .into(),
+            ));
+        }
+        let bytes: usize = self.entries.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if bytes > MAX_BYTES {
+            return Err(Error::InvalidMetadata(
+                format!("{bytes} bytes of keys and values are over the limit of {MAX_BYTES}")
+                    .into(),
             ));
         }
         Ok(())

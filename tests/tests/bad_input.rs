@@ -301,6 +301,38 @@ async fn a_command_with_unknown_flag_bits_closes_the_connection() {
 }
 
 #[tokio::test]
+async fn metadata_beyond_its_limits_closes_the_connection() {
+    /// `add(1, 2)` with user metadata of `n` entries of `len`-byte values.
+    fn with_metadata(n: u16, len: usize) -> Vec<u8> {
+        let mut body = vec![0, 0, 0, 1, 0x04];
+        body.extend_from_slice(&n.to_be_bytes());
+        for i in 0..n {
+            let key = format!("k{i}");
+            body.extend_from_slice(&(key.len() as u16).to_be_bytes());
+            body.extend_from_slice(key.as_bytes());
+            body.extend_from_slice(&(len as u16).to_be_bytes());
+            body.extend(std::iter::repeat_n(b'v', len));
+        }
+        body.extend(raw::encode(&(1i64, 2i64)));
+        raw::frame(kind::COMMAND, 1, &body)
+    }
+    // Within the limits: answered.
+    let srv = serve().await;
+    let mut raw = handshaken(&srv).await;
+    raw.send(&with_metadata(256, 200)).await;
+    let answer = next_frame(&mut raw).await;
+    assert_eq!(
+        (answer.id, answer.kind),
+        (1, kind::RESULT_LAST),
+        "{answer:?}"
+    );
+    // 300 small entries; 4 entries of 20 000 bytes, 80 KB in all.
+    for bytes in [with_metadata(300, 1), with_metadata(4, 20_000)] {
+        assert_bytes_close_the_connection(&bytes).await;
+    }
+}
+
+#[tokio::test]
 async fn a_command_whose_head_is_cut_short_closes_the_connection() {
     // Shorter than command id and flags.
     let too_short = raw::frame(kind::COMMAND, 1, &[0, 0, 1]);

@@ -246,6 +246,17 @@ async fn metadata_too_large_to_send_fails_the_call_typed_and_sends_nothing() {
         .await
         .expect_err("an unsendable call was sent");
     assert!(matches!(err, Error::InvalidMetadata(_)), "{err:?}");
+    // Too many entries, each small.
+    let mut many = cmdstream::CallOptions::new();
+    for i in 0..300 {
+        many = many.metadata(format!("k{i}"), "v");
+    }
+    let chatty = cmdstream_tests::CalcClient::new(client.inner().with_options(many));
+    let err = chatty
+        .add(1, 2)
+        .await
+        .expect_err("an unsendable call was sent");
+    assert!(matches!(err, Error::InvalidMetadata(_)), "{err:?}");
     // The connection is unharmed.
     assert_eq!(client.add(1, 2).await.unwrap(), 3);
 }

@@ -464,9 +464,12 @@ mod tests {
         );
         assert_eq!(&buf[..], b"kept", "nothing of it is left behind");
 
+        // Metadata within its own limit, with a command table, over the
+        // hello's.
         let mut chatty = client_hello();
         chatty.metadata.insert("pad", "x".repeat(60_000));
-        chatty.metadata.insert("pad2", "x".repeat(10_000));
+        chatty.metadata.fits_wire().unwrap();
+        chatty.commands = big.commands[..1_000].to_vec();
         let err = chatty.encode(&mut buf).unwrap_err();
         assert!(matches!(err, Error::FrameTooLarge { .. }), "{err}");
         assert_eq!(&buf[..], b"kept");

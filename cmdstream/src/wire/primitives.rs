@@ -3,10 +3,9 @@
 
 use bytes::{Buf, BufMut, BytesMut};
 
-use crate::metadata::Metadata;
+use crate::metadata::{Metadata, MAX_BYTES, MAX_ENTRIES};
 
-/// The longest string a `str16` holds, and the most entries of a metadata
-/// list.
+/// The longest string a `str16` holds.
 pub(crate) const MAX_STR16: usize = u16::MAX as usize;
 
 /// Appends `s` as a `str16`. Callers check the length first
@@ -64,15 +63,24 @@ pub(crate) fn put_metadata(dst: &mut BytesMut, metadata: &Metadata) {
     }
 }
 
-/// Reads a metadata list from the front of `src`.
+/// Reads a metadata list from the front of `src`; `None` when it is cut
+/// short or over the limits (`metadata::MAX_ENTRIES`, `MAX_BYTES`).
 pub(crate) fn take_metadata(src: &mut &[u8]) -> Option<Metadata> {
     let n = take_u16(src)? as usize;
+    if n > MAX_ENTRIES {
+        return None;
+    }
     // Each entry takes at least 4 bytes: nothing is reserved for entries
     // the input cannot hold.
     let mut entries = Vec::with_capacity(n.min(src.len() / 4));
+    let mut bytes = 0;
     for _ in 0..n {
         let k = take_str16(src)?;
         let v = take_str16(src)?;
+        bytes += k.len() + v.len();
+        if bytes > MAX_BYTES {
+            return None;
+        }
         entries.push((k, v));
     }
     Some(Metadata::from_entries(entries))
@@ -94,6 +102,31 @@ mod tests {
             let mut src = &buf[..cut];
             assert_eq!(take_metadata(&mut src), None, "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn metadata_beyond_its_limits_is_refused_on_both_sides() {
+        let within: Metadata = (0..MAX_ENTRIES).map(|i| (i.to_string(), "v")).collect();
+        within.fits_wire().unwrap();
+        let mut buf = BytesMut::new();
+        put_metadata(&mut buf, &within);
+        assert_eq!(take_metadata(&mut &buf[..]).as_ref(), Some(&within));
+
+        let mut more = within.clone();
+        more.insert("one", "more");
+        assert!(more.fits_wire().is_err());
+        let mut buf = BytesMut::new();
+        put_metadata(&mut buf, &more);
+        assert_eq!(take_metadata(&mut &buf[..]), None);
+
+        let big = "v".repeat(MAX_BYTES / 2);
+        let heavy: Metadata = [("a", big.as_str()), ("b", big.as_str())]
+            .into_iter()
+            .collect();
+        assert!(heavy.fits_wire().is_err());
+        let mut buf = BytesMut::new();
+        put_metadata(&mut buf, &heavy);
+        assert_eq!(take_metadata(&mut &buf[..]), None);
     }
 
     #[test]

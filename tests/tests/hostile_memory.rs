@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use cap::Cap;
 use cmdstream::{Client, Server};
 use cmdstream_tests::calc::INFO;
-use cmdstream_tests::raw::{self, within, RawConn};
+use cmdstream_tests::raw::{self, kind, within, RawConn};
 use cmdstream_tests::{connect, serve, serve_with, CalcClient, Probe};
 use futures_util::StreamExt;
 use tokio::net::TcpListener;
@@ -227,4 +227,56 @@ async fn a_server_announcing_a_huge_window_that_never_reads_holds_the_client_to_
     fake.await.unwrap();
     returns_to(base, 2 * MIB).await;
     println!("peak growth {} KiB", peak / 1024);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_streamed_items_waiting_for_their_command_do_not_each_hold_a_read_buffer() {
+    let _turn = TURN.lock().await;
+    const CALLS: u64 = 16;
+    const ITEMS: usize = 120;
+    let srv = serve().await;
+    let base = HEAP.allocated();
+
+    // A result window of 1: each `echo` answers one line, then waits for
+    // credit and takes no more of its items, which wait in its queue.
+    let hello = raw::client_hello_with(INFO.fingerprint, 16 << 20, 1);
+    let mut hostile = within("the handshake", RawConn::connect_with(srv.addr, &hello)).await;
+    let mut commands = Vec::new();
+    for id in 1..=CALLS {
+        commands.extend(raw::command(id, 5, &raw::encode(&())));
+    }
+    hostile.send(&commands).await;
+    // Each tiny item followed by 60 KiB the server reads and drops (an
+    // item for no call), so that every item arrives in a read buffer of
+    // its own.
+    let junk = raw::frame(kind::ITEM, 999, &vec![0; 60 * 1024]);
+    for _ in 0..ITEMS {
+        for id in 1..=CALLS {
+            let mut bytes = raw::frame(kind::ITEM, id, &raw::encode(&"x"));
+            bytes.extend_from_slice(&junk);
+            hostile.send(&bytes).await;
+        }
+    }
+    // Everything was read once the ping is answered.
+    hostile.send(&raw::frame(kind::PING, 0, &[7; 8])).await;
+    loop {
+        let f = within("the pong", hostile.read_frame())
+            .await
+            .expect("the server closed the connection");
+        if f.kind == kind::PONG {
+            break;
+        }
+    }
+    // 1920 items waiting. Holding a 64 KiB buffer each, they would take
+    // 120 MiB; copied out, a few hundred KiB.
+    let growth = HEAP.allocated().saturating_sub(base);
+    assert!(
+        growth < 16 * MIB,
+        "{} MiB held for {} small items",
+        growth / MIB,
+        CALLS as usize * ITEMS
+    );
+    drop(hostile);
+    returns_to(base, 2 * MIB).await;
+    println!("growth {} KiB", growth / 1024);
 }

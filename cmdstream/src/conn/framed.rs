@@ -9,7 +9,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::Decoder;
 
@@ -20,12 +20,24 @@ use crate::wire::results::Incoming;
 const READ_CHUNK: usize = 64 * 1024;
 /// Below this much free space the read buffer is grown before reading.
 const READ_MIN_FREE: usize = 4 * 1024;
-/// A run of stream results smaller than this is copied out of the read
-/// buffer. A stream's results may wait long for a slow consumer, and a
-/// small run must not keep a whole buffer alive meanwhile: a stalled stream
-/// whose results each came mixed into other traffic would otherwise hold a
-/// buffer per result. Larger runs keep at most a few times their size.
+/// A run of stream results (or a streamed item) smaller than this is copied
+/// out of the read buffer. A stream's results may wait long for a slow
+/// consumer, and a small run must not keep a whole buffer alive meanwhile:
+/// a stalled stream whose results each came mixed into other traffic would
+/// otherwise hold a buffer per result. Larger runs keep at most a few
+/// times their size.
 const DETACH_BELOW: usize = READ_CHUNK / 8;
+
+/// `body`, copied out of the read buffer if it is small (see
+/// [`DETACH_BELOW`]): for a frame body that may wait long, such as a
+/// streamed item its command has not taken yet.
+pub(crate) fn detached(body: Bytes) -> Bytes {
+    if body.len() < DETACH_BELOW {
+        Bytes::copy_from_slice(&body)
+    } else {
+        body
+    }
+}
 
 pub(crate) struct FramedIo<IO> {
     io: IO,

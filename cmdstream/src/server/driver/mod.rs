@@ -31,7 +31,7 @@ use super::dispatch::Dispatch;
 use super::hooks::ConnectionInfo;
 use super::outbox::{CallRef, Collected, Out, Outbox};
 use crate::codec::Codec;
-use crate::conn::framed::FramedIo;
+use crate::conn::framed::{self, FramedIo};
 use crate::conn::id_map::{seeded_map, SeededIdMap};
 use crate::conn::link::{Link, Side, Written};
 use crate::error::Error;
@@ -311,7 +311,9 @@ where
                         ));
                     }
                     r.arg_credit -= 1;
-                    let _ = args.send(frame.body);
+                    // It waits until its command takes it: not holding the
+                    // whole read buffer meanwhile.
+                    let _ = args.send(framed::detached(frame.body));
                 }
             }
             Kind::End => {

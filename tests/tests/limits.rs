@@ -300,3 +300,55 @@ async fn a_flood_of_refused_connections_is_told_64_at_a_time_and_the_rest_closed
     assert_eq!(told + closed, 150);
     assert_eq!(within("a call", inside.add(1, 2)).await.unwrap(), 3);
 }
+
+// One thread: the commands' tasks run in the order they were spawned, so
+// the first answer fills the queue before the others look for room.
+#[tokio::test]
+async fn a_command_whose_deadline_passed_while_it_waited_for_room_never_starts() {
+    let srv = serve_with(
+        Server::builder()
+            .run_ready_commands_inline(false)
+            .max_output_buffer(64 * 1024),
+    )
+    .await;
+    let mut raw = within("the handshake", RawConn::connect(srv.addr)).await;
+    // Answers the client does not read yet fill the sockets and the queue;
+    // the commands arrive in one read, so all start (their tasks wait for
+    // room) before any answers. The last has a 50 ms deadline, which
+    // passes while it waits.
+    const BLOBS: u64 = 24;
+    let late = BLOBS + 1;
+    let mut commands = Vec::new();
+    for id in 1..=BLOBS {
+        commands.extend(raw::blob(id, 1 << 20));
+    }
+    commands.extend(raw::command_with_deadline(
+        late,
+        6,
+        50,
+        &raw::encode(&(1u64,)),
+    ));
+    raw.send(&commands).await;
+    eventually("the queue is full", || Probe::get(&srv.probe.blobs) >= 2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    // Now the client reads everything; the late command's turn comes.
+    let answer = loop {
+        let f = within("the answers", raw.read_non_ping())
+            .await
+            .expect("the server closed the connection");
+        if f.id == late {
+            break f;
+        }
+    };
+    assert_eq!(answer.kind, kind::ERROR, "{answer:?}");
+    assert_eq!(
+        u16::from_be_bytes([answer.body[0], answer.body[1]]),
+        cmdstream::ErrorCode::DeadlineExceeded.to_u16()
+    );
+    assert_eq!(
+        Probe::get(&srv.probe.started),
+        0,
+        "the command ran past its deadline"
+    );
+}

@@ -2,6 +2,7 @@
 //! server's state, the command id, the in-flight limit), each answered on
 //! its own call or closing the connection, and then the call that runs it.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::task::Context;
 
@@ -132,14 +133,20 @@ where
                 return Ok(());
             }
             (None, Some(span)) => Box::pin(run.instrument(span)),
-            (Some(at), None) => Box::pin(async move {
-                drop(tokio::time::timeout_at(at, run).await);
-            }),
-            (Some(at), Some(span)) => Box::pin(
-                async move { drop(tokio::time::timeout_at(at, run).await) }.instrument(span),
-            ),
+            (Some(at), None) => Box::pin(until(at, run)),
+            (Some(at), Some(span)) => Box::pin(until(at, run).instrument(span)),
         };
         self.start(cx, call_ref, running, command);
         Ok(())
+    }
+}
+
+/// Runs `command` until `at`. One whose deadline passed before it started
+/// (while it waited for room in its connection's queue, say) does not
+/// start at all: polling it even once could act on a call its client has
+/// given up on.
+async fn until(at: Instant, command: impl Future<Output = ()>) {
+    if Instant::now() < at {
+        let _ = tokio::time::timeout_at(at, command).await;
     }
 }

@@ -155,8 +155,13 @@ impl<T: DeserializeOwned, C: Codec> Stream for ResultStream<T, C> {
                     return Poll::Ready(Some(Err(e)));
                 }
                 None => {
+                    // The driver went without a word (its runtime shut
+                    // down, say): the call was sent, for all we know.
                     this.done = true;
-                    let lost = Error::connection_lost("the connection closed");
+                    let lost = Error::ConnectionLost {
+                        reason: "the connection closed".into(),
+                        sent: true,
+                    };
                     return Poll::Ready(Some(Err(lost)));
                 }
             }
@@ -265,6 +270,21 @@ mod tests {
             out.push(n);
         }
         out
+    }
+
+    #[tokio::test]
+    async fn a_stream_whose_driver_vanished_says_the_call_may_have_run() {
+        let (tx, events) = mpsc::unbounded_channel();
+        let (control, _sent) = mpsc::unbounded_channel();
+        let window = Window { initial: 4, max: 4 };
+        let mut stream: ResultStream<u8, Bincode> =
+            ResultStream::new(1, events, control, Bincode, window, None, None);
+        drop(tx);
+        let end = poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await;
+        assert!(
+            matches!(end, Some(Err(Error::ConnectionLost { sent: true, .. }))),
+            "{end:?}"
+        );
     }
 
     #[tokio::test]

@@ -433,6 +433,9 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Sniffed<IO> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
         if let Some(first) = self.first.take() {
             buf.put_slice(&[first]);
             return Poll::Ready(Ok(()));
@@ -499,4 +502,27 @@ pub(crate) fn classify(error: Error) -> Error {
         _ => K::Other,
     };
     Error::Tls(TlsError::new(kind, tls.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_sniffed_byte_is_read_back_first_and_an_empty_read_keeps_it() {
+        let (ours, mut theirs) = tokio::io::duplex(64);
+        theirs.write_all(b"\x16rest").await.unwrap();
+        let (mut sniffed, plaintext) = sniff(ours).await.unwrap();
+        assert!(!plaintext);
+        let mut none = [0u8; 0];
+        let mut empty = ReadBuf::new(&mut none);
+        std::future::poll_fn(|cx| Pin::new(&mut sniffed).poll_read(cx, &mut empty))
+            .await
+            .unwrap();
+        let mut all = [0u8; 5];
+        sniffed.read_exact(&mut all).await.unwrap();
+        assert_eq!(&all, b"\x16rest");
+    }
 }

@@ -397,3 +397,31 @@ fn tls_needs_no_process_wide_crypto_provider() {
     client_tls(&pki.ca, Some(&pki.client));
     assert!(cmdstream::tls::rustls::crypto::CryptoProvider::get_default().is_none());
 }
+
+#[tokio::test]
+async fn a_client_given_two_cas_trusts_both() {
+    let first = pki();
+    let second = pki();
+    let tls = ClientTls::new()
+        .ca_pem(first.ca.pem().as_bytes())
+        .ca_pem(second.ca.pem().as_bytes())
+        .build()
+        .unwrap();
+    for pki in [&first, &second] {
+        let (addr, _server) =
+            serve(Server::builder().tls(server_tls(&pki.server).build().unwrap())).await;
+        let client = connect(addr, tls.clone()).await.unwrap();
+        assert_eq!(
+            within("a call", client.hello()).await.unwrap(),
+            "hello, whoever you are"
+        );
+    }
+    // A third CA is trusted by neither.
+    let third = pki();
+    let (addr, _server) =
+        serve(Server::builder().tls(server_tls(&third.server).build().unwrap())).await;
+    assert_eq!(
+        tls_kind(connect(addr, tls).await),
+        TlsErrorKind::UnknownIssuer
+    );
+}

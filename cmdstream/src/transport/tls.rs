@@ -322,15 +322,52 @@ impl ClientTls {
 }
 
 impl ClientTlsBuilder {
-    /// Trusts the CA certificates in `pem`.
-    pub fn ca_pem(mut self, pem: &[u8]) -> Self {
-        self.roots = Some(roots(pem));
-        self
+    /// Trusts the CA certificates in `pem`, besides any given before.
+    pub fn ca_pem(self, pem: &[u8]) -> Self {
+        self.trust(roots(pem))
     }
 
-    /// Trusts the CA certificates in the PEM file at `path`.
-    pub fn ca_pem_file(mut self, path: impl AsRef<Path>) -> Self {
-        self.roots = Some(read(path.as_ref()).and_then(|pem| roots(&pem)));
+    /// Trusts the CA certificates in the PEM file at `path`, besides any
+    /// given before.
+    pub fn ca_pem_file(self, path: impl AsRef<Path>) -> Self {
+        self.trust(read(path.as_ref()).and_then(|pem| roots(&pem)))
+    }
+
+    /// Trusts the platform's CA store (on Linux the system's bundle; the
+    /// `SSL_CERT_FILE` and `SSL_CERT_DIR` variables, when set, name the
+    /// certificates to load instead), besides any CA given before. Needs
+    /// the `tls-system-roots` feature.
+    ///
+    /// Certificates of the store that rustls cannot use are skipped; the
+    /// settings fail to build only if none is usable.
+    #[cfg(feature = "tls-system-roots")]
+    pub fn system_roots(self) -> Self {
+        let loaded = rustls_native_certs::load_native_certs();
+        let mut store = RootCertStore::empty();
+        let (added, _) = store.add_parsable_certificates(loaded.certs);
+        let found = if added > 0 {
+            Ok(store)
+        } else {
+            let why: Vec<String> = loaded.errors.iter().map(ToString::to_string).collect();
+            Err(config_error(format_args!(
+                "no usable CA in the platform's store{}{}",
+                if why.is_empty() { "" } else { ": " },
+                why.join("; ")
+            )))
+        };
+        self.trust(found)
+    }
+
+    /// Adds `more` to the CAs trusted; the first failure is kept.
+    fn trust(mut self, more: Result<RootCertStore, Error>) -> Self {
+        self.roots = Some(match (self.roots.take(), more) {
+            (None, more) => more,
+            (Some(Err(e)), _) | (Some(Ok(_)), Err(e)) => Err(e),
+            (Some(Ok(mut store)), Ok(more)) => {
+                store.roots.extend(more.roots);
+                Ok(store)
+            }
+        });
         self
     }
 
@@ -360,9 +397,9 @@ impl ClientTlsBuilder {
     /// [`Error::Tls`] ([`TlsErrorKind::Config`]) when no CA was given, or a
     /// certificate, key or name cannot be used.
     pub fn build(self) -> Result<ClientTls, Error> {
-        let roots = self
-            .roots
-            .ok_or_else(|| config_error("no CA to trust: give one with ca_pem"))??;
+        let roots = self.roots.ok_or_else(|| {
+            config_error("no CA to trust: give one with ca_pem or system_roots")
+        })??;
         let builder = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(config_error)?

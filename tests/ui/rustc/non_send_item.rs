@@ -1,10 +1,14 @@
-use std::rc::Rc;
+use std::marker::PhantomData;
 
 use cmdstream::Stream;
 
+/// Serializable, but bound to its thread.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Local(PhantomData<*const ()>);
+
 #[cmdstream::receiver]
 pub trait Files {
-    async fn list(&self) -> impl Stream<Item = Rc<String>> + Send;
+    async fn list(&self) -> impl Stream<Item = Local> + Send;
 }
 
 fn main() {}

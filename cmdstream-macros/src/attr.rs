@@ -43,6 +43,8 @@ pub(crate) struct CommandOptions {
     pub(crate) id: Option<(u32, Span)>,
     pub(crate) name: Option<(String, Span)>,
     pub(crate) timeout_ms: Option<u64>,
+    /// `#[command(idempotent)]`: running the command twice does no harm.
+    pub(crate) idempotent: bool,
 }
 
 /// Whether an attribute is ours (`#[command]`), to be removed from the trait.
@@ -77,8 +79,13 @@ pub(crate) fn command_options(cx: &mut Ctxt, attrs: &[Attribute]) -> CommandOpti
                     )
                 })?;
                 opts.timeout_ms = Some(ms);
+            } else if meta.path.is_ident("idempotent") {
+                if opts.idempotent {
+                    return Err(meta.error("`idempotent` is given twice"));
+                }
+                opts.idempotent = true;
             } else {
-                return Err(meta.error("unknown command option; expected `id = N`, `name = \"...\"` or `timeout = \"...\"`"));
+                return Err(meta.error("unknown command option; expected `id = N`, `name = \"...\"`, `timeout = \"...\"` or `idempotent`"));
             }
             Ok(())
         });
@@ -124,13 +131,14 @@ mod tests {
     #[test]
     fn command_options_are_read() {
         let attrs: Vec<Attribute> =
-            vec![syn::parse_quote!(#[command(id = 7, name = "count", timeout = "3s")])];
+            vec![syn::parse_quote!(#[command(id = 7, name = "count", timeout = "3s", idempotent)])];
         let mut cx = Ctxt::default();
         let opts = command_options(&mut cx, &attrs);
         assert!(cx.check().is_ok());
         assert_eq!(opts.id.map(|(id, _)| id), Some(7));
         assert_eq!(opts.name.map(|(n, _)| n).as_deref(), Some("count"));
         assert_eq!(opts.timeout_ms, Some(3_000));
+        assert!(opts.idempotent);
     }
 
     #[test]

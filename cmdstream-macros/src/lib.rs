@@ -67,6 +67,9 @@ mod parse;
 ///   breaking peers.
 /// - `#[command(timeout = "250ms" | "5s" | "2m" | "1h")]`: the default
 ///   timeout of calls that set none.
+/// - `#[command(idempotent)]`: running it twice does no harm, so a
+///   reconnecting client may send a call again that a lost connection may
+///   have delivered (`cmdstream::Reconnect`).
 /// - `#[cmdstream::receiver(derive(Debug, Clone))]`: derives added to the
 ///   command enum; `crate = "path"`: where the `cmdstream` crate is, when
 ///   it is renamed.

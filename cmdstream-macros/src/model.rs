@@ -123,6 +123,9 @@ pub(crate) struct Method {
     pub(crate) wire_name: String,
     pub(crate) name_span: Span,
     pub(crate) timeout_ms: Option<u64>,
+    /// Whether a reconnecting client may send it again after a lost
+    /// connection (`#[command(idempotent)]`).
+    pub(crate) idempotent: bool,
     /// The name of the `&CallContext` argument and its position among all
     /// arguments, when the method takes one.
     pub(crate) context: Option<(Ident, usize, Type)>,

@@ -240,6 +240,7 @@ fn method(cx: &mut Ctxt, f: &TraitItemFn) -> Option<Method> {
         wire_name,
         name_span,
         timeout_ms: opts.timeout_ms,
+        idempotent: opts.idempotent,
         context,
         args,
         stream_arg,

@@ -48,6 +48,11 @@ pub struct CommandInfo {
     pub kind: CommandKind,
     /// The timeout of calls whose options set none.
     pub timeout: Option<Duration>,
+    /// Whether running it twice does no harm, so that a reconnecting
+    /// client may send a call again that a lost connection may or may not
+    /// have delivered (`#[command(idempotent)]`; see
+    /// [`Reconnect`](crate::Reconnect)).
+    pub idempotent: bool,
     /// A hash of the command's wire name, shape, argument and result types.
     /// Client and server compare it per command, so a changed command is
     /// refused at connect time while an added one is not.
@@ -62,8 +67,15 @@ impl CommandInfo {
             name,
             kind,
             timeout: None,
+            idempotent: false,
             signature,
         }
+    }
+
+    /// The same command, marked idempotent.
+    pub const fn idempotent(mut self) -> Self {
+        self.idempotent = true;
+        self
     }
 
     /// The same command with a default timeout for its calls.

@@ -25,9 +25,10 @@ pub(crate) fn expand(r: &Receiver) -> TokenStream {
         let timeout = m
             .timeout_ms
             .map(|ms| quote!(.with_timeout(#krate::__private::Duration::from_millis(#ms))));
+        let idempotent = m.idempotent.then(|| quote!(.idempotent()));
         let signature = signature(m);
         quote! {
-            #krate::CommandInfo::new(#id, #wire, #krate::CommandKind::#kind, #signature)#timeout
+            #krate::CommandInfo::new(#id, #wire, #krate::CommandKind::#kind, #signature)#timeout #idempotent
         }
     });
     quote! {

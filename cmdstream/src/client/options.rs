@@ -42,6 +42,8 @@ pub struct CallOptions {
     pub(crate) timeout: Option<Option<Duration>>,
     pub(crate) traceparent: Option<Arc<str>>,
     pub(crate) metadata: Option<Arc<Metadata>>,
+    /// `None`: as the command says (`#[command(idempotent)]`).
+    pub(crate) idempotent: Option<bool>,
 }
 
 impl CallOptions {
@@ -93,6 +95,16 @@ impl CallOptions {
         self
     }
 
+    /// Whether running these calls twice does no harm, whatever the
+    /// command says: a [reconnecting](crate::Reconnect) client sends such a
+    /// call once more on a new connection when the old one was lost after
+    /// the call went out (within the call's deadline). By default, as the
+    /// command is marked (`#[command(idempotent)]`).
+    pub fn idempotent(mut self, yes: bool) -> Self {
+        self.idempotent = Some(yes);
+        self
+    }
+
     /// `over` layered on top of these options (see [Precedence](Self#precedence)).
     pub(crate) fn layered(&self, over: CallOptions) -> CallOptions {
         let metadata = match (&self.metadata, over.metadata) {
@@ -111,6 +123,7 @@ impl CallOptions {
             timeout: over.timeout.or(self.timeout),
             traceparent: over.traceparent.or_else(|| self.traceparent.clone()),
             metadata,
+            idempotent: over.idempotent.or(self.idempotent),
         }
     }
 }

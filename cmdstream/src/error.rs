@@ -104,7 +104,7 @@ impl fmt::Display for Error {
                 "connection lost: {reason}; the call was never sent, so nothing ran"
             ),
             Error::Unavailable(reason) => {
-                write!(f, "the server refused the call: {reason}; nothing ran, retry later")
+                write!(f, "the server refused the call: {reason}; nothing ran")
             }
             Error::Remote(e) => write!(f, "the command failed on the server: {e}"),
             Error::UnknownCommand { id } => write!(

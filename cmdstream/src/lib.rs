@@ -24,7 +24,10 @@ mod service;
 mod transport;
 mod wire;
 
-pub use client::{CallOptions, Client, ClientBuilder, ConnectionState, ResultStream};
+pub use client::{
+    Backoff, CallOptions, Client, ClientBuilder, ConnectionState, Reconnect, ResultStream,
+    StateWatch,
+};
 pub use codec::Codec;
 pub use error::{Error, ErrorCode, RemoteError, Result, TlsError, TlsErrorKind};
 pub use futures_core::Stream;

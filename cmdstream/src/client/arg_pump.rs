@@ -100,3 +100,17 @@ fn encode_item<I: Serialize, C: Codec>(
     }
     Ok(frame)
 }
+
+/// The items of a call that streams none: a stream that never yields.
+pub(crate) enum NoItems {}
+
+impl Stream for NoItems {
+    type Item = ();
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<()>> {
+        match *self {}
+    }
+}

@@ -5,20 +5,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::future::Future;
-
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::config::ClientConfig;
-use super::connection::Connection;
+use super::dial::{self, Dial};
 use super::options::CallOptions;
-use super::Client;
+use super::reconnect::{self, Reconnect};
+use super::{Client, Route};
 use crate::codec::{Codec, DefaultCodec};
 use crate::error::Error;
 use crate::service::ServiceInfo;
-#[cfg(unix)]
-use crate::transport::Unix;
-use crate::transport::{Connector, Dialer, Endpoint, IntoEndpoint, Tcp};
+use crate::transport::{Connector, Dialer, Endpoint, IntoEndpoint};
 
 /// Builds a [`Client`]: settings first, then one of the `connect` methods.
 ///
@@ -41,6 +38,7 @@ pub struct ClientBuilder<C = DefaultCodec> {
     codec: C,
     /// How `connect` gets a byte stream.
     dialer: Dialer,
+    reconnect: Option<Reconnect>,
 }
 
 impl Default for ClientBuilder<DefaultCodec> {
@@ -49,6 +47,7 @@ impl Default for ClientBuilder<DefaultCodec> {
             config: ClientConfig::default(),
             codec: DefaultCodec::default(),
             dialer: Dialer::default(),
+            reconnect: None,
         }
     }
 }
@@ -60,6 +59,7 @@ impl<C: Codec> ClientBuilder<C> {
             config: self.config,
             codec,
             dialer: self.dialer,
+            reconnect: self.reconnect,
         }
     }
 
@@ -165,6 +165,16 @@ impl<C: Codec> ClientBuilder<C> {
         self
     }
 
+    /// Keeps a connection up through server restarts, redeploys and
+    /// network faults, as `policy` says (see [`Reconnect`]): `connect`
+    /// then returns a client that dials again whenever its connection is
+    /// lost. Only for the `connect` methods; a client made with
+    /// [`connect_io`](Self::connect_io) has nothing to dial again.
+    pub fn reconnect(mut self, policy: Reconnect) -> Self {
+        self.reconnect = Some(policy);
+        self
+    }
+
     /// Connects to `endpoint`: a `"host:port"` string (resolved at every
     /// dial), a socket address, an [`Endpoint`], or (on Unix) a path; over
     /// TCP (with `TCP_NODELAY`) or a Unix socket, with TLS if configured,
@@ -177,39 +187,35 @@ impl<C: Codec> ClientBuilder<C> {
     /// [`Error::Tls`] when TLS fails, [`Error::Incompatible`] when the
     /// server runs another service or version, [`Error::Unavailable`] when
     /// it refuses new connections, [`Error::Unauthenticated`] or
-    /// [`Error::PermissionDenied`] when it refuses this client.
+    /// [`Error::PermissionDenied`] when it refuses this client. A
+    /// [lazy](Reconnect::lazy) reconnecting client fails only on an
+    /// endpoint it cannot read.
     pub async fn connect(
         self,
         endpoint: impl IntoEndpoint,
         service: &'static ServiceInfo,
     ) -> Result<Client<C>, Error> {
-        let endpoint = endpoint.into_endpoint()?;
-        let peer = endpoint.to_string();
-        match self.dialer.clone() {
-            #[cfg(unix)]
-            Dialer::Plain if matches!(endpoint, Endpoint::Unix(_)) => {
-                let io = self.dial(Unix.connect(&endpoint), &endpoint).await?;
-                self.connect_io(io, service, &peer).await
+        let dial = Dial {
+            config: self.config.clone(),
+            dialer: self.dialer,
+            endpoint: endpoint.into_endpoint()?,
+            service,
+            codec: C::NAME,
+        };
+        let route = match self.reconnect {
+            None => Route::Direct(Arc::new(dial.connect().await?)),
+            Some(policy) => {
+                let handle = Arc::new(reconnect::start(dial, policy).await?);
+                Route::Reconnecting(reconnect::Attached::new(handle))
             }
-            Dialer::Plain => {
-                let io = self.dial(Tcp.connect(&endpoint), &endpoint).await?;
-                self.connect_io(io, service, &peer).await
-            }
-            #[cfg(feature = "tls")]
-            Dialer::Tls(tls) => {
-                #[cfg(unix)]
-                if matches!(endpoint, Endpoint::Unix(_)) {
-                    let io = self.dial(Unix.connect(&endpoint), &endpoint).await?;
-                    return self.connect_tls(io, &tls, &endpoint, service).await;
-                }
-                let io = self.dial(Tcp.connect(&endpoint), &endpoint).await?;
-                self.connect_tls(io, &tls, &endpoint, service).await
-            }
-            Dialer::Custom(connector) => {
-                let io = self.dial(connector.dial(&endpoint), &endpoint).await?;
-                self.connect_io(io, service, &peer).await
-            }
-        }
+        };
+        Ok(Client::from_parts(
+            route,
+            self.codec,
+            self.config.options,
+            self.config.default_timeout,
+            service,
+        ))
     }
 
     /// Connects over a Unix domain socket: [`connect`](Self::connect) to
@@ -227,53 +233,6 @@ impl<C: Codec> ClientBuilder<C> {
         self.connect(Endpoint::unix(path), service).await
     }
 
-    /// Runs `dial` within the connect timeout; the same error for every
-    /// transport when it runs out.
-    async fn dial<IO>(
-        &self,
-        dial: impl Future<Output = std::io::Result<IO>>,
-        endpoint: &Endpoint,
-    ) -> Result<IO, Error> {
-        let timeout = self.config.connect_timeout;
-        match tokio::time::timeout(timeout, dial).await {
-            Ok(Ok(io)) => Ok(io),
-            Ok(Err(e)) => Err(Error::Io(Arc::new(std::io::Error::new(
-                e.kind(),
-                format!("cannot connect to {endpoint}: {e}"),
-            )))),
-            Err(_) => Err(Error::Io(Arc::new(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no connection to {endpoint} within {timeout:?}"),
-            )))),
-        }
-    }
-
-    /// TLS over `io`, within the handshake timeout, then the protocol; a
-    /// TLS failure during either reads as [`Error::Tls`].
-    #[cfg(feature = "tls")]
-    async fn connect_tls<IO>(
-        self,
-        io: IO,
-        tls: &crate::tls::ClientTls,
-        endpoint: &Endpoint,
-        service: &'static ServiceInfo,
-    ) -> Result<Client<C>, Error>
-    where
-        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-    {
-        let timeout = self.config.handshake_timeout;
-        let stream = tokio::time::timeout(timeout, tls.connect(io, endpoint))
-            .await
-            .map_err(|_| {
-                Error::connection_lost(format!(
-                    "the TLS handshake with {endpoint} did not complete within {timeout:?}"
-                ))
-            })??;
-        self.connect_io(stream, service, &endpoint.to_string())
-            .await
-            .map_err(crate::transport::tls::classify)
-    }
-
     /// Runs the protocol over any byte stream: a TLS stream, an in-memory
     /// pipe, a socket set up by hand. `peer` names the other side in logs.
     ///
@@ -289,10 +248,9 @@ impl<C: Codec> ClientBuilder<C> {
     where
         IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let (conn, driver) = Connection::establish(io, &self.config, service, C::NAME).await?;
-        driver.spawn(service, peer);
+        let conn = dial::establish(io, &self.config, service, C::NAME, peer).await?;
         Ok(Client::from_parts(
-            Arc::new(conn),
+            Route::Direct(Arc::new(conn)),
             self.codec,
             self.config.options,
             self.config.default_timeout,

@@ -88,6 +88,17 @@ impl Connection {
         self.shared.unsent()
     }
 
+    /// Why the connection ended, for a reconnecting client's state.
+    pub(crate) fn lost_reason(&self) -> Error {
+        let reason = self.shared.closed.get().cloned();
+        Error::connection_lost(reason.unwrap_or_else(|| "the connection closed".into()))
+    }
+
+    /// Whether new calls may be sent on it.
+    pub(crate) fn is_open(&self) -> bool {
+        self.shared.is_open() && !self.requests.is_closed()
+    }
+
     /// Takes no new calls, lets those in flight finish, closes, and
     /// returns once the driver is done.
     pub(crate) async fn close(&self) {

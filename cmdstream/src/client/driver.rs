@@ -450,7 +450,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             Kind::GoAway => {
                 let reason = String::from_utf8_lossy(&frame.body).into_owned();
                 debug!(%reason, "server is going away");
-                let _ = self.shared.going_away.set(reason.into());
+                self.shared.go_away(reason.into());
                 if self.state == State::Open {
                     self.state = State::GoingAway;
                 }

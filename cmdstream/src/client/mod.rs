@@ -9,14 +9,17 @@ mod arg_pump;
 mod builder;
 mod config;
 mod connection;
+mod dial;
 mod driver;
 mod message;
 mod options;
+mod reconnect;
 mod result_stream;
 mod settle;
 mod shared;
 mod state;
 mod stream_sink;
+mod watch;
 
 use std::sync::Arc;
 
@@ -27,8 +30,11 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 pub use self::builder::ClientBuilder;
 pub use self::options::CallOptions;
+pub use self::reconnect::backoff::Backoff;
+pub use self::reconnect::Reconnect;
 pub use self::result_stream::ResultStream;
 pub use self::state::ConnectionState;
+pub use self::watch::StateWatch;
 
 use self::connection::Connection;
 use self::message::{Control, Reply, Request};
@@ -46,6 +52,9 @@ use crate::wire::frame::{self, Kind};
 /// connection, whose calls are multiplexed by request id. Dropping the last
 /// handle closes the connection once the calls in flight are done.
 ///
+/// Built with [`ClientBuilder::reconnect`], the handle keeps a connection
+/// up through server restarts instead (see [`Reconnect`]).
+///
 /// Most code uses a generated client (`CalcClient`), which wraps this type.
 ///
 /// # Errors
@@ -54,17 +63,26 @@ use crate::wire::frame::{self, Kind};
 /// connection is gone, [`Error::Timeout`] when a timeout expires, and the
 /// server's verdict otherwise.
 pub struct Client<C = DefaultCodec> {
-    conn: Arc<Connection>,
+    route: Route,
     codec: C,
     options: CallOptions,
     default_timeout: Option<std::time::Duration>,
     service: &'static ServiceInfo,
 }
 
+/// Where a handle's calls go.
+#[derive(Clone)]
+pub(crate) enum Route {
+    /// One connection, for the handle's whole life.
+    Direct(Arc<Connection>),
+    /// Whichever connection a reconnecting client has up.
+    Reconnecting(reconnect::Attached),
+}
+
 impl<C: Codec> Clone for Client<C> {
     fn clone(&self) -> Self {
         Client {
-            conn: self.conn.clone(),
+            route: self.route.clone(),
             codec: self.codec.clone(),
             options: self.options.clone(),
             default_timeout: self.default_timeout,
@@ -78,8 +96,17 @@ impl<C> std::fmt::Debug for Client<C> {
         f.debug_struct("Client")
             .field("service", &self.service.name)
             .field("options", &self.options)
-            .field("state", &self.conn.state())
+            .field("state", &self.route.state())
             .finish()
+    }
+}
+
+impl Route {
+    fn state(&self) -> ConnectionState {
+        match self {
+            Route::Direct(conn) => conn.state(),
+            Route::Reconnecting(attached) => attached.handle.shared.state(),
+        }
     }
 }
 
@@ -103,16 +130,21 @@ impl Client<DefaultCodec> {
     }
 }
 
+/// How many times a reconnecting client sends one call at most: the first
+/// time, again for each connection that was lost before the call went out
+/// (nothing ran), and once more for an idempotent call that had gone out.
+const MAX_SENDS: u32 = 4;
+
 impl<C: Codec> Client<C> {
     pub(crate) fn from_parts(
-        conn: Arc<Connection>,
+        route: Route,
         codec: C,
         options: CallOptions,
         default_timeout: Option<std::time::Duration>,
         service: &'static ServiceInfo,
     ) -> Self {
         Client {
-            conn,
+            route,
             codec,
             options,
             default_timeout,
@@ -143,24 +175,42 @@ impl<C: Codec> Client<C> {
 
     /// Whether new calls fail at once: the server has gone away (they fail
     /// with [`Error::Unavailable`]) or the connection has closed (with
-    /// [`Error::ConnectionLost`]). See [`state`](Self::state).
+    /// [`Error::ConnectionLost`]). A reconnecting client is closed only
+    /// once it has given up; while it reconnects, calls wait. See
+    /// [`state`](Self::state).
     pub fn is_closed(&self) -> bool {
-        !self.conn.state().is_open()
+        !matches!(
+            self.route.state(),
+            ConnectionState::Open | ConnectionState::Reconnecting { .. }
+        )
     }
 
     /// What the connection can still do: open, draining after the server's
-    /// go-away (calls in flight finish, new ones are refused), or closed.
+    /// go-away (calls in flight finish, new ones are refused), reconnecting
+    /// (a [reconnecting](Reconnect) client, whose new calls wait), or
+    /// closed.
     pub fn state(&self) -> ConnectionState {
-        self.conn.state()
+        self.route.state()
+    }
+
+    /// The state now and each change after it (see [`StateWatch`]).
+    pub fn watch_state(&self) -> StateWatch {
+        match &self.route {
+            Route::Direct(conn) => StateWatch::direct(conn.clone()),
+            Route::Reconnecting(attached) => StateWatch::supervised(attached.handle.shared.watch()),
+        }
     }
 
     /// Closes the connection gracefully, for every handle: new calls, and
     /// calls still waiting to be sent (for a slot under the in-flight
     /// limit, say), fail at once with [`Error::ConnectionLost`] (not sent);
     /// calls in flight finish, then the connection closes. Returns once it
-    /// has.
+    /// has. A reconnecting client stops reconnecting.
     pub async fn close(&self) {
-        self.conn.close().await;
+        match &self.route {
+            Route::Direct(conn) => conn.close().await,
+            Route::Reconnecting(attached) => attached.handle.close().await,
+        }
     }
 
     /// Calls a unary command: sends `args`, waits for one result.
@@ -175,18 +225,79 @@ impl<C: Codec> Client<C> {
         A: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let id = self.conn.next_id();
-        let frame = self.encode_command(id, command, args)?;
+        match &self.route {
+            Route::Direct(conn) => {
+                let bytes = self
+                    .unary_on(conn, command, args, self.timeout(command))
+                    .await?;
+                Ok(self.codec.decode(&bytes)?)
+            }
+            // Sent again as the rules of [`Reconnect`] allow. The first
+            // send, on the connection up now, costs what a direct call
+            // does: it is inline here, not a nested future; waiting for a
+            // connection and sending again are boxed, off that path.
+            Route::Reconnecting(attached) => {
+                let deadline = Deadline::after(self.timeout(command));
+                let mut sends = Sends::new(self.options.idempotent.unwrap_or(command.idempotent));
+                if let Some(conn) = attached.current() {
+                    let result = self.unary_on(&conn, command, args, deadline.left()?).await;
+                    if !sends.again(&result, &conn) {
+                        return Ok(self.codec.decode(&result?)?);
+                    }
+                }
+                let handle = &attached.handle;
+                let resent = self.unary_resent(handle, command, args, deadline, sends);
+                Ok(self.codec.decode(&Box::pin(resent).await?)?)
+            }
+        }
+    }
+
+    /// Sends a unary call on whichever connection comes up, for as long as
+    /// `sends` allows and its deadline lasts.
+    async fn unary_resent<A>(
+        &self,
+        handle: &reconnect::Handle,
+        command: &'static CommandInfo,
+        args: &A,
+        deadline: Deadline,
+        mut sends: Sends,
+    ) -> Result<bytes::Bytes, Error>
+    where
+        A: Serialize + ?Sized,
+    {
+        loop {
+            let conn = handle.shared.lease(deadline.at).await?;
+            let result = self.unary_on(&conn, command, args, deadline.left()?).await;
+            if !sends.again(&result, &conn) {
+                return result;
+            }
+        }
+    }
+
+    /// One unary call on `conn`.
+    async fn unary_on<A>(
+        &self,
+        conn: &Connection,
+        command: &'static CommandInfo,
+        args: &A,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<bytes::Bytes, Error>
+    where
+        A: Serialize + ?Sized,
+    {
+        let id = conn.next_id();
+        let frame = self.encode_command(conn, id, command, timeout, |buf| {
+            Ok(self.codec.encode(args, buf)?)
+        })?;
         let (tx, rx) = oneshot::channel();
-        self.conn.send(Request {
+        conn.send(Request {
             id,
             command: command.id,
             frame,
             reply: Reply::Once(tx),
             args: None,
         })?;
-        let bytes = self.wait(id, command, rx).await?;
-        Ok(self.codec.decode(&bytes)?)
+        self.wait(conn, id, timeout, rx).await
     }
 
     /// Calls a server-streaming command: sends `args`, returns the stream of
@@ -207,8 +318,7 @@ impl<C: Codec> Client<C> {
     where
         A: Serialize + ?Sized,
     {
-        let (id, rx) = self.open_stream(command, args, None)?;
-        Ok(self.result_stream(id, command, rx, None))
+        self.open_stream::<A, R, (), arg_pump::NoItems>(command, args, None)
     }
 
     /// Calls a client-streaming command: sends `args`, then every item of
@@ -231,19 +341,34 @@ impl<C: Codec> Client<C> {
         S: Stream<Item = I> + Send + 'static,
         R: DeserializeOwned,
     {
-        let id = self.conn.next_id();
-        let frame = self.encode_command(id, command, args)?;
+        let timeout = self.timeout(command);
+        let (conn, timeout) = match &self.route {
+            Route::Direct(conn) => (conn.clone(), timeout),
+            // Not sent again: its items may have been taken already.
+            Route::Reconnecting(attached) => {
+                let deadline = Deadline::after(timeout);
+                let conn = match attached.current() {
+                    Some(conn) => conn.into_owned(),
+                    None => attached.handle.shared.lease(deadline.at).await?,
+                };
+                (conn, deadline.left()?)
+            }
+        };
+        let id = conn.next_id();
+        let frame = self.encode_command(&conn, id, command, timeout, |buf| {
+            Ok(self.codec.encode(args, buf)?)
+        })?;
         let (tx, rx) = oneshot::channel();
         let credit = Arc::new(Semaphore::new(0));
-        self.conn.send(Request {
+        conn.send(Request {
             id,
             command: command.id,
             frame,
             reply: Reply::Once(tx),
             args: Some(credit.clone()),
         })?;
-        let _pump = self.spawn_pump(id, items, credit);
-        let bytes = self.wait(id, command, rx).await?;
+        let _pump = self.spawn_pump(&conn, id, items, credit);
+        let bytes = self.wait(&conn, id, timeout, rx).await?;
         Ok(self.codec.decode(&bytes)?)
     }
 
@@ -267,53 +392,113 @@ impl<C: Codec> Client<C> {
         I: Serialize + Send + 'static,
         S: Stream<Item = I> + Send + 'static,
     {
-        let credit = Arc::new(Semaphore::new(0));
-        let (id, rx) = self.open_stream(command, args, Some(credit.clone()))?;
-        let pump = self.spawn_pump(id, items, credit);
-        Ok(self.result_stream(id, command, rx, Some(pump)))
+        self.open_stream(command, args, Some(items))
     }
 
-    fn open_stream<A: Serialize + ?Sized>(
+    /// Opens a streaming call: on the handle's connection, or the one a
+    /// reconnecting client has up; during an outage, a stream that opens
+    /// the call once a connection is up (its arguments encoded now).
+    fn open_stream<A, R, I, S>(
         &self,
         command: &'static CommandInfo,
         args: &A,
-        credit: Option<Arc<Semaphore>>,
-    ) -> Result<(u64, stream_sink::Events), Error> {
-        let id = self.conn.next_id();
-        let frame = self.encode_command(id, command, args)?;
-        let (sink, rx) = StreamSink::new();
-        self.conn.send(Request {
+        items: Option<S>,
+    ) -> Result<ResultStream<R, C>, Error>
+    where
+        A: Serialize + ?Sized,
+        I: Serialize + Send + 'static,
+        S: Stream<Item = I> + Send + 'static,
+    {
+        let timeout = self.timeout(command);
+        let conn = match &self.route {
+            Route::Direct(conn) => conn.clone(),
+            Route::Reconnecting(attached) => match attached.current() {
+                Some(conn) => conn.into_owned(),
+                None => return self.stream_when_connected(&attached.handle, command, args, items),
+            },
+        };
+        let bound = self.open_on(&conn, command, timeout, items, |buf| {
+            Ok(self.codec.encode(args, buf)?)
+        })?;
+        Ok(ResultStream::new(bound, self.codec.clone(), timeout))
+    }
+
+    /// A stream whose call is opened once the reconnecting client has a
+    /// connection (within the call's timeout, which runs from now).
+    fn stream_when_connected<A, R, I, S>(
+        &self,
+        handle: &Arc<reconnect::Handle>,
+        command: &'static CommandInfo,
+        args: &A,
+        items: Option<S>,
+    ) -> Result<ResultStream<R, C>, Error>
+    where
+        A: Serialize + ?Sized,
+        I: Serialize + Send + 'static,
+        S: Stream<Item = I> + Send + 'static,
+    {
+        let mut payload = bytes::BytesMut::new();
+        self.codec.encode(args, &mut payload)?;
+        let timeout = self.timeout(command);
+        let deadline = Deadline::after(timeout);
+        let (client, handle) = (self.clone(), handle.clone());
+        let binding = async move {
+            let conn = handle.shared.lease(deadline.at).await?;
+            client.open_on(&conn, command, deadline.left()?, items, |buf| {
+                buf.extend_from_slice(&payload);
+                Ok(())
+            })
+        };
+        Ok(ResultStream::binding(binding, self.codec.clone(), timeout))
+    }
+
+    /// Sends a streaming call's COMMAND on `conn` (its payload written by
+    /// `payload`) and starts the pump of its items, if it has any.
+    fn open_on<I, S>(
+        &self,
+        conn: &Arc<Connection>,
+        command: &'static CommandInfo,
+        timeout: Option<std::time::Duration>,
+        items: Option<S>,
+        payload: impl FnOnce(&mut bytes::BytesMut) -> Result<(), Error>,
+    ) -> Result<result_stream::Bound, Error>
+    where
+        I: Serialize + Send + 'static,
+        S: Stream<Item = I> + Send + 'static,
+    {
+        let id = conn.next_id();
+        let frame = self.encode_command(conn, id, command, timeout, payload)?;
+        let (sink, events) = StreamSink::new();
+        let credit = items.is_some().then(|| Arc::new(Semaphore::new(0)));
+        conn.send(Request {
             id,
             command: command.id,
             frame,
             reply: Reply::Many(sink),
-            args: credit,
+            args: credit.clone(),
         })?;
-        Ok((id, rx))
-    }
-
-    fn result_stream<R>(
-        &self,
-        id: u64,
-        command: &'static CommandInfo,
-        events: stream_sink::Events,
-        pump: Option<arg_pump::PumpGuard>,
-    ) -> ResultStream<R, C> {
-        ResultStream::new(
+        let pump = items
+            .zip(credit)
+            .map(|(items, credit)| self.spawn_pump(conn, id, items, credit));
+        Ok(result_stream::Bound {
             id,
             events,
-            self.conn.control.clone(),
-            self.codec.clone(),
-            result_stream::Window {
-                initial: self.conn.shared.settled.our_window,
-                max: self.conn.shared.settled.max_window,
+            control: conn.control.clone(),
+            window: result_stream::Window {
+                initial: conn.shared.settled.our_window,
+                max: conn.shared.settled.max_window,
             },
-            self.timeout(command),
             pump,
-        )
+        })
     }
 
-    fn spawn_pump<I, S>(&self, id: u64, items: S, credit: Arc<Semaphore>) -> arg_pump::PumpGuard
+    fn spawn_pump<I, S>(
+        &self,
+        conn: &Connection,
+        id: u64,
+        items: S,
+        credit: Arc<Semaphore>,
+    ) -> arg_pump::PumpGuard
     where
         I: Serialize + Send + 'static,
         S: Stream<Item = I> + Send + 'static,
@@ -322,9 +507,9 @@ impl<C: Codec> Client<C> {
             id,
             items,
             credit,
-            self.conn.control.clone(),
+            conn.control.clone(),
             self.codec.clone(),
-            self.conn.shared.clone(),
+            conn.shared.clone(),
         )
     }
 
@@ -337,30 +522,32 @@ impl<C: Codec> Client<C> {
         }
     }
 
-    /// Encodes a whole COMMAND frame into a buffer of its own, so a failed
-    /// encode leaves nothing behind.
-    fn encode_command<A: Serialize + ?Sized>(
+    /// Encodes a whole COMMAND frame, its payload written by `payload`,
+    /// into a buffer of its own, so a failed encode leaves nothing behind.
+    fn encode_command(
         &self,
+        conn: &Connection,
         id: u64,
         command: &'static CommandInfo,
-        args: &A,
+        timeout: Option<std::time::Duration>,
+        payload: impl FnOnce(&mut bytes::BytesMut) -> Result<(), Error>,
     ) -> Result<FrameBuf, Error> {
         let frame = FrameBuf::encode(|buf| {
             let start = frame::begin(buf, Kind::Command, id);
             put_head(
                 buf,
                 command.id,
-                self.timeout(command),
+                timeout,
                 self.options.traceparent.as_deref(),
                 self.options.metadata.as_deref(),
             )?;
-            self.codec.encode(args, buf)?;
+            payload(buf)?;
             frame::finish(buf, start);
             Ok::<_, Error>(())
         })?;
         let (len, max) = (
             frame.len() - frame::LEN_SIZE,
-            self.conn.shared.settled.server_max_frame,
+            conn.shared.settled.server_max_frame,
         );
         if len > max {
             return Err(Error::FrameTooLarge { size: len, max });
@@ -372,16 +559,17 @@ impl<C: Codec> Client<C> {
     /// dropped or the timeout expires first.
     async fn wait(
         &self,
+        conn: &Connection,
         id: u64,
-        command: &'static CommandInfo,
+        timeout: Option<std::time::Duration>,
         rx: oneshot::Receiver<Result<bytes::Bytes, Error>>,
     ) -> Result<bytes::Bytes, Error> {
         let guard = CancelOnDrop {
-            control: &self.conn.control,
+            control: &conn.control,
             id,
             armed: true,
         };
-        let result = match self.timeout(command) {
+        let result = match timeout {
             None => rx.await,
             Some(t) => match tokio::time::timeout(t, rx).await {
                 Ok(r) => r,
@@ -397,6 +585,73 @@ impl<C: Codec> Client<C> {
                 sent: true,
             })
         })
+    }
+}
+
+/// How often a reconnecting client has sent one unary call, and whether it
+/// may send it again.
+struct Sends {
+    idempotent: bool,
+    count: u32,
+    resent_after_sending: bool,
+}
+
+impl Sends {
+    fn new(idempotent: bool) -> Self {
+        Sends {
+            idempotent,
+            count: 0,
+            resent_after_sending: false,
+        }
+    }
+
+    /// Counts a send on `conn` that ended in `result`; true if the call is
+    /// to be sent again.
+    fn again(&mut self, result: &Result<bytes::Bytes, Error>, conn: &Connection) -> bool {
+        self.count += 1;
+        match result {
+            _ if self.count >= MAX_SENDS => false,
+            Err(Error::ConnectionLost { sent: false, .. }) => true,
+            // Refused by a server going away: nothing ran. (Refused by one
+            // that is merely busy, it would refuse again.)
+            Err(Error::Unavailable(_)) => !conn.is_open(),
+            Err(Error::ConnectionLost { sent: true, .. })
+                if self.idempotent && !self.resent_after_sending =>
+            {
+                self.resent_after_sending = true;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A reconnecting call's deadline, fixed once for all its sends.
+#[derive(Clone, Copy)]
+struct Deadline {
+    at: Option<tokio::time::Instant>,
+}
+
+impl Deadline {
+    fn after(timeout: Option<std::time::Duration>) -> Self {
+        Deadline {
+            at: timeout.map(|t| tokio::time::Instant::now() + t),
+        }
+    }
+
+    /// The time left, as a timeout for the next send.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] once none is left.
+    fn left(&self) -> Result<Option<std::time::Duration>, Error> {
+        match self.at {
+            None => Ok(None),
+            Some(at) => match at.checked_duration_since(tokio::time::Instant::now()) {
+                Some(left) if !left.is_zero() => Ok(Some(left)),
+                _ => Err(Error::Timeout),
+            },
+        }
     }
 }
 

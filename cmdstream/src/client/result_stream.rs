@@ -54,13 +54,11 @@ pub(crate) struct Window {
 ///
 /// Dropping the stream before its end cancels the call on the server.
 pub struct ResultStream<T, C> {
-    id: u64,
-    events: Events,
+    link: Link,
     /// Results received and not yet yielded: the run being walked, then
     /// the rest of the last batch.
     run: Option<Results>,
     ready: std::vec::IntoIter<Chunk>,
-    control: mpsc::UnboundedSender<Control>,
     codec: C,
     /// The credit granted so far beyond what was consumed: the window.
     window: u32,
@@ -81,34 +79,96 @@ pub struct ResultStream<T, C> {
     _item: PhantomData<fn() -> T>,
 }
 
-impl<T, C> ResultStream<T, C> {
-    pub(crate) fn new(
+/// Which call on which connection a stream reads.
+enum Link {
+    /// Opened on a connection.
+    Bound {
         id: u64,
         events: Events,
         control: mpsc::UnboundedSender<Control>,
+    },
+    /// Waiting for a reconnecting client's connection, on which it then
+    /// opens the call.
+    Binding(Pin<Box<dyn Future<Output = Result<Bound, Error>> + Send>>),
+}
+
+/// A call opened on a connection: what a stream needs to read it.
+pub(crate) struct Bound {
+    pub(crate) id: u64,
+    pub(crate) events: Events,
+    pub(crate) control: mpsc::UnboundedSender<Control>,
+    pub(crate) window: Window,
+    pub(crate) pump: Option<PumpGuard>,
+}
+
+impl Bound {
+    fn split(self) -> (Link, Window, Option<PumpGuard>) {
+        let link = Link::Bound {
+            id: self.id,
+            events: self.events,
+            control: self.control,
+        };
+        (link, self.window, self.pump)
+    }
+}
+
+impl<T, C> ResultStream<T, C> {
+    pub(crate) fn new(bound: Bound, codec: C, timeout: Option<Duration>) -> Self {
+        let (link, window, pump) = bound.split();
+        let mut stream = ResultStream::unbound(link, codec, timeout);
+        stream.set_window(window);
+        stream._pump = pump;
+        stream
+    }
+
+    /// A stream whose call is opened once `binding` has a connection for
+    /// it; `timeout` runs from now.
+    pub(crate) fn binding(
+        binding: impl Future<Output = Result<Bound, Error>> + Send + 'static,
         codec: C,
-        window: Window,
         timeout: Option<Duration>,
-        pump: Option<PumpGuard>,
     ) -> Self {
+        ResultStream::unbound(Link::Binding(Box::pin(binding)), codec, timeout)
+    }
+
+    fn unbound(link: Link, codec: C, timeout: Option<Duration>) -> Self {
         ResultStream {
-            id,
-            events,
+            link,
             run: None,
             ready: Vec::new().into_iter(),
-            control,
             codec,
-            window: window.initial,
-            min_window: window.initial,
-            max_window: window.max.max(window.initial),
-            batch: (window.initial / 4).max(1),
+            window: 1,
+            min_window: 1,
+            max_window: 1,
+            batch: 1,
             consumed: 0,
             consumed_bytes: 0,
             deadline: timeout.map(|t| Box::pin(tokio::time::sleep(t))),
             done: false,
-            _pump: pump,
+            _pump: None,
             _item: PhantomData,
         }
+    }
+
+    fn bind(&mut self, bound: Bound) {
+        let (link, window, pump) = bound.split();
+        self.link = link;
+        self.set_window(window);
+        self._pump = pump;
+    }
+
+    fn set_window(&mut self, window: Window) {
+        self.window = window.initial;
+        self.min_window = window.initial;
+        self.max_window = window.max.max(window.initial);
+        self.batch = (window.initial / 4).max(1);
+    }
+
+    /// Whether the deadline has passed (arming its timer if not).
+    fn timed_out(&mut self, cx: &mut Context<'_>) -> bool {
+        self.deadline
+            .as_mut()
+            .is_some_and(|d| d.as_mut().poll(cx).is_ready())
     }
 }
 
@@ -120,6 +180,24 @@ impl<T: DeserializeOwned, C: Codec> Stream for ResultStream<T, C> {
         if this.done {
             return Poll::Ready(None);
         }
+        if let Link::Binding(binding) = &mut this.link {
+            match binding.as_mut().poll(cx) {
+                Poll::Ready(Ok(bound)) => this.bind(bound),
+                Poll::Ready(Err(e)) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Pending if this.timed_out(cx) => {
+                    // Nothing was sent: nothing to cancel.
+                    this.done = true;
+                    return Poll::Ready(Some(Err(Error::Timeout)));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let Link::Bound { id, .. } = this.link else {
+            unreachable!("bound above")
+        };
         let (item, len) = loop {
             if let Some(run) = &mut this.run {
                 if let Some(body) = run.next_body() {
@@ -137,14 +215,15 @@ impl<T: DeserializeOwned, C: Codec> Stream for ResultStream<T, C> {
             }
             // Nothing left to yield: the deadline is looked at (and its
             // timer armed) each time the stream is about to wait.
-            if let Some(deadline) = &mut this.deadline {
-                if deadline.as_mut().poll(cx).is_ready() {
-                    this.done = true;
-                    let _ = this.control.send(Control::Cancel(this.id));
-                    return Poll::Ready(Some(Err(Error::Timeout)));
-                }
+            if this.timed_out(cx) {
+                this.done = true;
+                this.send(Control::Cancel(id));
+                return Poll::Ready(Some(Err(Error::Timeout)));
             }
-            match std::task::ready!(this.events.poll_recv(cx)) {
+            let Link::Bound { events, .. } = &mut this.link else {
+                unreachable!("bound above")
+            };
+            match std::task::ready!(events.poll_recv(cx)) {
                 Some(Event::Items(items)) => this.ready = items.into_iter(),
                 Some(Event::End) => {
                     this.done = true;
@@ -171,7 +250,7 @@ impl<T: DeserializeOwned, C: Codec> Stream for ResultStream<T, C> {
         if this.consumed >= this.batch {
             let credit = this.resize();
             if credit > 0 {
-                let _ = this.control.send(Control::Credit(this.id, credit));
+                this.send(Control::Credit(id, credit));
             }
             this.consumed = 0;
             this.consumed_bytes = 0;
@@ -181,6 +260,13 @@ impl<T: DeserializeOwned, C: Codec> Stream for ResultStream<T, C> {
 }
 
 impl<T, C> ResultStream<T, C> {
+    /// Tells the driver of the stream's connection.
+    fn send(&self, msg: Control) {
+        if let Link::Bound { control, .. } = &self.link {
+            let _ = control.send(msg);
+        }
+    }
+
     /// Moves the window toward [`GROWN_WINDOW_BYTES`] of items the size of
     /// those just consumed, between `min_window` and `max_window`, and
     /// returns the credit to grant for the batch consumed: more than it to
@@ -213,16 +299,20 @@ impl<T, C> Unpin for ResultStream<T, C> {}
 
 impl<T, C> Drop for ResultStream<T, C> {
     fn drop(&mut self) {
-        if !self.done {
-            let _ = self.control.send(Control::Cancel(self.id));
+        if let (false, Link::Bound { id, .. }) = (self.done, &self.link) {
+            self.send(Control::Cancel(*id));
         }
     }
 }
 
 impl<T, C> std::fmt::Debug for ResultStream<T, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let id = match &self.link {
+            Link::Bound { id, .. } => Some(*id),
+            Link::Binding(_) => None,
+        };
         f.debug_struct("ResultStream")
-            .field("id", &self.id)
+            .field("id", &id)
             .field("done", &self.done)
             .finish()
     }
@@ -242,18 +332,17 @@ mod tests {
     async fn credits(window: u32, max: u32, items: usize, size: usize) -> Vec<u32> {
         let (tx, events) = mpsc::unbounded_channel();
         let (control, mut sent) = mpsc::unbounded_channel();
-        let mut stream: ResultStream<Vec<u8>, Bincode> = ResultStream::new(
-            1,
+        let bound = Bound {
+            id: 1,
             events,
             control,
-            Bincode,
-            Window {
+            window: Window {
                 initial: window,
                 max,
             },
-            None,
-            None,
-        );
+            pump: None,
+        };
+        let mut stream: ResultStream<Vec<u8>, Bincode> = ResultStream::new(bound, Bincode, None);
         let mut item = bytes::BytesMut::new();
         Bincode.encode(&vec![7u8; size], &mut item).unwrap();
         let item = item.freeze();
@@ -277,8 +366,17 @@ mod tests {
         let (tx, events) = mpsc::unbounded_channel();
         let (control, _sent) = mpsc::unbounded_channel();
         let window = Window { initial: 4, max: 4 };
-        let mut stream: ResultStream<u8, Bincode> =
-            ResultStream::new(1, events, control, Bincode, window, None, None);
+        let mut stream: ResultStream<u8, Bincode> = ResultStream::new(
+            Bound {
+                id: 1,
+                events,
+                control,
+                window,
+                pump: None,
+            },
+            Bincode,
+            None,
+        );
         drop(tx);
         let end = poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await;
         assert!(
@@ -305,18 +403,17 @@ mod tests {
     async fn a_grown_window_shrinks_when_items_get_large() {
         let (tx, events) = mpsc::unbounded_channel();
         let (control, mut sent) = mpsc::unbounded_channel();
-        let mut stream: ResultStream<Vec<u8>, Bincode> = ResultStream::new(
-            1,
+        let bound = Bound {
+            id: 1,
             events,
             control,
-            Bincode,
-            Window {
+            window: Window {
                 initial: 8,
                 max: 64,
             },
-            None,
-            None,
-        );
+            pump: None,
+        };
+        let mut stream: ResultStream<Vec<u8>, Bincode> = ResultStream::new(bound, Bincode, None);
         async fn next(
             tx: &mpsc::UnboundedSender<Event>,
             stream: &mut ResultStream<Vec<u8>, Bincode>,

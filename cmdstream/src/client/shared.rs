@@ -20,7 +20,7 @@ pub(crate) struct Shared {
     pub(crate) args_backlog: Backlog,
     /// Why the connection closed, once it has.
     pub(crate) closed: OnceLock<Arc<str>>,
-    /// Woken once `closed` is set.
+    /// Woken once `closed` or `going_away` is set.
     pub(crate) closed_signal: Notify,
     /// The server's go-away reason, once it sent one.
     pub(crate) going_away: OnceLock<Arc<str>>,
@@ -37,12 +37,38 @@ impl Shared {
         }
     }
 
+    /// Whether new calls may be sent: neither closed nor going away.
+    pub(crate) fn is_open(&self) -> bool {
+        self.closed.get().is_none() && self.going_away.get().is_none()
+    }
+
+    /// Records the server's go-away, and wakes whoever waits for the
+    /// connection to close or go away.
+    pub(crate) fn go_away(&self, reason: Arc<str>) {
+        let _ = self.going_away.set(reason);
+        self.closed_signal.notify_waiters();
+    }
+
+    /// Waits until the connection has closed or the server said it is
+    /// going away.
+    pub(crate) async fn wait_not_open(&self) {
+        loop {
+            let notified = self.closed_signal.notified();
+            if !self.is_open() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// The error for a call that was never sent: `Unavailable` after the
     /// server's go-away (nothing ran, retrying elsewhere is safe), else
     /// `ConnectionLost` (not sent) with the reason the connection closed.
     pub(crate) fn unsent(&self) -> Error {
         if let Some(reason) = self.going_away.get() {
-            return Error::unavailable(format!("the server sent go-away: {reason}"));
+            return Error::unavailable(format!(
+                "the server is going away ({reason}) and this connection takes no new calls; connect again, or build the client with reconnect"
+            ));
         }
         let reason = self.closed.get().cloned();
         Error::ConnectionLost {

@@ -16,6 +16,17 @@ pub enum ConnectionState {
     /// and [`Error::ConnectionLost`](crate::Error::ConnectionLost) (not
     /// sent) while closing. Nothing of theirs ran. Carries the reason.
     Draining(Arc<str>),
+    /// A [reconnecting](crate::Reconnect) client has no connection and is
+    /// making one: dialing, or waiting before it dials again. New calls
+    /// wait for it (up to their deadline). `attempt` counts the dials of
+    /// this outage so far; `last_error` says why the last one failed, or
+    /// why the connection before was lost.
+    Reconnecting {
+        /// Dials made in this outage so far.
+        attempt: u32,
+        /// Why the last dial failed or the last connection ended.
+        last_error: Option<Arc<str>>,
+    },
     /// The connection is gone: new calls fail at once with
     /// [`Error::ConnectionLost`](crate::Error::ConnectionLost), or with
     /// `Unavailable` if the server had gone away first. Carries why.
@@ -34,6 +45,13 @@ impl fmt::Display for ConnectionState {
         match self {
             ConnectionState::Open => f.write_str("open"),
             ConnectionState::Draining(why) => write!(f, "draining: {why}"),
+            ConnectionState::Reconnecting {
+                attempt,
+                last_error: Some(why),
+            } => write!(f, "reconnecting (attempt {attempt}; last: {why})"),
+            ConnectionState::Reconnecting { attempt, .. } => {
+                write!(f, "reconnecting (attempt {attempt})")
+            }
             ConnectionState::Closed(why) => write!(f, "closed: {why}"),
         }
     }

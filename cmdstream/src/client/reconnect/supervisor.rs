@@ -1,0 +1,204 @@
+//! The task that keeps a reconnecting client's connection up, as an
+//! explicit state machine: connecting, up, draining (after the server's
+//! go-away), backing off, closed.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::backoff::Jitter;
+use super::Supervised;
+use crate::client::connection::Connection;
+use crate::client::dial::Dial;
+use crate::client::state::ConnectionState;
+use crate::error::{Error, TlsErrorKind};
+
+/// Where the supervisor is.
+enum State {
+    /// Dialing, after `failures` failed dials in a row.
+    Connecting { failures: u32, last: Option<Error> },
+    /// A connection is up and takes calls.
+    Up {
+        conn: Arc<Connection>,
+        since: Instant,
+    },
+    /// The server said it is going away: its calls in flight finish on
+    /// it, new calls wait for the replacement, which is dialed at once.
+    Draining { old: Arc<Connection> },
+    /// Waiting before the next dial.
+    BackingOff {
+        failures: u32,
+        until: Instant,
+        last: Error,
+    },
+    /// Done: every handle is gone, `close` was called, the policy gave
+    /// up, or the server can never be used (incompatible, refused us).
+    Closed(Error),
+}
+
+/// Runs the supervisor until the client is closed. `first` is the
+/// connection `connect` made, unless the client is lazy.
+pub(super) async fn run(
+    shared: Arc<Supervised>,
+    mut dial: Dial,
+    first: Option<Connection>,
+    stop: CancellationToken,
+) {
+    let mut jitter = Jitter::new();
+    // When the client last had no connection, for `max_outage`.
+    let mut outage_since = Instant::now();
+    let mut state = match first {
+        Some(conn) => State::Up {
+            conn: Arc::new(conn),
+            since: Instant::now(),
+        },
+        None => State::Connecting {
+            failures: 0,
+            last: None,
+        },
+    };
+    loop {
+        state = match state {
+            State::Up { conn, since } => {
+                shared.publish(Some(conn.clone()), ConnectionState::Open);
+                tokio::select! {
+                    () = stop.cancelled() => {
+                        shared.publish(None, closing());
+                        conn.close().await;
+                        State::Closed(Error::connection_lost("the client was closed"))
+                    }
+                    () = conn.shared.wait_not_open() => {
+                        outage_since = Instant::now();
+                        if conn.shared.going_away.get().is_some() {
+                            State::Draining { old: conn }
+                        } else {
+                            let lost = conn.lost_reason();
+                            debug!(reason = %lost, "connection lost; reconnecting");
+                            // A connection that stayed up a while is a
+                            // fresh start: dial again at once. One that
+                            // dropped straight away counts as a failure.
+                            if since.elapsed() >= shared.policy.backoff.delay(1, 0.0) {
+                                State::Connecting { failures: 0, last: Some(lost) }
+                            } else {
+                                back_off(&shared, &mut jitter, 1, lost)
+                            }
+                        }
+                    }
+                }
+            }
+            State::Draining { old } => {
+                let reason = old.shared.going_away.get().cloned().unwrap_or_default();
+                debug!(%reason, "the server is going away; dialing its replacement");
+                drop(old);
+                State::Connecting {
+                    failures: 0,
+                    last: Some(Error::unavailable(format!(
+                        "the server went away: {reason}"
+                    ))),
+                }
+            }
+            State::Connecting { failures, last } => {
+                shared.publish(
+                    None,
+                    ConnectionState::Reconnecting {
+                        attempt: failures,
+                        last_error: last.as_ref().map(|e| e.to_string().into()),
+                    },
+                );
+                if let Some(refresh) = &shared.policy.refresh {
+                    dial.config.metadata = refresh();
+                }
+                tokio::select! {
+                    () = stop.cancelled() => {
+                        State::Closed(Error::connection_lost("the client was closed"))
+                    }
+                    made = dial.connect() => match made {
+                        Ok(conn) => State::Up { conn: Arc::new(conn), since: Instant::now() },
+                        Err(e) if is_final(&e) => {
+                            debug!(error = %e, "the server cannot be used; closing");
+                            State::Closed(e)
+                        }
+                        Err(e) => {
+                            let failures = failures + 1;
+                            let out_of_attempts =
+                                shared.policy.max_attempts.is_some_and(|max| failures >= max);
+                            let out_of_time = shared
+                                .policy
+                                .max_outage
+                                .is_some_and(|max| outage_since.elapsed() >= max);
+                            if out_of_attempts || out_of_time {
+                                debug!(error = %e, failures, "giving up reconnecting");
+                                State::Closed(e)
+                            } else {
+                                back_off(&shared, &mut jitter, failures, e)
+                            }
+                        }
+                    }
+                }
+            }
+            State::BackingOff {
+                failures,
+                until,
+                last,
+            } => {
+                debug!(error = %last, failures, wait = ?until.saturating_duration_since(Instant::now()), "dial failed; backing off");
+                shared.publish(
+                    None,
+                    ConnectionState::Reconnecting {
+                        attempt: failures,
+                        last_error: Some(last.to_string().into()),
+                    },
+                );
+                tokio::select! {
+                    () = stop.cancelled() => {
+                        State::Closed(Error::connection_lost("the client was closed"))
+                    }
+                    () = tokio::time::sleep_until(until) => {
+                        State::Connecting { failures, last: Some(last) }
+                    }
+                }
+            }
+            State::Closed(error) => {
+                let _ = shared.closed.set(error.clone());
+                shared.publish(None, ConnectionState::Closed(closed_reason(&error)));
+                return;
+            }
+        };
+    }
+}
+
+/// The state after `failures` failed dials, the last with `last`.
+fn back_off(shared: &Supervised, jitter: &mut Jitter, failures: u32, last: Error) -> State {
+    let wait = shared.policy.backoff.delay(failures, jitter.unit());
+    State::BackingOff {
+        failures,
+        until: Instant::now() + wait,
+        last,
+    }
+}
+
+fn closing() -> ConnectionState {
+    ConnectionState::Draining("the client is closing".into())
+}
+
+fn closed_reason(error: &Error) -> Arc<str> {
+    match error {
+        Error::ConnectionLost { reason, .. } => reason.clone(),
+        other => other.to_string().into(),
+    }
+}
+
+/// Whether a dial's error means the server can never be used as this
+/// client is configured, so that dialing again is pointless.
+fn is_final(error: &Error) -> bool {
+    match error {
+        Error::Incompatible(_)
+        | Error::Unauthenticated(_)
+        | Error::PermissionDenied(_)
+        | Error::InvalidMetadata(_) => true,
+        Error::Tls(e) => e.kind() == TlsErrorKind::Config,
+        _ => false,
+    }
+}

@@ -1,0 +1,101 @@
+//! [`StateWatch`]: a client's state now, and each change after it.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::connection::Connection;
+use super::state::ConnectionState;
+
+/// A client's [state](ConnectionState) now and each change after it, from
+/// [`Client::watch_state`](crate::Client::watch_state).
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn f(client: cmdstream::Client) {
+/// let mut states = client.watch_state();
+/// while let Some(state) = states.changed().await {
+///     println!("the client is {state}");
+/// }
+/// # }
+/// ```
+pub struct StateWatch {
+    inner: Watch,
+    /// The last state handed out.
+    seen: Option<ConnectionState>,
+}
+
+impl std::fmt::Debug for StateWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateWatch")
+            .field("current", &self.current())
+            .finish()
+    }
+}
+
+enum Watch {
+    /// One connection: open, draining, closed.
+    Direct(Arc<Connection>),
+    /// A reconnecting client's supervisor publishes each change.
+    Supervised(watch::Receiver<ConnectionState>),
+}
+
+impl StateWatch {
+    pub(crate) fn direct(conn: Arc<Connection>) -> Self {
+        StateWatch {
+            inner: Watch::Direct(conn),
+            seen: None,
+        }
+    }
+
+    pub(crate) fn supervised(states: watch::Receiver<ConnectionState>) -> Self {
+        StateWatch {
+            inner: Watch::Supervised(states),
+            seen: None,
+        }
+    }
+
+    /// The state now.
+    pub fn current(&self) -> ConnectionState {
+        match &self.inner {
+            Watch::Direct(conn) => conn.state(),
+            Watch::Supervised(states) => states.borrow().clone(),
+        }
+    }
+
+    /// The state, the first time; then waits until it differs from the one
+    /// returned last, and returns it. `None` once the client is closed and
+    /// that was returned: nothing changes after.
+    pub async fn changed(&mut self) -> Option<ConnectionState> {
+        if matches!(self.seen, Some(ConnectionState::Closed(_))) {
+            return None;
+        }
+        let next = match &mut self.inner {
+            Watch::Direct(conn) => loop {
+                let notified = conn.shared.closed_signal.notified();
+                let now = conn.state();
+                if self.seen.as_ref() != Some(&now) {
+                    break now;
+                }
+                notified.await;
+            },
+            Watch::Supervised(states) => loop {
+                let now = states.borrow_and_update().clone();
+                if self.seen.as_ref() != Some(&now) {
+                    break now;
+                }
+                if states.changed().await.is_err() {
+                    // The supervisor is gone: its last state was final.
+                    let last = states.borrow().clone();
+                    if self.seen.as_ref() == Some(&last) {
+                        return None;
+                    }
+                    break last;
+                }
+            },
+        };
+        self.seen = Some(next.clone());
+        Some(next)
+    }
+}

@@ -6,6 +6,7 @@
 pub mod calc;
 pub mod pki;
 pub mod raw;
+pub mod scripted;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -18,11 +18,12 @@ pub enum ConnectionState {
     Draining(Arc<str>),
     /// A [reconnecting](crate::Reconnect) client has no connection and is
     /// making one: dialing, or waiting before it dials again. New calls
-    /// wait for it (up to their deadline). `attempt` counts the dials of
-    /// this outage so far; `last_error` says why the last one failed, or
-    /// why the connection before was lost.
+    /// wait for it (up to their deadline). `attempt` numbers the dial of
+    /// this outage under way or waited for; `last_error` says why the last
+    /// one failed, or why the connection before was lost.
     Reconnecting {
-        /// Dials made in this outage so far.
+        /// The dial of this outage under way or waited for: 1 for the
+        /// first.
         attempt: u32,
         /// Why the last dial failed or the last connection ended.
         last_error: Option<Arc<str>>,

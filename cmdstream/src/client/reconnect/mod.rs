@@ -261,7 +261,7 @@ pub(crate) async fn start(dial: Dial, policy: Reconnect) -> Result<Handle, Error
     let initial = match first {
         Some(_) => ConnectionState::Open,
         None => ConnectionState::Reconnecting {
-            attempt: 0,
+            attempt: 1,
             last_error: None,
         },
     };

@@ -17,8 +17,12 @@ use crate::error::{Error, TlsErrorKind};
 
 /// Where the supervisor is.
 enum State {
-    /// Dialing, after `failures` failed dials in a row.
-    Connecting { failures: u32, last: Option<Error> },
+    /// Dialing, after `failures` failed dials in a row; `last` says why
+    /// the last one failed, or why the connection before ended.
+    Connecting {
+        failures: u32,
+        last: Option<Arc<str>>,
+    },
     /// A connection is up and takes calls.
     Up {
         conn: Arc<Connection>,
@@ -31,7 +35,7 @@ enum State {
     BackingOff {
         failures: u32,
         until: Instant,
-        last: Error,
+        last: Arc<str>,
     },
     /// Done: every handle is gone, `close` was called, the policy gave
     /// up, or the server can never be used (incompatible, refused us).
@@ -74,7 +78,7 @@ pub(super) async fn run(
                         if conn.shared.going_away.get().is_some() {
                             State::Draining { old: conn }
                         } else {
-                            let lost = conn.lost_reason();
+                            let lost = why(&conn.lost_reason());
                             debug!(reason = %lost, "connection lost; reconnecting");
                             // A connection that stayed up a while is a
                             // fresh start: dial again at once. One that
@@ -94,17 +98,15 @@ pub(super) async fn run(
                 drop(old);
                 State::Connecting {
                     failures: 0,
-                    last: Some(Error::unavailable(format!(
-                        "the server went away: {reason}"
-                    ))),
+                    last: Some(format!("the server went away: {reason}").into()),
                 }
             }
             State::Connecting { failures, last } => {
                 shared.publish(
                     None,
                     ConnectionState::Reconnecting {
-                        attempt: failures,
-                        last_error: last.as_ref().map(|e| e.to_string().into()),
+                        attempt: failures + 1,
+                        last_error: last.clone(),
                     },
                 );
                 if let Some(refresh) = &shared.policy.refresh {
@@ -132,7 +134,7 @@ pub(super) async fn run(
                                 debug!(error = %e, failures, "giving up reconnecting");
                                 State::Closed(e)
                             } else {
-                                back_off(&shared, &mut jitter, failures, e)
+                                back_off(&shared, &mut jitter, failures, why(&e))
                             }
                         }
                     }
@@ -147,8 +149,8 @@ pub(super) async fn run(
                 shared.publish(
                     None,
                     ConnectionState::Reconnecting {
-                        attempt: failures,
-                        last_error: Some(last.to_string().into()),
+                        attempt: failures + 1,
+                        last_error: Some(last.clone()),
                     },
                 );
                 tokio::select! {
@@ -162,7 +164,7 @@ pub(super) async fn run(
             }
             State::Closed(error) => {
                 let _ = shared.closed.set(error.clone());
-                shared.publish(None, ConnectionState::Closed(closed_reason(&error)));
+                shared.publish(None, ConnectionState::Closed(why(&error)));
                 return;
             }
         };
@@ -170,7 +172,7 @@ pub(super) async fn run(
 }
 
 /// The state after `failures` failed dials, the last with `last`.
-fn back_off(shared: &Supervised, jitter: &mut Jitter, failures: u32, last: Error) -> State {
+fn back_off(shared: &Supervised, jitter: &mut Jitter, failures: u32, last: Arc<str>) -> State {
     let wait = shared.policy.backoff.delay(failures, jitter.unit());
     State::BackingOff {
         failures,
@@ -179,15 +181,18 @@ fn back_off(shared: &Supervised, jitter: &mut Jitter, failures: u32, last: Error
     }
 }
 
-fn closing() -> ConnectionState {
-    ConnectionState::Draining("the client is closing".into())
-}
-
-fn closed_reason(error: &Error) -> Arc<str> {
+/// Why a dial failed, a connection ended or the client closed, as the
+/// state shows it: a lost connection's reason alone (what the error says
+/// about calls is for calls).
+fn why(error: &Error) -> Arc<str> {
     match error {
         Error::ConnectionLost { reason, .. } => reason.clone(),
         other => other.to_string().into(),
     }
+}
+
+fn closing() -> ConnectionState {
+    ConnectionState::Draining("the client is closing".into())
 }
 
 /// Whether a dial's error means the server can never be used as this

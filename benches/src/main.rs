@@ -2,11 +2,12 @@
 //! tarpc, tonic and a hand-written raw TCP baseline that speaks cmdstream's
 //! frames: sequential and pipelined unary calls, many connections with a
 //! slow handler, server streams with and without a slow consumer, CPU time
-//! and allocations, in two tokio runtime setups. See `README.md` beside
+//! and allocations, in two tokio runtime setups; then over TLS, and a
+//! reconnecting client against a plain one. See `README.md` beside
 //! this crate's `Cargo.toml`.
 //!
 //! ```text
-//! cargo run --release -p cmdstream-benches -- [--quick] [--out FILE] [--chart FILE]
+//! cargo run --release -p cmdstream-benches -- [--quick] [--only main|tls|reconnect] [--out FILE] [--chart FILE]
 //! ```
 
 mod alloc;
@@ -16,6 +17,7 @@ mod cpu;
 mod measure;
 mod plan;
 mod raw;
+mod reconnecting;
 mod report;
 mod runtime;
 mod service;
@@ -89,9 +91,29 @@ struct Args {
     seconds: f64,
     /// `--setup a|b`: the runtime setup `--profile` runs in.
     setup: Setup,
+    /// `--only SECTION`: one section of the report instead of all three.
+    only: Option<Section>,
 }
 
-const USAGE: &str = "usage: cmdstream-benches [--quick] [--out FILE] [--chart FILE]
+/// The sections of a run, each measured in both runtime setups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    /// Every contender, every workload, plaintext.
+    Main,
+    /// cmdstream, tonic and raw over TLS.
+    Tls,
+    /// A reconnecting cmdstream client against a plain one.
+    Reconnect,
+}
+
+impl Args {
+    fn runs(&self, section: Section) -> bool {
+        self.only.is_none_or(|only| only == section)
+    }
+}
+
+const USAGE: &str =
+    "usage: cmdstream-benches [--quick] [--only main|tls|reconnect] [--out FILE] [--chart FILE]
        cmdstream-benches --profile WHO [--workload add|echo|seq|stream] [--setup a|b] [--seconds S]
 WHO: cmdstream, cmdstream-json, cmdstream-postcard, tarpc, tonic, raw";
 
@@ -104,6 +126,7 @@ fn parse_args() -> Result<Args, String> {
         workload: measure::ProfileWorkload::Pipelined(workload::Op::Add),
         seconds: 5.0,
         setup: Setup::CurrentThread,
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -144,6 +167,14 @@ fn parse_args() -> Result<Args, String> {
                     .and_then(|s| s.parse().ok())
                     .filter(|s: &f64| s.is_finite() && *s > 0.0)
                     .ok_or("--seconds needs a positive number")?
+            }
+            "--only" => {
+                args.only = Some(match it.next().as_deref() {
+                    Some("main") => Section::Main,
+                    Some("tls") => Section::Tls,
+                    Some("reconnect") => Section::Reconnect,
+                    _ => return Err(format!("--only needs main, tls or reconnect\n{USAGE}")),
+                })
             }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -201,6 +232,9 @@ fn main() -> ExitCode {
     let mut out = report::preamble(&plan, args.quick, cpus, &cpu_model());
     let mut results = Vec::new();
     for setup in [Setup::CurrentThread, Setup::MultiThreadOneWorker] {
+        if !args.runs(Section::Main) {
+            break;
+        }
         eprintln!("measuring setup {setup} …");
         let setup_started = Instant::now();
         match runtime::run(setup, &plan, watchdog) {
@@ -220,11 +254,27 @@ fn main() -> ExitCode {
         );
     }
     for setup in [Setup::CurrentThread, Setup::MultiThreadOneWorker] {
+        if !args.runs(Section::Tls) {
+            break;
+        }
         eprintln!("measuring setup {setup} over TLS …");
         match tls::run(setup, &plan, watchdog) {
             Ok(c) => out.push_str(&tls::table(setup, &c, &plan)),
             Err(e) => {
                 eprintln!("TLS benchmark failed in setup {setup}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    for setup in [Setup::CurrentThread, Setup::MultiThreadOneWorker] {
+        if !args.runs(Section::Reconnect) {
+            break;
+        }
+        eprintln!("measuring setup {setup} with a reconnecting client …");
+        match reconnecting::run(setup, &plan, watchdog) {
+            Ok(c) => out.push_str(&reconnecting::table(setup, &c, &plan)),
+            Err(e) => {
+                eprintln!("reconnect benchmark failed in setup {setup}: {e}");
                 return ExitCode::FAILURE;
             }
         }
@@ -241,7 +291,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    if let Some(path) = &args.chart {
+    // The chart is drawn from the main section alone.
+    if let Some(path) = args.chart.as_ref().filter(|_| !results.is_empty()) {
         let written = chart::svg(&results, plan.in_flight)
             .and_then(|svg| std::fs::write(path, svg).map_err(|e| e.to_string()));
         if let Err(e) = written {

@@ -376,3 +376,53 @@ mod tests {
         }
     }
 }
+
+/// One contender's figures in a side-by-side of unary calls.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct UnaryFigures {
+    /// Sequential `add` latency p50, nanoseconds.
+    pub(crate) seq_p50: u64,
+    /// Pipelined `add` calls per second.
+    pub(crate) pipe_add: Spread,
+}
+
+/// Sequential and pipelined `add` on each of `targets` after a warm-up,
+/// in rounds whose order rotates, and reverses every other round, as in
+/// the main run: the sections that set a few contenders side by side (over
+/// TLS, reconnecting).
+pub(crate) async fn unary_rounds(
+    targets: &[Target],
+    plan: &Plan,
+) -> Result<Vec<UnaryFigures>, BenchError> {
+    let n = targets.len();
+    for t in targets {
+        sequential(t, plan.warmup).await?;
+        pipelined(t, plan.in_flight, plan.warmup, Op::Add).await?;
+    }
+    let mut seq: Vec<Vec<u64>> = vec![Vec::new(); n];
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); n];
+    for round in 0..plan.rounds {
+        let mut order: Vec<usize> = (0..n).map(|i| (i + round / 2) % n).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for &i in &order {
+            seq[i].extend(sequential(&targets[i], plan.latency_time).await?);
+        }
+        for &i in &order {
+            let run = pipelined(&targets[i], plan.in_flight, plan.pipelined_time, Op::Add).await?;
+            rates[i].push(run.calls_per_sec);
+        }
+    }
+    Ok(seq
+        .into_iter()
+        .zip(rates)
+        .map(|(mut seq, rates)| {
+            seq.sort_unstable();
+            UnaryFigures {
+                seq_p50: percentile(&seq, 50.0),
+                pipe_add: Spread::of(rates),
+            }
+        })
+        .collect())
+}

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use tokio_rustls::rustls;
 
 use crate::contenders::Target;
-use crate::measure::{percentile, Spread};
+use crate::measure::{unary_rounds, Spread, UnaryFigures};
 use crate::plan::Plan;
 use crate::raw::{self, RawClient};
 use crate::report;
@@ -25,17 +25,8 @@ use crate::BenchError;
 /// Who is measured over TLS, in the order of the table's columns.
 const WHO: [&str; 3] = ["cmdstream", "tonic", "raw"];
 
-/// One contender's figures over TLS.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct TlsFigures {
-    /// Sequential `add` latency p50, nanoseconds.
-    pub(crate) seq_p50: u64,
-    /// Pipelined `add` calls per second.
-    pub(crate) pipe_add: Spread,
-}
-
 /// The three contenders' figures over TLS, in [`WHO`] order.
-pub(crate) struct TlsComparison(pub(crate) [TlsFigures; 3]);
+pub(crate) struct TlsComparison(pub(crate) [UnaryFigures; 3]);
 
 /// A CA and a certificate it issued for `localhost`, PEM.
 struct Pki {
@@ -214,38 +205,10 @@ async fn measure(
         Target::Tonic(TonicClient::connect_tls(addrs.tonic, pki.ca.as_bytes()).await?),
         Target::Raw(RawClient::connect_tls(addrs.raw, &connector).await?),
     ];
-    for t in &targets {
-        crate::workload::sequential(t, plan.warmup).await?;
-        crate::workload::pipelined(t, plan.in_flight, plan.warmup, crate::workload::Op::Add)
-            .await?;
-    }
-    let mut seq: [Vec<u64>; 3] = Default::default();
-    let mut rates: [Vec<f64>; 3] = Default::default();
-    for round in 0..plan.rounds {
-        // Rotated, and reversed every other round, as in the main run.
-        let mut order: Vec<usize> = (0..3).map(|i| (i + round / 2) % 3).collect();
-        if round % 2 == 1 {
-            order.reverse();
-        }
-        for &i in &order {
-            seq[i].extend(crate::workload::sequential(&targets[i], plan.latency_time).await?);
-        }
-        for &i in &order {
-            let op = crate::workload::Op::Add;
-            let run =
-                crate::workload::pipelined(&targets[i], plan.in_flight, plan.pipelined_time, op)
-                    .await?;
-            rates[i].push(run.calls_per_sec);
-        }
-    }
-    let mut figures = [TlsFigures::default(); 3];
-    for i in 0..3 {
-        seq[i].sort_unstable();
-        figures[i] = TlsFigures {
-            seq_p50: percentile(&seq[i], 50.0),
-            pipe_add: Spread::of(std::mem::take(&mut rates[i])),
-        };
-    }
+    let figures = unary_rounds(&targets, &plan).await?;
+    let figures = figures
+        .try_into()
+        .map_err(|_| BenchError::new("three contenders, three figures"))?;
     Ok(TlsComparison(figures))
 }
 

@@ -67,8 +67,13 @@ async fn measure(addrs: Addrs, plan: Plan) -> Result<ReconnectComparison, BenchE
         let mut rate = [0.0; 2];
         for i in order {
             seq[i].extend(sequential(&targets[i], plan.latency_time / 4).await?);
-            let run = pipelined(&targets[i], plan.in_flight, plan.pipelined_time / 2, Op::Add)
-                .await?;
+            let run = pipelined(
+                &targets[i],
+                plan.in_flight,
+                plan.pipelined_time / 2,
+                Op::Add,
+            )
+            .await?;
             rate[i] = run.calls_per_sec;
         }
         ratios.push(rate[1] / rate[0].max(f64::MIN_POSITIVE));

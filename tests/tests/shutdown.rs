@@ -66,6 +66,10 @@ async fn graceful_shutdown_finishes_calls_in_flight_and_refuses_new_work() {
     assert!(matches!(refused, Error::Unavailable(_)), "{refused:?}");
     let again = client.add(1, 1).await.unwrap_err();
     assert!(matches!(again, Error::Unavailable(_)), "{again:?}");
+    // This handle can never work again: the error must not say to retry it.
+    let text = again.to_string();
+    assert!(!text.contains("retry"), "{text}");
+    assert!(text.contains("connect again"), "{text}");
 
     // Every call in flight completes with its result.
     for call in in_flight {

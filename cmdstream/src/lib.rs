@@ -19,14 +19,15 @@ mod error;
 pub mod fuzz;
 mod generated;
 mod metadata;
+mod rand;
 mod server;
 mod service;
 mod transport;
 mod wire;
 
 pub use client::{
-    Backoff, CallOptions, Client, ClientBuilder, ConnectionState, Reconnect, ResultStream,
-    StateWatch,
+    dns, Backoff, Balance, CallOptions, Change, Client, ClientBuilder, ConnectionState, Dns, Group,
+    MemberState, Reconnect, ResultStream, StateWatch,
 };
 pub use codec::Codec;
 pub use error::{Error, ErrorCode, RemoteError, Result, TlsError, TlsErrorKind};

@@ -2,8 +2,6 @@
 //! backoff with jitter, as a pure function of the attempt and a random
 //! draw.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 /// The waits between dials of a [reconnecting](crate::Reconnect) client.
@@ -85,34 +83,6 @@ impl Backoff {
     }
 }
 
-/// Draws for the jitter: xorshift64*, seeded per client from the standard
-/// library's random hasher keys. Not for anything but spreading dials.
-#[derive(Debug, Clone)]
-pub(crate) struct Jitter(u64);
-
-impl Jitter {
-    pub(crate) fn new() -> Self {
-        let mut hasher = RandomState::new().build_hasher();
-        hasher.write_u64(0x636d_6473_7472_6561);
-        Jitter::seeded(hasher.finish())
-    }
-
-    pub(crate) fn seeded(seed: u64) -> Self {
-        Jitter(seed | 1)
-    }
-
-    /// A draw in `[-1, 1]`.
-    pub(crate) fn unit(&mut self) -> f64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        let bits = x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
-        (bits as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,16 +100,6 @@ mod tests {
         assert!((b.delay(1, 1.0).as_secs_f64() - 1.2).abs() < 1e-9);
         assert!((b.delay(1, -1.0).as_secs_f64() - 0.8).abs() < 1e-9);
         assert!((b.delay(20, 1.0).as_secs_f64() - 144.0).abs() < 1e-9);
-    }
-
-    #[test]
-    fn draws_stay_in_range_and_spread() {
-        let mut j = Jitter::seeded(7);
-        let draws: Vec<f64> = (0..10_000).map(|_| j.unit()).collect();
-        assert!(draws.iter().all(|d| (-1.0..=1.0).contains(d)));
-        let below = draws.iter().filter(|d| **d < 0.0).count();
-        assert!((4_000..6_000).contains(&below), "{below} of 10000 below 0");
-        assert_ne!(Jitter::new().unit(), Jitter::new().unit());
     }
 
     #[test]

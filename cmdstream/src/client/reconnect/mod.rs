@@ -10,13 +10,15 @@
 pub(crate) mod backoff;
 mod supervisor;
 
+pub(crate) use self::supervisor::First;
+
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -186,7 +188,9 @@ pub(crate) struct Supervised {
     closed: OnceLock<Error>,
     /// Calls waiting for a connection.
     waiters: AtomicUsize,
-    policy: Reconnect,
+    pub(crate) policy: Reconnect,
+    /// Told of every change, besides `state`'s watchers: a group's.
+    signal: Option<Arc<Notify>>,
 }
 
 /// What a client handle holds: the shared state, and a guard that stops
@@ -249,36 +253,62 @@ impl Clone for Attached {
 ///
 /// The first dial's, unless the policy is lazy.
 pub(crate) async fn start(dial: Dial, policy: Reconnect) -> Result<Handle, Error> {
-    let mut dial = dial;
     let first = if policy.lazy {
-        None
+        First::Dial
     } else {
-        if let Some(refresh) = &policy.refresh {
-            dial.config.metadata = refresh();
-        }
-        Some(dial.connect().await?)
+        First::Up(Arc::new(first_dial(&dial, &policy).await?))
     };
-    let initial = match first {
-        Some(_) => ConnectionState::Open,
-        None => ConnectionState::Reconnecting {
+    Ok(spawn(dial, policy, first, None))
+}
+
+/// The first dial of a supervisor, with fresh connection metadata.
+pub(crate) async fn first_dial(dial: &Dial, policy: &Reconnect) -> Result<Connection, Error> {
+    match &policy.refresh {
+        Some(refresh) => {
+            let mut dial = dial.clone();
+            dial.config.metadata = refresh();
+            dial.connect().await
+        }
+        None => dial.connect().await,
+    }
+}
+
+/// Starts a supervisor task from `first`; `signal`, if given, is told of
+/// every change of its state (a group's members share one).
+pub(crate) fn spawn(
+    dial: Dial,
+    policy: Reconnect,
+    first: First,
+    signal: Option<Arc<Notify>>,
+) -> Handle {
+    let initial = match &first {
+        First::Up(_) => ConnectionState::Open,
+        First::Failed(_) | First::Dial => ConnectionState::Reconnecting {
             attempt: 1,
             last_error: None,
         },
     };
+    // Published at once, not when the task first runs: a handle made now
+    // sees the connection and takes its fast path.
+    let current = match &first {
+        First::Up(conn) => Some(conn.clone()),
+        First::Failed(_) | First::Dial => None,
+    };
     let shared = Arc::new(Supervised {
-        current: RwLock::new(None),
+        current: RwLock::new(current),
         state: watch::channel(initial).0,
         closed: OnceLock::new(),
         waiters: AtomicUsize::new(0),
         policy,
+        signal,
     });
     let stop = CancellationToken::new();
     tokio::spawn(supervisor::run(shared.clone(), dial, first, stop.clone()));
-    Ok(Handle {
+    Handle {
         shared,
         _stop_on_drop: stop.clone().drop_guard(),
         stop,
-    })
+    }
 }
 
 impl Supervised {
@@ -291,6 +321,14 @@ impl Supervised {
     fn publish(&self, conn: Option<Arc<Connection>>, state: ConnectionState) {
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = conn;
         self.state.send_replace(state);
+        if let Some(signal) = &self.signal {
+            signal.notify_waiters();
+        }
+    }
+
+    /// Why the client closed for good, once it has.
+    pub(crate) fn closed(&self) -> Option<&Error> {
+        self.closed.get()
     }
 
     /// What the client can do now.

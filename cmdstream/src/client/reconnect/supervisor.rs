@@ -8,12 +8,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::backoff::Jitter;
 use super::Supervised;
 use crate::client::connection::Connection;
 use crate::client::dial::Dial;
 use crate::client::state::ConnectionState;
 use crate::error::{Error, TlsErrorKind};
+use crate::rand::Rng;
 
 /// Where the supervisor is.
 enum State {
@@ -42,23 +42,32 @@ enum State {
     Closed(Error),
 }
 
-/// Runs the supervisor until the client is closed. `first` is the
-/// connection `connect` made, unless the client is lazy.
+/// How a supervisor starts: with the connection the first dial made, after
+/// a first dial that failed, or with a first dial of its own (lazy).
+pub(crate) enum First {
+    Up(Arc<Connection>),
+    Failed(Error),
+    Dial,
+}
+
+/// Runs the supervisor until the client is closed.
 pub(super) async fn run(
     shared: Arc<Supervised>,
     mut dial: Dial,
-    first: Option<Connection>,
+    first: First,
     stop: CancellationToken,
 ) {
-    let mut jitter = Jitter::new();
+    let mut jitter = Rng::from_entropy();
     // When the client last had no connection, for `max_outage`.
     let mut outage_since = Instant::now();
     let mut state = match first {
-        Some(conn) => State::Up {
-            conn: Arc::new(conn),
+        First::Up(conn) => State::Up {
+            conn,
             since: Instant::now(),
         },
-        None => State::Connecting {
+        First::Failed(e) if is_final(&e) => State::Closed(e),
+        First::Failed(e) => back_off(&shared, &mut jitter, 1, why(&e)),
+        First::Dial => State::Connecting {
             failures: 0,
             last: None,
         },
@@ -172,7 +181,7 @@ pub(super) async fn run(
 }
 
 /// The state after `failures` failed dials, the last with `last`.
-fn back_off(shared: &Supervised, jitter: &mut Jitter, failures: u32, last: Arc<str>) -> State {
+fn back_off(shared: &Supervised, jitter: &mut Rng, failures: u32, last: Arc<str>) -> State {
     let wait = shared.policy.backoff.delay(failures, jitter.unit());
     State::BackingOff {
         failures,

@@ -2,8 +2,9 @@
 //! the next step (refuse, hang, or be served by a given in-process server
 //! over an in-memory pipe), and every dial and connection is recorded so
 //! that a test can count the dials, time them, and cut the connections.
+//! [`ByEndpoint`] gives each endpoint of a group a script of its own.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use cmdstream::{Connector, Dispatch, Endpoint, Server};
@@ -122,6 +123,34 @@ impl Connector for Scripted {
                 self.0.lock().unwrap().links.push(link);
                 Ok(ours)
             }
+        }
+    }
+}
+
+/// A connector with a script per endpoint, for groups: a dial to an
+/// endpoint it has no script for is refused.
+#[derive(Clone, Default)]
+pub struct ByEndpoint(Arc<HashMap<Endpoint, Scripted>>);
+
+impl ByEndpoint {
+    /// One script per endpoint.
+    pub fn new(scripts: impl IntoIterator<Item = (Endpoint, Scripted)>) -> Self {
+        ByEndpoint(Arc::new(scripts.into_iter().collect()))
+    }
+
+    /// The script of `endpoint`.
+    pub fn get(&self, endpoint: &Endpoint) -> &Scripted {
+        &self.0[endpoint]
+    }
+}
+
+impl Connector for ByEndpoint {
+    type Io = DuplexStream;
+
+    async fn connect(&self, endpoint: &Endpoint) -> std::io::Result<DuplexStream> {
+        match self.0.get(endpoint) {
+            Some(script) => script.connect(endpoint).await,
+            None => Err(std::io::ErrorKind::ConnectionRefused.into()),
         }
     }
 }

@@ -5,13 +5,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_core::Stream;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::config::ClientConfig;
 use super::dial::{self, Dial};
+use super::group::{self, Change, Group};
 use super::options::CallOptions;
 use super::reconnect::{self, Reconnect};
-use super::{Client, Route};
+use super::route::Route;
+use super::Client;
 use crate::codec::{Codec, DefaultCodec};
 use crate::error::Error;
 use crate::service::ServiceInfo;
@@ -211,6 +214,77 @@ impl<C: Codec> ClientBuilder<C> {
         };
         Ok(Client::from_parts(
             route,
+            self.codec,
+            self.config.options,
+            self.config.default_timeout,
+            service,
+        ))
+    }
+
+    /// Connects a [group](Group): `group`'s number of connections to each
+    /// of `endpoints`, all dialed at once, each kept up by its own
+    /// reconnect supervisor (with the [`reconnect`](Self::reconnect)
+    /// policy, or the default one), and calls spread over them by the
+    /// group's [`Balance`](crate::Balance). Generated clients wrap the
+    /// result as they wrap any client: `CalcClient::from_client(client)`.
+    ///
+    /// # Errors
+    ///
+    /// An endpoint that cannot be read; and when no connection could be
+    /// made at all (and the policy is not [lazy](Reconnect::lazy)), the
+    /// first dial's error. Members whose first dial failed keep dialing.
+    pub async fn connect_group<E: IntoEndpoint>(
+        self,
+        group: Group,
+        endpoints: impl IntoIterator<Item = E>,
+        service: &'static ServiceInfo,
+    ) -> Result<Client<C>, Error> {
+        let endpoints = endpoints
+            .into_iter()
+            .map(IntoEndpoint::into_endpoint)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.connect_members(group, endpoints, None, service).await
+    }
+
+    /// Connects a [group](Group) whose endpoints come from `feed`: each
+    /// [`Change::Insert`] dials an endpoint, each [`Change::Remove`] drains
+    /// one (no new calls; its calls in flight finish). [`dns`](crate::dns)
+    /// makes such a feed from a host name. Returns at once; calls made
+    /// before the first member is up wait as during an outage.
+    ///
+    /// # Errors
+    ///
+    /// None today; the signature leaves room for settings checked at
+    /// connect time.
+    pub async fn connect_discovered(
+        self,
+        group: Group,
+        feed: impl Stream<Item = Change> + Send + 'static,
+        service: &'static ServiceInfo,
+    ) -> Result<Client<C>, Error> {
+        self.connect_members(group, Vec::new(), Some(Box::pin(feed)), service)
+            .await
+    }
+
+    async fn connect_members(
+        self,
+        group: Group,
+        endpoints: Vec<Endpoint>,
+        feed: Option<group::Feed>,
+        service: &'static ServiceInfo,
+    ) -> Result<Client<C>, Error> {
+        // Each member's dial replaces the endpoint.
+        let dial = Dial {
+            config: self.config.clone(),
+            dialer: self.dialer,
+            endpoint: Endpoint::host("", 0),
+            service,
+            codec: C::NAME,
+        };
+        let policy = self.reconnect.unwrap_or_default();
+        let handle = group::connect(dial, policy, group, endpoints, feed).await?;
+        Ok(Client::from_parts(
+            Route::Group(group::Attached::new(Arc::new(handle))),
             self.codec,
             self.config.options,
             self.config.default_timeout,

@@ -11,10 +11,13 @@ mod config;
 mod connection;
 mod dial;
 mod driver;
+mod group;
+mod lease;
 mod message;
 mod options;
 mod reconnect;
 mod result_stream;
+mod route;
 mod settle;
 mod shared;
 mod state;
@@ -29,6 +32,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 pub use self::builder::ClientBuilder;
+pub use self::group::{dns, Balance, Change, Dns, Group, MemberState};
 pub use self::options::CallOptions;
 pub use self::reconnect::backoff::Backoff;
 pub use self::reconnect::Reconnect;
@@ -38,6 +42,7 @@ pub use self::watch::StateWatch;
 
 use self::connection::Connection;
 use self::message::{Control, Reply, Request};
+use self::route::Route;
 use self::stream_sink::StreamSink;
 use crate::codec::{Codec, DefaultCodec};
 use crate::conn::frame_buf::FrameBuf;
@@ -70,15 +75,6 @@ pub struct Client<C = DefaultCodec> {
     service: &'static ServiceInfo,
 }
 
-/// Where a handle's calls go.
-#[derive(Clone)]
-pub(crate) enum Route {
-    /// One connection, for the handle's whole life.
-    Direct(Arc<Connection>),
-    /// Whichever connection a reconnecting client has up.
-    Reconnecting(reconnect::Attached),
-}
-
 impl<C: Codec> Clone for Client<C> {
     fn clone(&self) -> Self {
         Client {
@@ -98,15 +94,6 @@ impl<C> std::fmt::Debug for Client<C> {
             .field("options", &self.options)
             .field("state", &self.route.state())
             .finish()
-    }
-}
-
-impl Route {
-    fn state(&self) -> ConnectionState {
-        match self {
-            Route::Direct(conn) => conn.state(),
-            Route::Reconnecting(attached) => attached.handle.shared.state(),
-        }
     }
 }
 
@@ -195,9 +182,16 @@ impl<C: Codec> Client<C> {
 
     /// The state now and each change after it (see [`StateWatch`]).
     pub fn watch_state(&self) -> StateWatch {
+        self.route.watch()
+    }
+
+    /// For a client over a [group](Group), each member as it is now: its
+    /// endpoint, its connection's state, its calls in flight. Empty for a
+    /// client of one connection.
+    pub fn members(&self) -> Vec<MemberState> {
         match &self.route {
-            Route::Direct(conn) => StateWatch::direct(conn.clone()),
-            Route::Reconnecting(attached) => StateWatch::supervised(attached.handle.shared.watch()),
+            Route::Group(attached) => attached.handle.shared.members(),
+            _ => Vec::new(),
         }
     }
 
@@ -207,10 +201,7 @@ impl<C: Codec> Client<C> {
     /// calls in flight finish, then the connection closes. Returns once it
     /// has. A reconnecting client stops reconnecting.
     pub async fn close(&self) {
-        match &self.route {
-            Route::Direct(conn) => conn.close().await,
-            Route::Reconnecting(attached) => attached.handle.close().await,
-        }
+        self.route.close().await
     }
 
     /// Calls a unary command: sends `args`, waits for one result.
@@ -236,17 +227,18 @@ impl<C: Codec> Client<C> {
             // send, on the connection up now, costs what a direct call
             // does: it is inline here, not a nested future; waiting for a
             // connection and sending again are boxed, off that path.
-            Route::Reconnecting(attached) => {
+            routed => {
                 let deadline = Deadline::after(self.timeout(command));
                 let mut sends = Sends::new(self.options.idempotent.unwrap_or(command.idempotent));
-                if let Some(conn) = attached.current() {
-                    let result = self.unary_on(&conn, command, args, deadline.left()?).await;
-                    if !sends.again(&result, &conn) {
+                if let Some(lease) = routed.pick() {
+                    let result = self
+                        .unary_on(&lease.conn, command, args, deadline.left()?)
+                        .await;
+                    if !sends.again(&result, &lease.conn) {
                         return Ok(self.codec.decode(&result?)?);
                     }
                 }
-                let handle = &attached.handle;
-                let resent = self.unary_resent(handle, command, args, deadline, sends);
+                let resent = self.unary_resent(routed, command, args, deadline, sends);
                 Ok(self.codec.decode(&Box::pin(resent).await?)?)
             }
         }
@@ -256,7 +248,7 @@ impl<C: Codec> Client<C> {
     /// `sends` allows and its deadline lasts.
     async fn unary_resent<A>(
         &self,
-        handle: &reconnect::Handle,
+        route: &Route,
         command: &'static CommandInfo,
         args: &A,
         deadline: Deadline,
@@ -266,9 +258,11 @@ impl<C: Codec> Client<C> {
         A: Serialize + ?Sized,
     {
         loop {
-            let conn = handle.shared.lease(deadline.at).await?;
-            let result = self.unary_on(&conn, command, args, deadline.left()?).await;
-            if !sends.again(&result, &conn) {
+            let lease = route.lease(deadline.at).await?;
+            let result = self
+                .unary_on(&lease.conn, command, args, deadline.left()?)
+                .await;
+            if !sends.again(&result, &lease.conn) {
                 return result;
             }
         }
@@ -341,21 +335,15 @@ impl<C: Codec> Client<C> {
         S: Stream<Item = I> + Send + 'static,
         R: DeserializeOwned,
     {
-        let timeout = self.timeout(command);
-        let (conn, timeout) = match &self.route {
-            Route::Direct(conn) => (conn.clone(), timeout),
-            // Not sent again: its items may have been taken already.
-            Route::Reconnecting(attached) => {
-                let deadline = Deadline::after(timeout);
-                let conn = match attached.current() {
-                    Some(conn) => conn.into_owned(),
-                    None => attached.handle.shared.lease(deadline.at).await?,
-                };
-                (conn, deadline.left()?)
-            }
+        // Not sent again: its items may have been taken already.
+        let deadline = Deadline::after(self.timeout(command));
+        let lease = match self.route.pick() {
+            Some(lease) => lease,
+            None => self.route.lease(deadline.at).await?,
         };
+        let (conn, timeout) = (&*lease.conn, deadline.left()?);
         let id = conn.next_id();
-        let frame = self.encode_command(&conn, id, command, timeout, |buf| {
+        let frame = self.encode_command(conn, id, command, timeout, |buf| {
             Ok(self.codec.encode(args, buf)?)
         })?;
         let (tx, rx) = oneshot::channel();
@@ -367,8 +355,8 @@ impl<C: Codec> Client<C> {
             reply: Reply::Once(tx),
             args: Some(credit.clone()),
         })?;
-        let _pump = self.spawn_pump(&conn, id, items, credit);
-        let bytes = self.wait(&conn, id, timeout, rx).await?;
+        let _pump = self.spawn_pump(conn, id, items, credit);
+        let bytes = self.wait(conn, id, timeout, rx).await?;
         Ok(self.codec.decode(&bytes)?)
     }
 
@@ -410,24 +398,24 @@ impl<C: Codec> Client<C> {
         S: Stream<Item = I> + Send + 'static,
     {
         let timeout = self.timeout(command);
-        let conn = match &self.route {
-            Route::Direct(conn) => conn.clone(),
-            Route::Reconnecting(attached) => match attached.current() {
-                Some(conn) => conn.into_owned(),
-                None => return self.stream_when_connected(&attached.handle, command, args, items),
-            },
+        let Some(lease) = self.route.pick() else {
+            return self.stream_when_connected(command, args, items);
         };
-        let bound = self.open_on(&conn, command, timeout, items, |buf| {
+        let lease = lease.into_owned();
+        let bound = self.open_on(&lease.conn, command, timeout, items, |buf| {
             Ok(self.codec.encode(args, buf)?)
         })?;
-        Ok(ResultStream::new(bound, self.codec.clone(), timeout))
+        Ok(ResultStream::new(
+            bound.counted(lease.load),
+            self.codec.clone(),
+            timeout,
+        ))
     }
 
     /// A stream whose call is opened once the reconnecting client has a
     /// connection (within the call's timeout, which runs from now).
     fn stream_when_connected<A, R, I, S>(
         &self,
-        handle: &Arc<reconnect::Handle>,
         command: &'static CommandInfo,
         args: &A,
         items: Option<S>,
@@ -441,13 +429,14 @@ impl<C: Codec> Client<C> {
         self.codec.encode(args, &mut payload)?;
         let timeout = self.timeout(command);
         let deadline = Deadline::after(timeout);
-        let (client, handle) = (self.clone(), handle.clone());
+        let client = self.clone();
         let binding = async move {
-            let conn = handle.shared.lease(deadline.at).await?;
-            client.open_on(&conn, command, deadline.left()?, items, |buf| {
+            let lease = client.route.lease(deadline.at).await?;
+            let bound = client.open_on(&lease.conn, command, deadline.left()?, items, |buf| {
                 buf.extend_from_slice(&payload);
                 Ok(())
-            })
+            })?;
+            Ok(bound.counted(lease.load))
         };
         Ok(ResultStream::binding(binding, self.codec.clone(), timeout))
     }
@@ -488,7 +477,10 @@ impl<C: Codec> Client<C> {
                 initial: conn.shared.settled.our_window,
                 max: conn.shared.settled.max_window,
             },
-            pump,
+            held: result_stream::Held {
+                _pump: pump,
+                _load: None,
+            },
         })
     }
 

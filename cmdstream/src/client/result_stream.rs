@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::time::Sleep;
 
 use super::arg_pump::PumpGuard;
+use super::group::Load;
 use super::message::Control;
 use super::stream_sink::{Chunk, Event, Events};
 use crate::codec::Codec;
@@ -75,7 +76,7 @@ pub struct ResultStream<T, C> {
     /// When the call times out, if it has a timeout.
     deadline: Option<Pin<Box<Sleep>>>,
     done: bool,
-    _pump: Option<PumpGuard>,
+    _held: Held,
     _item: PhantomData<fn() -> T>,
 }
 
@@ -98,26 +99,41 @@ pub(crate) struct Bound {
     pub(crate) events: Events,
     pub(crate) control: mpsc::UnboundedSender<Control>,
     pub(crate) window: Window,
-    pub(crate) pump: Option<PumpGuard>,
+    pub(crate) held: Held,
+}
+
+/// What a stream keeps alive while it lives: the pump of its items, and
+/// its count in a group member's calls in flight.
+#[derive(Default)]
+pub(crate) struct Held {
+    pub(crate) _pump: Option<PumpGuard>,
+    pub(crate) _load: Option<Load<'static>>,
 }
 
 impl Bound {
-    fn split(self) -> (Link, Window, Option<PumpGuard>) {
+    /// The stream counted in a group member's calls in flight while it
+    /// lives.
+    pub(crate) fn counted(mut self, load: Option<Load<'static>>) -> Self {
+        self.held._load = load;
+        self
+    }
+
+    fn split(self) -> (Link, Window, Held) {
         let link = Link::Bound {
             id: self.id,
             events: self.events,
             control: self.control,
         };
-        (link, self.window, self.pump)
+        (link, self.window, self.held)
     }
 }
 
 impl<T, C> ResultStream<T, C> {
     pub(crate) fn new(bound: Bound, codec: C, timeout: Option<Duration>) -> Self {
-        let (link, window, pump) = bound.split();
+        let (link, window, held) = bound.split();
         let mut stream = ResultStream::unbound(link, codec, timeout);
         stream.set_window(window);
-        stream._pump = pump;
+        stream._held = held;
         stream
     }
 
@@ -145,16 +161,16 @@ impl<T, C> ResultStream<T, C> {
             consumed_bytes: 0,
             deadline: timeout.map(|t| Box::pin(tokio::time::sleep(t))),
             done: false,
-            _pump: None,
+            _held: Held::default(),
             _item: PhantomData,
         }
     }
 
     fn bind(&mut self, bound: Bound) {
-        let (link, window, pump) = bound.split();
+        let (link, window, held) = bound.split();
         self.link = link;
         self.set_window(window);
-        self._pump = pump;
+        self._held = held;
     }
 
     fn set_window(&mut self, window: Window) {
@@ -340,7 +356,7 @@ mod tests {
                 initial: window,
                 max,
             },
-            pump: None,
+            held: Held::default(),
         };
         let mut stream: ResultStream<Vec<u8>, Bincode> = ResultStream::new(bound, Bincode, None);
         let mut item = bytes::BytesMut::new();
@@ -372,7 +388,7 @@ mod tests {
                 events,
                 control,
                 window,
-                pump: None,
+                held: Held::default(),
             },
             Bincode,
             None,
@@ -411,7 +427,7 @@ mod tests {
                 initial: 8,
                 max: 64,
             },
-            pump: None,
+            held: Held::default(),
         };
         let mut stream: ResultStream<Vec<u8>, Bincode> = ResultStream::new(bound, Bincode, None);
         async fn next(

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::connection::Connection;
+use super::group;
 use super::state::ConnectionState;
 
 /// A client's [state](ConnectionState) now and each change after it, from
@@ -39,12 +40,21 @@ enum Watch {
     Direct(Arc<Connection>),
     /// A reconnecting client's supervisor publishes each change.
     Supervised(watch::Receiver<ConnectionState>),
+    /// A group is told of each change of a member or of the membership.
+    Group(Arc<group::Shared>),
 }
 
 impl StateWatch {
     pub(crate) fn direct(conn: Arc<Connection>) -> Self {
         StateWatch {
             inner: Watch::Direct(conn),
+            seen: None,
+        }
+    }
+
+    pub(crate) fn group(shared: Arc<group::Shared>) -> Self {
+        StateWatch {
+            inner: Watch::Group(shared),
             seen: None,
         }
     }
@@ -61,6 +71,7 @@ impl StateWatch {
         match &self.inner {
             Watch::Direct(conn) => conn.state(),
             Watch::Supervised(states) => states.borrow().clone(),
+            Watch::Group(shared) => shared.state(),
         }
     }
 
@@ -93,6 +104,17 @@ impl StateWatch {
                     }
                     break last;
                 }
+            },
+            Watch::Group(shared) => loop {
+                let changed = shared.changed().notified();
+                tokio::pin!(changed);
+                // Registered before looking, so that no change is missed.
+                changed.as_mut().enable();
+                let now = shared.state();
+                if self.seen.as_ref() != Some(&now) {
+                    break now;
+                }
+                changed.await;
             },
         };
         self.seen = Some(next.clone());

@@ -2,18 +2,19 @@
 //! tarpc, tonic and a hand-written raw TCP baseline that speaks cmdstream's
 //! frames: sequential and pipelined unary calls, many connections with a
 //! slow handler, server streams with and without a slow consumer, CPU time
-//! and allocations, in two tokio runtime setups; then over TLS, and a
-//! reconnecting client against a plain one. See `README.md` beside
+//! and allocations, in two tokio runtime setups; then over TLS, a
+//! reconnecting client against a plain one, and client groups. See `README.md` beside
 //! this crate's `Cargo.toml`.
 //!
 //! ```text
-//! cargo run --release -p cmdstream-benches -- [--quick] [--only main|tls|reconnect] [--out FILE] [--chart FILE]
+//! cargo run --release -p cmdstream-benches -- [--quick] [--only main|tls|reconnect|group] [--out FILE] [--chart FILE]
 //! ```
 
 mod alloc;
 mod chart;
 mod contenders;
 mod cpu;
+mod grouped;
 mod measure;
 mod plan;
 mod raw;
@@ -91,7 +92,7 @@ struct Args {
     seconds: f64,
     /// `--setup a|b`: the runtime setup `--profile` runs in.
     setup: Setup,
-    /// `--only SECTION`: one section of the report instead of all three.
+    /// `--only SECTION`: one section of the report instead of all.
     only: Option<Section>,
 }
 
@@ -104,6 +105,8 @@ enum Section {
     Tls,
     /// A reconnecting cmdstream client against a plain one.
     Reconnect,
+    /// Client groups against as many plain clients.
+    Group,
 }
 
 impl Args {
@@ -113,7 +116,7 @@ impl Args {
 }
 
 const USAGE: &str =
-    "usage: cmdstream-benches [--quick] [--only main|tls|reconnect] [--out FILE] [--chart FILE]
+    "usage: cmdstream-benches [--quick] [--only main|tls|reconnect|group] [--out FILE] [--chart FILE]
        cmdstream-benches --profile WHO [--workload add|echo|seq|stream] [--setup a|b] [--seconds S]
 WHO: cmdstream, cmdstream-json, cmdstream-postcard, tarpc, tonic, raw";
 
@@ -173,7 +176,12 @@ fn parse_args() -> Result<Args, String> {
                     Some("main") => Section::Main,
                     Some("tls") => Section::Tls,
                     Some("reconnect") => Section::Reconnect,
-                    _ => return Err(format!("--only needs main, tls or reconnect\n{USAGE}")),
+                    Some("group") => Section::Group,
+                    _ => {
+                        return Err(format!(
+                            "--only needs main, tls, reconnect or group\n{USAGE}"
+                        ))
+                    }
                 })
             }
             "-h" | "--help" => return Err(USAGE.into()),
@@ -275,6 +283,19 @@ fn main() -> ExitCode {
             Ok(c) => out.push_str(&reconnecting::table(setup, &c, &plan)),
             Err(e) => {
                 eprintln!("reconnect benchmark failed in setup {setup}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    for setup in [Setup::CurrentThread, Setup::MultiThreadOneWorker] {
+        if !args.runs(Section::Group) {
+            break;
+        }
+        eprintln!("measuring setup {setup} with client groups …");
+        match grouped::run(setup, &plan, watchdog) {
+            Ok(c) => out.push_str(&grouped::table(setup, &c, &plan)),
+            Err(e) => {
+                eprintln!("group benchmark failed in setup {setup}: {e}");
                 return ExitCode::FAILURE;
             }
         }

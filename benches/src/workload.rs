@@ -50,11 +50,21 @@ pub(crate) async fn pipelined(
     time: Duration,
     op: Op,
 ) -> Result<PipelinedRun, BenchError> {
+    pipelined_over(std::slice::from_ref(target), in_flight, time, op).await
+}
+
+/// As [`pipelined`], the tasks spread round-robin over `targets`.
+pub(crate) async fn pipelined_over(
+    targets: &[Target],
+    in_flight: usize,
+    time: Duration,
+    op: Op,
+) -> Result<PipelinedRun, BenchError> {
     let start = Instant::now();
     let end = start + time;
     let tasks: Vec<_> = (0..in_flight)
         .map(|t| {
-            let mut target = target.clone();
+            let mut target = targets[t % targets.len()].clone();
             tokio::spawn(async move {
                 let mut samples = Vec::with_capacity(4096);
                 let base = (t as i64) << 40;

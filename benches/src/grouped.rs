@@ -1,0 +1,168 @@
+//! The group rows: pipelined `add` over a group of 1, 2 and 4 connections
+//! to one server, against as many plain clients with the calls spread over
+//! them; and allocations per call for the one-member group. What a group
+//! costs the call path, in each runtime setup.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use cmdstream::{Client, Group};
+
+use crate::contenders::{Addrs, Target};
+use crate::measure::Spread;
+use crate::plan::Plan;
+use crate::report;
+use crate::runtime::{run_client, Setup};
+use crate::service::BenchClient;
+use crate::workload::{count_allocs, pipelined_over, Allocs, Op};
+use crate::BenchError;
+
+/// The group sizes measured.
+const SIZES: [usize; 3] = [1, 2, 4];
+
+/// The goal for a one-member group on pipelined `add`, against one plain
+/// client.
+const ONE_MEMBER_GOAL: f64 = 0.9;
+
+/// Rounds per round of the main run: each half as long.
+const PAIRED_ROUNDS: usize = 2;
+
+/// One group size's figures.
+struct Row {
+    size: usize,
+    plain: Spread,
+    group: Spread,
+    /// Group/plain, per round.
+    ratio: Spread,
+}
+
+/// Every size's figures, and the allocations of a one-member group against
+/// one plain client.
+pub(crate) struct GroupComparison {
+    rows: Vec<Row>,
+    rounds: usize,
+    allocs: [Allocs; 2],
+}
+
+/// Measures groups against plain clients in `setup`.
+pub(crate) fn run(
+    setup: Setup,
+    plan: &Plan,
+    watchdog: Duration,
+) -> Result<GroupComparison, BenchError> {
+    let plan = plan.clone();
+    run_client(setup, watchdog, move |addrs| measure(addrs, plan))
+}
+
+async fn measure(addrs: Addrs, plan: Plan) -> Result<GroupComparison, BenchError> {
+    let rounds = plan.rounds * PAIRED_ROUNDS;
+    let time = plan.pipelined_time / 2;
+    let mut rows = Vec::new();
+    let mut one_member = None;
+    for size in SIZES {
+        let mut plain = Vec::with_capacity(size);
+        for _ in 0..size {
+            plain.push(Target::Cmdstream(
+                BenchClient::connect(addrs.cmd_bincode).await?,
+            ));
+        }
+        let group = Client::builder()
+            .connect_group(
+                Group::new().connections_per_endpoint(size),
+                [addrs.cmd_bincode],
+                BenchClient::INFO,
+            )
+            .await?;
+        let group = [Target::Cmdstream(BenchClient::from(group))];
+        pipelined_over(&plain, plan.in_flight, plan.warmup, Op::Add).await?;
+        pipelined_over(&group, plan.in_flight, plan.warmup, Op::Add).await?;
+        let (mut plain_rates, mut group_rates, mut ratios) = (vec![], vec![], vec![]);
+        for round in 0..rounds {
+            // Back to back, the order alternating.
+            let (p, g) = if round % 2 == 0 {
+                let p = pipelined_over(&plain, plan.in_flight, time, Op::Add).await?;
+                let g = pipelined_over(&group, plan.in_flight, time, Op::Add).await?;
+                (p, g)
+            } else {
+                let g = pipelined_over(&group, plan.in_flight, time, Op::Add).await?;
+                let p = pipelined_over(&plain, plan.in_flight, time, Op::Add).await?;
+                (p, g)
+            };
+            ratios.push(g.calls_per_sec / p.calls_per_sec.max(f64::MIN_POSITIVE));
+            plain_rates.push(p.calls_per_sec);
+            group_rates.push(g.calls_per_sec);
+        }
+        rows.push(Row {
+            size,
+            plain: Spread::of(plain_rates),
+            group: Spread::of(group_rates),
+            ratio: Spread::of(ratios),
+        });
+        if size == 1 {
+            one_member = Some([
+                count_allocs(&plain[0], &plan).await?,
+                count_allocs(&group[0], &plan).await?,
+            ]);
+        }
+    }
+    Ok(GroupComparison {
+        rows,
+        rounds,
+        allocs: one_member.ok_or_else(|| BenchError::new("no one-member group measured"))?,
+    })
+}
+
+/// The group section of the report for one setup.
+pub(crate) fn table(setup: Setup, c: &GroupComparison, plan: &Plan) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "\n### Setup {}: client groups\n", setup.letter());
+    let _ = writeln!(
+        s,
+        "| pipelined `add` calls/s ({} in flight) | N plain clients | a group of N | group/plain |",
+        plan.in_flight
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|");
+    let rate = |r: Spread| {
+        format!(
+            "{} ({}–{})",
+            report::short(r.median),
+            report::short(r.min),
+            report::short(r.max)
+        )
+    };
+    for row in &c.rows {
+        let _ = writeln!(
+            s,
+            "| N = {} | {} | {} | {:.2} ({:.2}–{:.2}) |",
+            row.size,
+            rate(row.plain),
+            rate(row.group),
+            row.ratio.median,
+            row.ratio.min,
+            row.ratio.max
+        );
+    }
+    let [plain, group] = &c.allocs;
+    let _ = writeln!(
+        s,
+        "\nAllocations per pipelined call, one plain client / a one-member group: {:.2} / {:.2}.",
+        plain.pipelined, group.pipelined
+    );
+    let _ = writeln!(
+        s,
+        "\n{} rounds per size, plain and group back to back in each; a ratio is the median \
+         of the rounds' own ratios (lowest–highest).",
+        c.rounds
+    );
+    let one = c.rows.first().map_or(0.0, |r| r.ratio.median);
+    let _ = writeln!(
+        s,
+        "\nTarget: pipelined `add`, a one-member group against one plain client ≥ {ONE_MEMBER_GOAL}: {one:.2}, {}.",
+        if one >= ONE_MEMBER_GOAL {
+            "met"
+        } else {
+            "**missed**"
+        }
+    );
+    s
+}

@@ -66,6 +66,14 @@ pub enum Error {
     PermissionDenied(Arc<str>),
     /// An I/O error while connecting or accepting.
     Io(Arc<std::io::Error>),
+    /// The client's [circuit breaker](crate::CircuitBreaker) for this
+    /// endpoint is open after repeated failures: the call was not sent.
+    CircuitOpen {
+        /// The endpoint whose circuit is open.
+        endpoint: Arc<str>,
+        /// When the breaker lets a probe through.
+        retry_in: std::time::Duration,
+    },
 }
 
 impl Error {
@@ -129,6 +137,10 @@ impl fmt::Display for Error {
                 write!(f, "the server denied the client permission to connect: {why}")
             }
             Error::Io(e) => write!(f, "i/o error: {e}"),
+            Error::CircuitOpen { endpoint, retry_in } => write!(
+                f,
+                "the circuit to {endpoint} is open after repeated failures; nothing was sent, and a probe goes through in {retry_in:?}"
+            ),
         }
     }
 }

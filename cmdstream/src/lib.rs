@@ -26,8 +26,8 @@ mod transport;
 mod wire;
 
 pub use client::{
-    dns, Backoff, Balance, CallOptions, Change, Client, ClientBuilder, ConnectionState, Dns, Group,
-    MemberState, Reconnect, ResultStream, StateWatch,
+    dns, Backoff, Balance, BreakerState, CallOptions, Change, CircuitBreaker, Client,
+    ClientBuilder, ConnectionState, Dns, Group, MemberState, Reconnect, ResultStream, StateWatch,
 };
 pub use codec::Codec;
 pub use error::{Error, ErrorCode, RemoteError, Result, TlsError, TlsErrorKind};

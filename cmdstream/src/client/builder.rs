@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures_core::Stream;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::breaker::{Breaker, CircuitBreaker};
 use super::config::ClientConfig;
 use super::dial::{self, Dial};
 use super::group::{self, Change, Group};
@@ -42,6 +43,7 @@ pub struct ClientBuilder<C = DefaultCodec> {
     /// How `connect` gets a byte stream.
     dialer: Dialer,
     reconnect: Option<Reconnect>,
+    breaker: Option<CircuitBreaker>,
 }
 
 impl Default for ClientBuilder<DefaultCodec> {
@@ -51,6 +53,7 @@ impl Default for ClientBuilder<DefaultCodec> {
             codec: DefaultCodec::default(),
             dialer: Dialer::default(),
             reconnect: None,
+            breaker: None,
         }
     }
 }
@@ -63,6 +66,7 @@ impl<C: Codec> ClientBuilder<C> {
             codec,
             dialer: self.dialer,
             reconnect: self.reconnect,
+            breaker: self.breaker,
         }
     }
 
@@ -178,6 +182,17 @@ impl<C: Codec> ClientBuilder<C> {
         self
     }
 
+    /// Stops sending to an endpoint that keeps failing, for a while (see
+    /// [`CircuitBreaker`]); off by default. For a group, each endpoint has
+    /// its own breaker and an open one is skipped. A breaker needs a
+    /// connection it can try again, so a client built with one reconnects
+    /// (with the [`reconnect`](Self::reconnect) policy, or the default one
+    /// if none is set). Only for the `connect` methods.
+    pub fn circuit_breaker(mut self, breaker: CircuitBreaker) -> Self {
+        self.breaker = Some(breaker);
+        self
+    }
+
     /// Connects to `endpoint`: a `"host:port"` string (resolved at every
     /// dial), a socket address, an [`Endpoint`], or (on Unix) a path; over
     /// TCP (with `TCP_NODELAY`) or a Unix socket, with TLS if configured,
@@ -205,10 +220,17 @@ impl<C: Codec> ClientBuilder<C> {
             service,
             codec: C::NAME,
         };
-        let route = match self.reconnect {
+        let policy = match (self.reconnect, &self.breaker) {
+            (None, None) => None,
+            (policy, _) => Some(policy.unwrap_or_default()),
+        };
+        let route = match policy {
             None => Route::Direct(Arc::new(dial.connect().await?)),
             Some(policy) => {
-                let handle = Arc::new(reconnect::start(dial, policy).await?);
+                let breaker = self
+                    .breaker
+                    .map(|config| Arc::new(Breaker::new(config, dial.endpoint.to_string())));
+                let handle = Arc::new(reconnect::start(dial, policy, breaker).await?);
                 Route::Reconnecting(reconnect::Attached::new(handle))
             }
         };
@@ -282,7 +304,7 @@ impl<C: Codec> ClientBuilder<C> {
             codec: C::NAME,
         };
         let policy = self.reconnect.unwrap_or_default();
-        let handle = group::connect(dial, policy, group, endpoints, feed).await?;
+        let handle = group::connect(dial, policy, group, self.breaker, endpoints, feed).await?;
         Ok(Client::from_parts(
             Route::Group(group::Attached::new(Arc::new(handle))),
             self.codec,

@@ -6,6 +6,7 @@
 
 mod arg_credit;
 mod arg_pump;
+mod breaker;
 mod builder;
 mod config;
 mod connection;
@@ -31,6 +32,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+pub use self::breaker::{BreakerState, CircuitBreaker};
 pub use self::builder::ClientBuilder;
 pub use self::group::{dns, Balance, Change, Dns, Group, MemberState};
 pub use self::options::CallOptions;
@@ -185,6 +187,13 @@ impl<C: Codec> Client<C> {
         self.route.watch()
     }
 
+    /// The state of the client's [circuit breaker](CircuitBreaker), if it
+    /// has one and is not a group (a group's members show theirs in
+    /// [`members`](Self::members)).
+    pub fn breaker(&self) -> Option<BreakerState> {
+        self.route.breaker()
+    }
+
     /// For a client over a [group](Group), each member as it is now: its
     /// endpoint, its connection's state, its calls in flight. Empty for a
     /// client of one connection.
@@ -234,6 +243,7 @@ impl<C: Codec> Client<C> {
                     let result = self
                         .unary_on(&lease.conn, command, args, deadline.left()?)
                         .await;
+                    lease.record(&result);
                     if !sends.again(&result, &lease.conn) {
                         return Ok(self.codec.decode(&result?)?);
                     }
@@ -262,6 +272,7 @@ impl<C: Codec> Client<C> {
             let result = self
                 .unary_on(&lease.conn, command, args, deadline.left()?)
                 .await;
+            lease.record(&result);
             if !sends.again(&result, &lease.conn) {
                 return result;
             }
@@ -356,7 +367,9 @@ impl<C: Codec> Client<C> {
             args: Some(credit.clone()),
         })?;
         let _pump = self.spawn_pump(conn, id, items, credit);
-        let bytes = self.wait(conn, id, timeout, rx).await?;
+        let result = self.wait(conn, id, timeout, rx).await;
+        lease.record(&result);
+        let bytes = result?;
         Ok(self.codec.decode(&bytes)?)
     }
 
@@ -431,7 +444,7 @@ impl<C: Codec> Client<C> {
         let deadline = Deadline::after(timeout);
         let client = self.clone();
         let binding = async move {
-            let lease = client.route.lease(deadline.at).await?;
+            let lease = client.route.lease(deadline.at).await?.into_owned();
             let bound = client.open_on(&lease.conn, command, deadline.left()?, items, |buf| {
                 buf.extend_from_slice(&payload);
                 Ok(())

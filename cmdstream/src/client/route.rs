@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
+use super::breaker::BreakerState;
 use super::connection::Connection;
 use super::group;
 use super::lease::Lease;
@@ -56,12 +57,17 @@ impl Route {
     /// for the direct and fast paths without a lock.
     pub(crate) fn pick(&self) -> Option<Lease<'_>> {
         match self {
-            Route::Direct(conn) => Some(Lease {
-                conn: Cow::Borrowed(conn),
-                load: None,
-            }),
+            Route::Direct(conn) => Some(Lease::conn(Cow::Borrowed(conn))),
             Route::Reconnecting(attached) => {
-                attached.current().map(|conn| Lease { conn, load: None })
+                let breaker = attached.handle.breaker.as_ref();
+                // A breaker that is not closed has the slow path decide.
+                if breaker.is_some_and(|b| !b.is_closed()) {
+                    return None;
+                }
+                Some(Lease {
+                    breaker: breaker.map(Cow::Borrowed),
+                    ..Lease::conn(attached.current()?)
+                })
             }
             Route::Group(attached) => attached.pick(),
         }
@@ -72,20 +78,38 @@ impl Route {
     ///
     /// # Errors
     ///
+    /// [`Error::CircuitOpen`] at once while the breaker is open,
     /// [`Error::Timeout`] at the deadline, [`Error::Unavailable`] when the
     /// wait is too long or too many calls wait, the client's final error
     /// once it has closed.
-    pub(crate) async fn lease(&self, deadline: Option<Instant>) -> Result<Lease<'static>, Error> {
+    pub(crate) async fn lease(&self, deadline: Option<Instant>) -> Result<Lease<'_>, Error> {
         match self {
-            Route::Direct(conn) => Ok(Lease {
-                conn: Cow::Owned(conn.clone()),
-                load: None,
-            }),
-            Route::Reconnecting(attached) => Ok(Lease {
-                conn: Cow::Owned(attached.handle.shared.lease(deadline).await?),
-                load: None,
-            }),
+            Route::Direct(conn) => Ok(Lease::conn(Cow::Borrowed(conn))),
+            Route::Reconnecting(attached) => {
+                let breaker = attached.handle.breaker.as_ref();
+                if let Some(breaker) = breaker {
+                    breaker.admit(Instant::now())?;
+                }
+                let conn = attached.handle.shared.lease(deadline).await?;
+                Ok(Lease {
+                    breaker: breaker.map(Cow::Borrowed),
+                    ..Lease::conn(Cow::Owned(conn))
+                })
+            }
             Route::Group(attached) => attached.handle.shared.lease(deadline).await,
+        }
+    }
+
+    /// The circuit breaker's state, for a reconnecting client that has
+    /// one.
+    pub(crate) fn breaker(&self) -> Option<BreakerState> {
+        match self {
+            Route::Reconnecting(attached) => attached
+                .handle
+                .breaker
+                .as_ref()
+                .map(|b| b.state(Instant::now())),
+            _ => None,
         }
     }
 }

@@ -28,6 +28,7 @@ pub(crate) use self::member::Load;
 
 use self::balance::Members;
 use self::member::Member;
+use super::breaker::{Breaker, BreakerState, CircuitBreaker};
 use super::connection::Connection;
 use super::dial::Dial;
 use super::lease::Lease;
@@ -112,6 +113,8 @@ pub struct MemberState {
     pub state: ConnectionState,
     /// Its calls and streams in flight.
     pub in_flight: u32,
+    /// Its endpoint's circuit breaker, if the client has one.
+    pub breaker: Option<BreakerState>,
 }
 
 /// A feed of endpoint changes.
@@ -141,6 +144,7 @@ pub(crate) struct Shared {
     dial: Dial,
     policy: Reconnect,
     group: Group,
+    breaker: Option<CircuitBreaker>,
 }
 
 /// What client handles hold: the shared state, and a guard that stops
@@ -163,6 +167,7 @@ pub(crate) async fn connect(
     dial: Dial,
     policy: Reconnect,
     group: Group,
+    breaker: Option<CircuitBreaker>,
     endpoints: Vec<Endpoint>,
     feed: Option<Feed>,
 ) -> Result<Handle, Error> {
@@ -179,19 +184,22 @@ pub(crate) async fn connect(
         dial,
         policy,
         group,
+        breaker,
     });
     let mut endpoints = endpoints;
     endpoints.dedup();
     let mut dials = Vec::new();
     for endpoint in &endpoints {
+        let breaker = shared.breaker_for(endpoint);
         for _ in 0..shared.group.per_endpoint {
+            let breaker = breaker.clone();
             let dial = shared.dial_to(endpoint);
             let policy = shared.policy.clone();
             dials.push((
                 endpoint.clone(),
                 tokio::spawn(async move {
                     let made = reconnect::first_dial(&dial, &policy).await;
-                    (dial, made)
+                    (dial, made, breaker)
                 }),
             ));
         }
@@ -200,7 +208,7 @@ pub(crate) async fn connect(
     let mut members = Vec::with_capacity(dials.len());
     let mut up = 0;
     for (endpoint, dialing) in dials {
-        let (dial, made) = dialing
+        let (dial, made, breaker) = dialing
             .await
             .map_err(|_| Error::connection_lost("a first dial's task failed"))?;
         let first = match made {
@@ -213,7 +221,7 @@ pub(crate) async fn connect(
                 First::Failed(e)
             }
         };
-        members.push((endpoint, dial, first));
+        members.push((endpoint, dial, first, breaker));
     }
     if up == 0 && !shared.policy.lazy {
         if let Some(e) = first_error {
@@ -222,7 +230,7 @@ pub(crate) async fn connect(
     }
     let added: Vec<_> = members
         .into_iter()
-        .map(|(endpoint, dial, first)| shared.member(endpoint, dial, first))
+        .map(|(endpoint, dial, first, breaker)| shared.member(endpoint, dial, first, breaker))
         .collect();
     shared.change(|members| members.extend(added));
     let stop = CancellationToken::new();
@@ -261,13 +269,26 @@ impl Shared {
         }
     }
 
+    /// A breaker for `endpoint`'s members to share, if the client has one.
+    fn breaker_for(&self, endpoint: &Endpoint) -> Option<Arc<Breaker>> {
+        let config = self.breaker.clone()?;
+        Some(Arc::new(Breaker::new(config, endpoint.to_string())))
+    }
+
     /// A member for `endpoint`, its supervisor started from `first`.
-    fn member(&self, endpoint: Endpoint, dial: Dial, first: First) -> Arc<Member> {
+    fn member(
+        &self,
+        endpoint: Endpoint,
+        dial: Dial,
+        first: First,
+        breaker: Option<Arc<Breaker>>,
+    ) -> Arc<Member> {
         let policy = Reconnect {
             lazy: true,
             ..self.policy.clone()
         };
-        let handle = reconnect::spawn(dial, policy, first, Some(self.changed.clone()));
+        let signal = Some(self.changed.clone());
+        let handle = reconnect::spawn(dial, policy, first, signal, breaker);
         Arc::new(Member::new(endpoint, handle))
     }
 
@@ -285,8 +306,12 @@ impl Shared {
             return;
         }
         debug!(%endpoint, "group: endpoint added");
+        let breaker = self.breaker_for(&endpoint);
         let added: Vec<_> = (0..self.group.per_endpoint)
-            .map(|_| self.member(endpoint.clone(), self.dial_to(&endpoint), First::Dial))
+            .map(|_| {
+                let dial = self.dial_to(&endpoint);
+                self.member(endpoint.clone(), dial, First::Dial, breaker.clone())
+            })
             .collect();
         self.change(|members| members.extend(added));
     }
@@ -343,14 +368,55 @@ impl Shared {
     /// a reference count per member looked at).
     fn pick_now(&self) -> Option<Lease<'static>> {
         let snapshot = self.snapshot();
-        let view = Current(&snapshot.members);
+        let now = Instant::now();
+        let view = Current(&snapshot.members, now);
         let i = balance::pick(self.group.balance, &view, &self.cursor, crate::rand::below)?;
         let member = &snapshot.members[i];
         let conn = member.handle.shared.current()?;
+        let breaker = member.handle.breaker.clone();
+        if let Some(breaker) = &breaker {
+            // Another call may have taken the last probe meanwhile.
+            breaker.admit(now).ok()?;
+        }
         Some(Lease {
             conn: Cow::Owned(conn),
             load: Some(member.load_owned()),
+            breaker: breaker.map(Cow::Owned),
         })
+    }
+
+    /// When every member with a connection up has its circuit open: the
+    /// error for the one that probes soonest. Calls fail at once then,
+    /// rather than wait.
+    fn circuit_open(&self) -> Option<Error> {
+        let now = Instant::now();
+        let snapshot = self.snapshot();
+        let mut soonest: Option<Error> = None;
+        let up = snapshot
+            .members
+            .iter()
+            .filter(|m| !m.is_draining() && m.handle.shared.current().is_some());
+        for member in up {
+            let breaker = member.handle.breaker.as_ref()?;
+            if breaker.allows(now) {
+                return None;
+            }
+            let retry_in = match breaker.state(now) {
+                BreakerState::Open { retry_in } => retry_in,
+                _ => std::time::Duration::ZERO,
+            };
+            let sooner = match &soonest {
+                Some(Error::CircuitOpen { retry_in: r, .. }) => retry_in < *r,
+                _ => true,
+            };
+            if sooner {
+                soonest = Some(Error::CircuitOpen {
+                    endpoint: breaker.endpoint().clone(),
+                    retry_in,
+                });
+            }
+        }
+        soonest
     }
 
     /// A member up now or the next one, waiting at most until `deadline`
@@ -364,6 +430,9 @@ impl Shared {
     pub(crate) async fn lease(&self, deadline: Option<Instant>) -> Result<Lease<'static>, Error> {
         if let Some(lease) = self.pick_now() {
             return Ok(lease);
+        }
+        if let Some(open) = self.circuit_open() {
+            return Err(open);
         }
         let before = self.waiters.fetch_add(1, Ordering::Relaxed);
         let _waiting = Waiting(&self.waiters);
@@ -452,6 +521,7 @@ impl Shared {
                 endpoint: m.endpoint.clone(),
                 state: m.handle.shared.state(),
                 in_flight: m.in_flight(),
+                breaker: m.handle.breaker.as_ref().map(|b| b.state(Instant::now())),
             })
             .collect()
     }
@@ -492,8 +562,8 @@ impl Drop for Waiting<'_> {
 }
 
 /// The members as the snapshot has them, ready when their supervisor has
-/// a connection up.
-struct Current<'a>(&'a [Arc<Member>]);
+/// a connection up and their breaker lets calls through (at `.1`).
+struct Current<'a>(&'a [Arc<Member>], Instant);
 
 impl Members for Current<'_> {
     fn len(&self) -> usize {
@@ -502,7 +572,13 @@ impl Members for Current<'_> {
 
     fn ready(&self, i: usize) -> bool {
         let member = &self.0[i];
-        !member.is_draining() && member.handle.shared.current().is_some()
+        !member.is_draining()
+            && member
+                .handle
+                .breaker
+                .as_ref()
+                .is_none_or(|b| b.allows(self.1))
+            && member.handle.shared.current().is_some()
     }
 
     fn load(&self, i: usize) -> u32 {
@@ -556,9 +632,17 @@ impl Attached {
             crate::rand::below,
         )?;
         let conn = self.seen[i].as_ref().filter(|c| c.is_open())?;
+        let member = &self.members[i];
+        if let Some(breaker) = member.handle.breaker.as_ref() {
+            if !breaker.is_closed() {
+                // A probe, or a race for the last one.
+                breaker.admit(Instant::now()).ok()?;
+            }
+        }
         Some(Lease {
             conn: Cow::Borrowed(conn),
-            load: Some(self.members[i].load()),
+            load: Some(member.load()),
+            breaker: member.handle.breaker.as_ref().map(Cow::Borrowed),
         })
     }
 }
@@ -569,7 +653,14 @@ impl Members for Attached {
     }
 
     fn ready(&self, i: usize) -> bool {
-        !self.members[i].is_draining() && self.seen[i].as_ref().is_some_and(|c| c.is_open())
+        let member = &self.members[i];
+        !member.is_draining()
+            && member
+                .handle
+                .breaker
+                .as_ref()
+                .is_none_or(|b| b.is_closed() || b.allows(Instant::now()))
+            && self.seen[i].as_ref().is_some_and(|c| c.is_open())
     }
 
     fn load(&self, i: usize) -> u32 {

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use self::backoff::Backoff;
+use super::breaker::Breaker;
 use super::connection::Connection;
 use super::dial::Dial;
 use super::state::ConnectionState;
@@ -197,6 +198,8 @@ pub(crate) struct Supervised {
 /// the supervisor once the last handle is gone.
 pub(crate) struct Handle {
     pub(crate) shared: Arc<Supervised>,
+    /// The endpoint's circuit breaker, if the client has one.
+    pub(crate) breaker: Option<Arc<Breaker>>,
     stop: CancellationToken,
     _stop_on_drop: DropGuard,
 }
@@ -252,13 +255,17 @@ impl Clone for Attached {
 /// # Errors
 ///
 /// The first dial's, unless the policy is lazy.
-pub(crate) async fn start(dial: Dial, policy: Reconnect) -> Result<Handle, Error> {
+pub(crate) async fn start(
+    dial: Dial,
+    policy: Reconnect,
+    breaker: Option<Arc<Breaker>>,
+) -> Result<Handle, Error> {
     let first = if policy.lazy {
         First::Dial
     } else {
         First::Up(Arc::new(first_dial(&dial, &policy).await?))
     };
-    Ok(spawn(dial, policy, first, None))
+    Ok(spawn(dial, policy, first, None, breaker))
 }
 
 /// The first dial of a supervisor, with fresh connection metadata.
@@ -280,6 +287,7 @@ pub(crate) fn spawn(
     policy: Reconnect,
     first: First,
     signal: Option<Arc<Notify>>,
+    breaker: Option<Arc<Breaker>>,
 ) -> Handle {
     let initial = match &first {
         First::Up(_) => ConnectionState::Open,
@@ -306,6 +314,7 @@ pub(crate) fn spawn(
     tokio::spawn(supervisor::run(shared.clone(), dial, first, stop.clone()));
     Handle {
         shared,
+        breaker,
         _stop_on_drop: stop.clone().drop_guard(),
         stop,
     }

@@ -437,3 +437,46 @@ async fn a_dns_feed_finds_a_server_by_name() {
     server.shutdown().await;
     serving.await.unwrap().unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_member_that_comes_up_or_back_later_takes_calls_from_existing_handles() {
+    let servers = servers(2);
+    // Server 1 refuses the first dial: the group starts with one member up.
+    let (server, probe) = {
+        let probe = Probe::default();
+        let server = Server::builder().build(CalcServer::new(Calc::new(probe.clone())));
+        (server, probe)
+    };
+    servers.script(1).set([Step::Refuse], Step::serve(&server));
+    let policy = Reconnect::new().backoff(cmdstream::Backoff::new(
+        Duration::from_millis(100),
+        Duration::from_secs(1),
+    ));
+    let client = group_client(&servers, Group::new().balance(Balance::RoundRobin), policy)
+        .await
+        .unwrap();
+    let handle = client.clone();
+    cmdstream_tests::eventually("member 1 up", || {
+        client.inner().members()[1].state.is_open()
+    })
+    .await;
+    for _ in 0..10 {
+        handle.sleep(0).await.unwrap();
+    }
+    assert_eq!(
+        Probe::get(&probe.started),
+        5,
+        "half the calls reach the late member"
+    );
+
+    // It goes down and comes back: the same handle reaches it again.
+    servers.script(1).cut();
+    cmdstream_tests::eventually("member 1 back", || {
+        client.inner().members()[1].state.is_open() && servers.script(1).dials().len() >= 3
+    })
+    .await;
+    for _ in 0..10 {
+        handle.sleep(0).await.unwrap();
+    }
+    assert_eq!(Probe::get(&probe.started), 10);
+}

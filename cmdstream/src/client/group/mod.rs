@@ -631,8 +631,8 @@ impl Attached {
             &self.cursor,
             crate::rand::below,
         )?;
-        let conn = self.seen[i].as_ref().filter(|c| c.is_open())?;
         let member = &self.members[i];
+        let conn = self.connection(i)?;
         if let Some(breaker) = member.handle.breaker.as_ref() {
             if !breaker.is_closed() {
                 // A probe, or a race for the last one.
@@ -640,10 +640,27 @@ impl Attached {
             }
         }
         Some(Lease {
-            conn: Cow::Borrowed(conn),
+            conn,
             load: Some(member.load()),
             breaker: member.handle.breaker.as_ref().map(Cow::Borrowed),
         })
+    }
+
+    /// Member `i`'s connection up now: the one this handle saw while it is
+    /// open, else (it was lost, or came up after the handle was made) the
+    /// member's current one, read under its lock.
+    fn connection(&self, i: usize) -> Option<Cow<'_, Arc<Connection>>> {
+        match &self.seen[i] {
+            Some(seen) if seen.is_open() => Some(Cow::Borrowed(seen)),
+            _ => self.members[i].handle.shared.current().map(Cow::Owned),
+        }
+    }
+
+    fn seen_open(&self, i: usize) -> bool {
+        match &self.seen[i] {
+            Some(seen) if seen.is_open() => true,
+            _ => self.members[i].handle.shared.current().is_some(),
+        }
     }
 }
 
@@ -660,7 +677,7 @@ impl Members for Attached {
                 .breaker
                 .as_ref()
                 .is_none_or(|b| b.is_closed() || b.allows(Instant::now()))
-            && self.seen[i].as_ref().is_some_and(|c| c.is_open())
+            && self.seen_open(i)
     }
 
     fn load(&self, i: usize) -> u32 {

@@ -22,12 +22,15 @@ mod metadata;
 mod rand;
 mod server;
 mod service;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod transport;
 mod wire;
 
 pub use client::{
     dns, Backoff, Balance, BreakerState, CallOptions, Change, CircuitBreaker, Client,
-    ClientBuilder, ConnectionState, Dns, Group, MemberState, Reconnect, ResultStream, StateWatch,
+    ClientBuilder, ConnectionState, Dns, Group, MemberState, Reconnect, ResultStream, SendCommand,
+    StateWatch,
 };
 pub use codec::Codec;
 pub use error::{Error, ErrorCode, RemoteError, Result, TlsError, TlsErrorKind};

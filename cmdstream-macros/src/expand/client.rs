@@ -141,6 +141,21 @@ pub(crate) fn expand(r: &Receiver) -> TokenStream {
 
             #(#methods)*
         }
+
+        impl<C: #krate::Codec> #krate::SendCommand for #client<C> {
+            type Command = #command;
+            type Reply = #reply<C>;
+
+            fn send_command(
+                &self,
+                command: #command,
+            ) -> impl #krate::__private::Future<Output = #krate::__private::Result<#reply<C>, #krate::Error>>
+                   + #krate::__private::Send
+                   + 'static {
+                let client = #krate::__private::Clone::clone(self);
+                async move { client.send(&command).await }
+            }
+        }
     }
 }
 

@@ -91,6 +91,8 @@ pub(crate) fn expand(r: &Receiver) -> TokenStream {
         }
 
         #[doc = #reply_doc]
+        // Built by `SendCommand` even where nothing reads it.
+        #[allow(dead_code)]
         #vis enum #reply<C = #krate::codec::DefaultCodec> {
             #(#reply_variants,)*
             #[doc(hidden)]

@@ -19,6 +19,7 @@ mod options;
 mod reconnect;
 mod result_stream;
 mod route;
+mod send_command;
 mod settle;
 mod shared;
 mod state;
@@ -39,6 +40,7 @@ pub use self::options::CallOptions;
 pub use self::reconnect::backoff::Backoff;
 pub use self::reconnect::Reconnect;
 pub use self::result_stream::ResultStream;
+pub use self::send_command::SendCommand;
 pub use self::state::ConnectionState;
 pub use self::watch::StateWatch;
 

@@ -547,3 +547,31 @@ async fn after_a_go_away_the_client_says_it_is_draining_and_its_calls_fail_as_it
     let after = within("a call after the close", client.add(1, 1)).await;
     assert!(matches!(after, Err(Error::Unavailable(_))), "{after:?}");
 }
+
+#[tokio::test]
+async fn a_command_sent_as_the_server_goes_away_is_refused_not_lost() {
+    let srv = serve().await;
+    let mut conn = RawConn::connect(srv.addr).await;
+    let shutdown = tokio::spawn({
+        let server = srv.server.clone();
+        async move { server.shutdown().await }
+    });
+    let go_away = within("the go-away", conn.read_non_ping()).await.unwrap();
+    assert_eq!(go_away.kind, raw::kind::GO_AWAY);
+    // The client had sent this before it read the go-away: the server, with
+    // nothing left to run, must still read it and say it never ran, rather
+    // than close the socket on it.
+    conn.send(&raw::add(7, 1, 2)).await;
+    let answer = within("an answer", conn.read_non_ping())
+        .await
+        .expect("the server closed on a command it never answered");
+    assert_eq!(
+        (answer.kind, answer.id),
+        (raw::kind::ERROR, 7),
+        "{answer:?}"
+    );
+    assert_eq!(answer.error_code(), 6, "ShuttingDown: nothing ran");
+    drop(conn);
+    within("shutdown returned", shutdown).await.unwrap();
+    assert_eq!(Probe::get(&srv.probe.started), 0);
+}

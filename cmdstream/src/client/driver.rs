@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, Semaphore};
-use tracing::{debug, trace, Instrument};
+use tracing::{info, trace, warn, Instrument};
 
 use super::arg_credit::ArgCredit;
 use super::message::{Control, Reply, Request};
@@ -155,7 +155,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 })
             }
             Err(e) => {
-                debug!(error = %e, "connection failed");
+                warn!(error = %e, "connection failed");
                 e
             }
         };
@@ -274,7 +274,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 Written::Nothing | Written::Blocked => {}
             }
 
-            if matches!(self.state, State::Finishing { .. }) && self.pending.is_empty() {
+            // Done: closing, or sent away by the server, with nothing left
+            // in flight. Sent away, the client closes its side itself, so
+            // that the server, which waits for that, can close at once.
+            if matches!(self.state, State::Finishing { .. } | State::GoingAway)
+                && self.pending.is_empty()
+                && self.link.queued() == 0
+            {
                 return Poll::Ready(Ok(()));
             }
             if !progress {
@@ -449,7 +455,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             Kind::Ping | Kind::Pong => self.link.ping_or_pong(&frame)?,
             Kind::GoAway => {
                 let reason = String::from_utf8_lossy(&frame.body).into_owned();
-                debug!(%reason, "server is going away");
+                info!(%reason, "the server is going away");
                 self.shared.go_away(reason.into());
                 if self.state == State::Open {
                     self.state = State::GoingAway;

@@ -342,6 +342,7 @@ impl Breaker {
                         .compare_exchange(HALF_OPEN, CLOSED, Ordering::AcqRel, Ordering::Acquire)
                         .is_ok()
                 {
+                    tracing::info!(endpoint = %self.endpoint, "circuit closed: the probes succeeded");
                     self.failures.store(0, Ordering::Relaxed);
                     *self.window.lock().unwrap_or_else(PoisonError::into_inner) = Window::default();
                 }
@@ -359,7 +360,7 @@ impl Breaker {
             .compare_exchange(from, OPEN, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            tracing::debug!(endpoint = %self.endpoint, "circuit open");
+            tracing::warn!(endpoint = %self.endpoint, "circuit open: calls to the endpoint fail at once until it probes");
         }
     }
 

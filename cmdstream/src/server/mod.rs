@@ -19,6 +19,7 @@ mod dispatch;
 mod driver;
 mod hooks;
 mod outbox;
+mod panics;
 mod session;
 
 use std::sync::atomic::AtomicU64;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
-use tracing::{debug, Instrument};
+use tracing::{info, warn, Instrument};
 
 use super::admission::Admitted;
 use super::auth::AuthError;
@@ -66,7 +66,7 @@ impl<D: Dispatch, C: Codec> Inner<D, C> {
                 }),
                 None => {
                     // Too many refusals being told: closed at once.
-                    debug!(peer = %addr, reason, "refusing connection without a word");
+                    warn!(peer = %addr, reason, "refusing a connection without a word");
                     return Err(Error::unavailable(reason));
                 }
             },
@@ -113,11 +113,11 @@ impl<D: Dispatch, C: Codec> Inner<D, C> {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
                 let e = crate::transport::tls::classify(e.into());
-                debug!(peer = %arrival.addr, error = %e, "TLS handshake failed");
+                warn!(peer = %arrival.addr, error = %e, "TLS handshake failed");
                 return Err(e);
             }
             Err(_) => {
-                debug!(peer = %arrival.addr, "TLS handshake timed out");
+                warn!(peer = %arrival.addr, "TLS handshake timed out");
                 return Err(Error::Timeout);
             }
         };
@@ -133,7 +133,7 @@ impl<D: Dispatch, C: Codec> Inner<D, C> {
             Ok(admitted) => admitted,
             Err(refused) => {
                 let Refused { why, reason, .. } = &refused;
-                debug!(peer = %arrival.addr, reason, "refusing connection");
+                warn!(peer = %arrival.addr, reason, "refusing a connection");
                 let refuse = handshake::refuse(&mut io, *why, reason);
                 let _ = tokio::time::timeout_at(arrival.deadline, refuse).await;
                 return Err(Error::unavailable(refused.reason));
@@ -181,7 +181,7 @@ impl<D: Dispatch, C: Codec> Inner<D, C> {
             match authenticate(info).await {
                 Ok(principal) => info.principal = Some(principal),
                 Err(refusal) => {
-                    debug!(%refusal, "authentication refused the client");
+                    warn!(%refusal, "authentication refused the client");
                     let (status, why, error) = match &refusal {
                         AuthError::Unauthenticated(why) => (
                             AckStatus::Unauthenticated,
@@ -218,11 +218,11 @@ impl<D: Dispatch, C: Codec> Inner<D, C> {
         {
             Ok(Ok(client)) => client,
             Ok(Err(e)) => {
-                debug!(error = %e, "handshake failed");
+                warn!(error = %e, "handshake failed");
                 return Err(e);
             }
             Err(_) => {
-                debug!("handshake timed out");
+                warn!("handshake timed out");
                 return Err(Error::Timeout);
             }
         };
@@ -235,7 +235,7 @@ impl<D: Dispatch, C: Codec> Inner<D, C> {
             info: info.clone(),
         };
         self.hooks.connected(&info);
-        debug!(peer = %info.addr, "connected");
+        info!(peer = %info.addr, "connection opened");
         let framed = FramedIo::new(io, config.max_frame_size);
         let shutdown = self.shutdown.clone().cancelled_owned();
         let conn = Driver::new(
@@ -248,8 +248,8 @@ impl<D: Dispatch, C: Codec> Inner<D, C> {
         );
         let result = conn.run().await;
         match &result {
-            Ok(()) => debug!("closed"),
-            Err(e) => debug!(error = %e, "closed with an error"),
+            Ok(()) => info!("connection closed"),
+            Err(e) => warn!(error = %e, "connection closed with an error"),
         }
         self.hooks.disconnected(&info, result.as_ref().err());
         result

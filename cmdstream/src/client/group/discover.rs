@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_core::Stream;
 use tokio::sync::mpsc;
-use tracing::debug;
+use tracing::warn;
 
 use crate::transport::Endpoint;
 
@@ -65,7 +65,7 @@ pub fn dns(host: impl Into<String>, port: u16, every: Duration) -> Dns {
                     }
                     known = found;
                 }
-                Err(e) => debug!(%host, error = %e, "resolution failed; keeping what is known"),
+                Err(e) => warn!(%host, error = %e, "resolution failed; keeping what is known"),
             }
             tokio::select! {
                 () = tokio::time::sleep(every) => {}

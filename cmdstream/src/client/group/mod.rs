@@ -20,7 +20,7 @@ use futures_core::Stream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
-use tracing::debug;
+use tracing::info;
 
 pub use self::balance::Balance;
 pub use self::discover::{dns, Change, Dns};
@@ -305,7 +305,7 @@ impl Shared {
         if known {
             return;
         }
-        debug!(%endpoint, "group: endpoint added");
+        info!(%endpoint, "group: endpoint added");
         let breaker = self.breaker_for(&endpoint);
         let added: Vec<_> = (0..self.group.per_endpoint)
             .map(|_| {
@@ -332,7 +332,7 @@ impl Shared {
         if gone.is_empty() {
             return;
         }
-        debug!(%endpoint, "group: endpoint removed; draining");
+        info!(%endpoint, "group: endpoint removed; draining it");
         for member in gone {
             member.drain();
             tokio::spawn(async move { member.handle.close().await });

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tracing::{error, info, warn};
 
 use super::Supervised;
 use crate::client::connection::Connection;
@@ -88,7 +88,7 @@ pub(super) async fn run(
                             State::Draining { old: conn }
                         } else {
                             let lost = why(&conn.lost_reason());
-                            debug!(reason = %lost, "connection lost; reconnecting");
+                            warn!(reason = %lost, "connection lost; reconnecting");
                             // A connection that stayed up a while is a
                             // fresh start: dial again at once. One that
                             // dropped straight away counts as a failure.
@@ -103,7 +103,7 @@ pub(super) async fn run(
             }
             State::Draining { old } => {
                 let reason = old.shared.going_away.get().cloned().unwrap_or_default();
-                debug!(%reason, "the server is going away; dialing its replacement");
+                info!(%reason, "the server is going away; dialing its replacement");
                 drop(old);
                 State::Connecting {
                     failures: 0,
@@ -126,9 +126,14 @@ pub(super) async fn run(
                         State::Closed(Error::connection_lost("the client was closed"))
                     }
                     made = dial.connect() => match made {
-                        Ok(conn) => State::Up { conn: Arc::new(conn), since: Instant::now() },
+                        Ok(conn) => {
+                            if last.is_some() {
+                                info!(dials = failures + 1, "reconnected");
+                            }
+                            State::Up { conn: Arc::new(conn), since: Instant::now() }
+                        }
                         Err(e) if is_final(&e) => {
-                            debug!(error = %e, "the server cannot be used; closing");
+                            error!(error = %e, "the server cannot be used; the client closes");
                             State::Closed(e)
                         }
                         Err(e) => {
@@ -140,7 +145,7 @@ pub(super) async fn run(
                                 .max_outage
                                 .is_some_and(|max| outage_since.elapsed() >= max);
                             if out_of_attempts || out_of_time {
-                                debug!(error = %e, failures, "giving up reconnecting");
+                                error!(error = %e, failures, "giving up reconnecting; the client closes");
                                 State::Closed(e)
                             } else {
                                 back_off(&shared, &mut jitter, failures, why(&e))
@@ -154,7 +159,7 @@ pub(super) async fn run(
                 until,
                 last,
             } => {
-                debug!(error = %last, failures, wait = ?until.saturating_duration_since(Instant::now()), "dial failed; backing off");
+                info!(error = %last, failures, wait = ?until.saturating_duration_since(Instant::now()), "dial failed; backing off");
                 shared.publish(
                     None,
                     ConnectionState::Reconnecting {

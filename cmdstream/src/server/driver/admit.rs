@@ -19,6 +19,7 @@ use crate::server::call::{ArgSource, Call};
 use crate::server::context::CallContext;
 use crate::server::dispatch::Dispatch;
 use crate::server::outbox::CallRef;
+use crate::server::panics::Reported;
 use crate::wire::command;
 use crate::wire::frame;
 
@@ -118,7 +119,7 @@ where
             results,
             result_credit: self.peer.stream_window,
         };
-        let run = D::dispatch(self.service.clone(), call);
+        let run = Reported::new(D::dispatch(self.service.clone(), call), info.name, id);
         // The span only when a subscriber wants it: with tracing's `log`
         // feature on, even a span nobody records costs a few hundred
         // instructions, and its wrapper more on every poll.

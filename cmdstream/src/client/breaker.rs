@@ -3,8 +3,9 @@
 //! passed in, so the machine is tested without waiting.
 //!
 //! Calls read one atomic to be admitted while the circuit is closed, and
-//! record their outcome with an atomic or two; a lock is taken only on a
-//! transition, and in the ratio mode to turn a window bucket over.
+//! record their outcome with an atomic or two; in the ratio mode each
+//! outcome is counted into its window under a lock that only the calls to
+//! this endpoint share.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -25,7 +26,8 @@ use crate::error::Error;
 /// a sliding window failed. While open, calls to it fail at once with
 /// [`Error::CircuitOpen`] (a group skips it instead). After `open_for` it
 /// turns *half-open*: `probes` calls go through; if they all succeed it
-/// closes, and if one fails it opens again.
+/// closes, and if one fails it opens again. Probes that never report (their
+/// caller gave up) are replaced by fresh ones after another `open_for`.
 ///
 /// Failures are what says the endpoint is in trouble: a lost connection,
 /// a timeout, a refusal (`Unavailable`), a protocol, TLS or I/O error. An
@@ -257,7 +259,10 @@ impl Breaker {
         match self.state.load(Ordering::Acquire) {
             CLOSED => true,
             OPEN => self.retry_in(now).is_zero(),
-            _ => self.probes_admitted.load(Ordering::Relaxed) < self.config.probes,
+            _ => {
+                self.probes_admitted.load(Ordering::Relaxed) < self.config.probes
+                    || self.retry_in(now).is_zero()
+            }
         }
     }
 
@@ -282,22 +287,33 @@ impl Breaker {
                     .compare_exchange(OPEN, HALF_OPEN, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
                 {
+                    self.opened_at.store(self.nanos(now), Ordering::Release);
                     self.probes_admitted.store(0, Ordering::Relaxed);
                     self.probes_passed.store(0, Ordering::Relaxed);
                 }
-                self.admit_probe()
+                self.admit_probe(now)
             }
-            _ => self.admit_probe(),
+            _ => self.admit_probe(now),
         }
     }
 
-    fn admit_probe(&self) -> Result<(), Error> {
+    fn admit_probe(&self, now: Instant) -> Result<(), Error> {
         let admitted = self.probes_admitted.fetch_add(1, Ordering::AcqRel);
         if admitted < self.config.probes {
-            Ok(())
-        } else {
-            Err(self.open_error(Duration::ZERO))
+            return Ok(());
         }
+        // Probes that never report (cancelled by their caller, timed out
+        // waiting for a connection, or ending in an outcome that says
+        // nothing) must not hold the circuit half-open for good: after
+        // another `open_for`, fresh probes go.
+        let retry_in = self.retry_in(now);
+        if retry_in.is_zero() {
+            self.opened_at.store(self.nanos(now), Ordering::Release);
+            self.probes_admitted.store(1, Ordering::Relaxed);
+            self.probes_passed.store(0, Ordering::Relaxed);
+            return Ok(());
+        }
+        Err(self.open_error(retry_in))
     }
 
     fn open_error(&self, retry_in: Duration) -> Error {
@@ -466,6 +482,24 @@ mod tests {
                 retry_in: Duration::from_millis(500)
             }
         );
+    }
+
+    #[test]
+    fn probes_that_never_report_do_not_hold_it_half_open() {
+        let config = CircuitBreaker::new()
+            .consecutive_failures(1)
+            .open_for(Duration::from_secs(1));
+        let b = Breaker::new(config, "a:1");
+        b.record(FAIL, at(&b, 0));
+        // The probe goes, and its caller gives up before it reports.
+        assert!(b.admit(at(&b, 1_000)).is_ok());
+        assert!(b.admit(at(&b, 1_500)).is_err());
+        assert!(!b.allows(at(&b, 1_500)));
+        // Another pause on, a fresh probe goes, and its success closes it.
+        assert!(b.allows(at(&b, 2_000)));
+        assert!(b.admit(at(&b, 2_000)).is_ok());
+        b.record(OK, at(&b, 2_100));
+        assert_eq!(b.state(at(&b, 2_100)), BreakerState::Closed);
     }
 
     #[test]

@@ -210,3 +210,60 @@ impl Work for Hangs {
         std::future::pending().await
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_by_a_server_going_away_does_not_open_the_circuit() {
+    let (old, _) = calc_server();
+    let (new, new_probe) = calc_server();
+    let connector = Scripted::new([Step::serve(&old)], Step::serve(&new));
+    // One call in flight at a time, and the most sensitive breaker.
+    let client = Client::builder()
+        .connector(connector.clone())
+        .keepalive(None)
+        .max_in_flight(1)
+        .circuit_breaker(CircuitBreaker::new().consecutive_failures(1))
+        .connect("scripted:1", &INFO)
+        .await
+        .unwrap();
+    let client = CalcClient::new(client);
+    let first = tokio::spawn({
+        let client = client.clone();
+        async move { client.sleep(100).await }
+    });
+    tokio::task::yield_now().await;
+    // Queued behind the first: when the old server goes away, it is
+    // refused unsent, which says nothing of the endpoint's health.
+    let second = tokio::spawn({
+        let client = client.clone();
+        async move { client.sleep(1).await }
+    });
+    tokio::task::yield_now().await;
+    old.shutdown().await;
+    assert_eq!(first.await.unwrap().unwrap(), 100);
+    assert_eq!(
+        second.await.unwrap().unwrap(),
+        1,
+        "sent again, not refused by the breaker"
+    );
+    assert_eq!(Probe::get(&new_probe.finished), 1);
+    assert_eq!(client.inner().breaker(), Some(BreakerState::Closed));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_does_not_take_the_probe() {
+    let (server, probe) = calc_server();
+    let connector = Scripted::new([], Step::serve(&server));
+    let breaker = CircuitBreaker::new()
+        .consecutive_failures(1)
+        .open_for(Duration::from_secs(5));
+    let client = client(&connector, breaker).await;
+    let hasty = client.with_options(CallOptions::new().timeout(Duration::from_millis(100)));
+    assert!(matches!(hasty.sleep(60_000).await, Err(Error::Timeout)));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // A stream first: it goes, but the unary call after it is the probe.
+    let items = futures_util::StreamExt::collect::<Vec<_>>(client.countdown(2).unwrap()).await;
+    assert_eq!(items.len(), 3, "{items:?}");
+    assert_eq!(client.add(1, 2).await.unwrap(), 3);
+    assert_eq!(client.inner().breaker(), Some(BreakerState::Closed));
+    assert_eq!(Probe::get(&probe.started), 1);
+}

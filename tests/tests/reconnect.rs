@@ -546,3 +546,60 @@ async fn handles_made_before_and_after_a_reconnect_all_reach_the_new_connection(
     }
     assert_eq!(connector.dials().len(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn connections_that_never_stay_up_count_against_the_attempts() {
+    // Every connection is sent away almost at once (a tiny idle timeout).
+    let server = Server::builder()
+        .idle_timeout(Some(Duration::from_millis(5)))
+        .build(CalcServer::new(Calc::new(Probe::default())));
+    let connector = Scripted::new([], Step::serve(&server));
+    let client = client(&connector, Reconnect::new().max_attempts(3))
+        .await
+        .unwrap();
+    until_state(&client, "closed", |s| {
+        matches!(s, ConnectionState::Closed(_))
+    })
+    .await;
+    assert_eq!(connector.dials().len(), 3, "{:?}", connector.dials());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idempotent_call_that_may_have_run_is_never_reported_as_not_run() {
+    let (server, probe) = calc_server();
+    // The first connection serves; every dial after it is refused.
+    let connector = Scripted::new([Step::serve(&server)], Step::Refuse);
+    let client = client(&connector, Reconnect::new().max_attempts(2))
+        .await
+        .unwrap();
+    let idempotent = client.with_options(CallOptions::new().idempotent(true));
+    let call = tokio::spawn(async move { idempotent.sleep(60_000).await });
+    cmdstream_tests::eventually("the call runs", || Probe::get(&probe.started) == 1).await;
+    connector.cut();
+    let err = bounded("the call", call).await.unwrap().unwrap_err();
+    assert!(
+        matches!(err, Error::ConnectionLost { sent: true, .. }),
+        "it may have run: {err:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_state_watch_does_not_keep_a_dropped_client_connected() {
+    let (server, _) = calc_server();
+    let connector = Scripted::new([], Step::serve(&server));
+    let client = Client::builder()
+        .connector(connector.clone())
+        .keepalive(None)
+        .connect("scripted:1", &INFO)
+        .await
+        .unwrap();
+    let mut states = client.watch_state();
+    assert_eq!(states.changed().await, Some(ConnectionState::Open));
+    drop(client);
+    let mut last = None;
+    while let Some(state) = bounded("the close", states.changed()).await {
+        last = Some(state);
+    }
+    assert!(matches!(last, Some(ConnectionState::Closed(_))), "{last:?}");
+    cmdstream_tests::eventually("the server saw it go", || server.connections() == 0).await;
+}

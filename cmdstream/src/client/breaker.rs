@@ -33,8 +33,9 @@ use crate::error::Error;
 /// a timeout, a refusal (`Unavailable`), a protocol, TLS or I/O error. An
 /// application error the command returned is a success (it is a value);
 /// a command that failed on the server (`Remote`: it panicked, say) counts
-/// only with [`count_remote`](Self::count_remote). Streams are refused
-/// while the circuit is open, and not counted.
+/// only with [`count_remote`](Self::count_remote). Unary and
+/// client-streaming calls are counted; server streams are refused while
+/// the circuit is open, and not counted.
 ///
 /// # Examples
 ///
@@ -263,6 +264,19 @@ impl Breaker {
                 self.probes_admitted.load(Ordering::Relaxed) < self.config.probes
                     || self.retry_in(now).is_zero()
             }
+        }
+    }
+
+    /// Whether a stream may go now, without taking a probe's place.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CircuitOpen`] when no call would be let through.
+    pub(crate) fn check(&self, now: Instant) -> Result<(), Error> {
+        if self.allows(now) {
+            Ok(())
+        } else {
+            Err(self.open_error(self.retry_in(now)))
         }
     }
 

@@ -108,11 +108,9 @@ impl Connection {
 
     /// What the connection can still do.
     pub(crate) fn state(&self) -> ConnectionState {
-        if let Some(why) = self.shared.closed.get() {
-            return ConnectionState::Closed(why.clone());
-        }
-        if let Some(reason) = self.shared.going_away.get() {
-            return ConnectionState::Draining(reason.clone());
+        let state = self.shared.state();
+        if state != ConnectionState::Open {
+            return state;
         }
         if self.requests.is_closed() {
             // `close` was called (or the driver is on its way out).

@@ -149,10 +149,16 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 if self.link.queued() == 0 {
                     self.link.close().await;
                 }
-                Error::connection_lost(match self.state {
-                    State::Finishing { closed: true } => "the client was closed",
-                    _ => "the client was dropped",
-                })
+                match self.state {
+                    State::Finishing { closed: true } => {
+                        Error::connection_lost("the client was closed")
+                    }
+                    State::GoingAway => Error::connection_lost(format!(
+                        "the server went away ({})",
+                        self.shared.going_away.get().map_or("", |r| &**r)
+                    )),
+                    _ => Error::connection_lost("the client was dropped"),
+                }
             }
             Err(e) => {
                 warn!(error = %e, "connection failed");

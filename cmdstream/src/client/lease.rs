@@ -8,6 +8,30 @@ use super::breaker::Breaker;
 use super::connection::Connection;
 use super::group::Load;
 
+/// What a connection is lent for. A call is counted by the endpoint's
+/// breaker, and may be its probe; a stream is only let through while the
+/// breaker allows calls, and is not counted (its outcome comes item by
+/// item, long after).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Use {
+    Call,
+    Stream,
+}
+
+impl Use {
+    /// Lets this use through `breaker` now, or says when it may go.
+    pub(crate) fn admit(
+        self,
+        breaker: &Breaker,
+        now: tokio::time::Instant,
+    ) -> Result<(), crate::Error> {
+        match self {
+            Use::Call => breaker.admit(now),
+            Use::Stream => breaker.check(now),
+        }
+    }
+}
+
 /// A connection lent to one call.
 pub(crate) struct Lease<'a> {
     pub(crate) conn: Cow<'a, Arc<Connection>>,
@@ -27,9 +51,14 @@ impl<'a> Lease<'a> {
         }
     }
 
-    /// Tells the breaker, if there is one, how the call ended.
+    /// Tells the breaker, if there is one, how the call ended. A refusal
+    /// by a server going away says nothing of the endpoint's health (a
+    /// graceful restart): it is not counted.
     pub(crate) fn record(&self, result: &Result<bytes::Bytes, crate::Error>) {
         if let Some(breaker) = &self.breaker {
+            if matches!(result, Err(crate::Error::Unavailable(_))) && !self.conn.is_open() {
+                return;
+            }
             breaker.record_result(result);
         }
     }

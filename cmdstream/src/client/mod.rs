@@ -45,6 +45,7 @@ pub use self::state::ConnectionState;
 pub use self::watch::StateWatch;
 
 use self::connection::Connection;
+use self::lease::Use;
 use self::message::{Control, Reply, Request};
 use self::route::Route;
 use self::stream_sink::StreamSink;
@@ -241,7 +242,7 @@ impl<C: Codec> Client<C> {
             routed => {
                 let deadline = Deadline::after(self.timeout(command));
                 let mut sends = Sends::new(self.options.idempotent.unwrap_or(command.idempotent));
-                if let Some(lease) = routed.pick() {
+                if let Some(lease) = routed.pick(Use::Call) {
                     let result = self
                         .unary_on(&lease.conn, command, args, deadline.left()?)
                         .await;
@@ -270,13 +271,16 @@ impl<C: Codec> Client<C> {
         A: Serialize + ?Sized,
     {
         loop {
-            let lease = route.lease(deadline.at).await?;
+            let lease = match route.lease(deadline.at, Use::Call).await {
+                Ok(lease) => lease,
+                Err(e) => return Err(sends.settle(e)),
+            };
             let result = self
                 .unary_on(&lease.conn, command, args, deadline.left()?)
                 .await;
             lease.record(&result);
             if !sends.again(&result, &lease.conn) {
-                return result;
+                return result.map_err(|e| sends.settle(e));
             }
         }
     }
@@ -350,9 +354,9 @@ impl<C: Codec> Client<C> {
     {
         // Not sent again: its items may have been taken already.
         let deadline = Deadline::after(self.timeout(command));
-        let lease = match self.route.pick() {
+        let lease = match self.route.pick(Use::Call) {
             Some(lease) => lease,
-            None => self.route.lease(deadline.at).await?,
+            None => self.route.lease(deadline.at, Use::Call).await?,
         };
         let (conn, timeout) = (&*lease.conn, deadline.left()?);
         let id = conn.next_id();
@@ -413,7 +417,7 @@ impl<C: Codec> Client<C> {
         S: Stream<Item = I> + Send + 'static,
     {
         let timeout = self.timeout(command);
-        let Some(lease) = self.route.pick() else {
+        let Some(lease) = self.route.pick(Use::Stream) else {
             return self.stream_when_connected(command, args, items);
         };
         let lease = lease.into_owned();
@@ -446,7 +450,11 @@ impl<C: Codec> Client<C> {
         let deadline = Deadline::after(timeout);
         let client = self.clone();
         let binding = async move {
-            let lease = client.route.lease(deadline.at).await?.into_owned();
+            let lease = client
+                .route
+                .lease(deadline.at, Use::Stream)
+                .await?
+                .into_owned();
             let bound = client.open_on(&lease.conn, command, deadline.left()?, items, |buf| {
                 buf.extend_from_slice(&payload);
                 Ok(())
@@ -600,7 +608,9 @@ impl<C: Codec> Client<C> {
 struct Sends {
     idempotent: bool,
     count: u32,
-    resent_after_sending: bool,
+    /// The loss of a send that had gone out, once the call was sent again
+    /// after it: the call may have run.
+    lost_after_sending: Option<Error>,
 }
 
 impl Sends {
@@ -608,7 +618,28 @@ impl Sends {
         Sends {
             idempotent,
             count: 0,
-            resent_after_sending: false,
+            lost_after_sending: None,
+        }
+    }
+
+    /// The error to report: once a send may have run, not one that says
+    /// this send never went out (a refusal, an unsent loss, an open
+    /// circuit, a dial that failed or was refused).
+    fn settle(&self, error: Error) -> Error {
+        match (&self.lost_after_sending, &error) {
+            (
+                Some(lost),
+                Error::Unavailable(_)
+                | Error::ConnectionLost { sent: false, .. }
+                | Error::CircuitOpen { .. }
+                | Error::Io(_)
+                | Error::Tls(_)
+                | Error::Incompatible(_)
+                | Error::Unauthenticated(_)
+                | Error::PermissionDenied(_)
+                | Error::InvalidMetadata(_),
+            ) => lost.clone(),
+            _ => error,
         }
     }
 
@@ -622,10 +653,10 @@ impl Sends {
             // Refused by a server going away: nothing ran. (Refused by one
             // that is merely busy, it would refuse again.)
             Err(Error::Unavailable(_)) => !conn.is_open(),
-            Err(Error::ConnectionLost { sent: true, .. })
-                if self.idempotent && !self.resent_after_sending =>
+            Err(lost @ Error::ConnectionLost { sent: true, .. })
+                if self.idempotent && self.lost_after_sending.is_none() =>
             {
-                self.resent_after_sending = true;
+                self.lost_after_sending = Some(lost.clone());
                 true
             }
             _ => false,

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::breaker::BreakerState;
 use super::connection::Connection;
 use super::group;
-use super::lease::Lease;
+use super::lease::{Lease, Use};
 use super::reconnect;
 use super::state::ConnectionState;
 use super::watch::StateWatch;
@@ -39,9 +39,9 @@ impl Route {
 
     pub(crate) fn watch(&self) -> StateWatch {
         match self {
-            Route::Direct(conn) => StateWatch::direct(conn.clone()),
+            Route::Direct(conn) => StateWatch::direct(conn),
             Route::Reconnecting(attached) => StateWatch::supervised(attached.handle.shared.watch()),
-            Route::Group(attached) => StateWatch::group(attached.handle.shared.clone()),
+            Route::Group(attached) => StateWatch::group(&attached.handle.shared),
         }
     }
 
@@ -55,7 +55,7 @@ impl Route {
 
     /// A connection for a call now, if one is up: without waiting, and
     /// for the direct and fast paths without a lock.
-    pub(crate) fn pick(&self) -> Option<Lease<'_>> {
+    pub(crate) fn pick(&self, use_: Use) -> Option<Lease<'_>> {
         match self {
             Route::Direct(conn) => Some(Lease::conn(Cow::Borrowed(conn))),
             Route::Reconnecting(attached) => {
@@ -69,7 +69,7 @@ impl Route {
                     ..Lease::conn(attached.current()?)
                 })
             }
-            Route::Group(attached) => attached.pick(),
+            Route::Group(attached) => attached.pick(use_),
         }
     }
 
@@ -82,13 +82,17 @@ impl Route {
     /// [`Error::Timeout`] at the deadline, [`Error::Unavailable`] when the
     /// wait is too long or too many calls wait, the client's final error
     /// once it has closed.
-    pub(crate) async fn lease(&self, deadline: Option<Instant>) -> Result<Lease<'_>, Error> {
+    pub(crate) async fn lease(
+        &self,
+        deadline: Option<Instant>,
+        use_: Use,
+    ) -> Result<Lease<'_>, Error> {
         match self {
             Route::Direct(conn) => Ok(Lease::conn(Cow::Borrowed(conn))),
             Route::Reconnecting(attached) => {
                 let breaker = attached.handle.breaker.as_ref();
                 if let Some(breaker) = breaker {
-                    breaker.admit(Instant::now())?;
+                    use_.admit(breaker, Instant::now())?;
                 }
                 let conn = attached.handle.shared.lease(deadline).await?;
                 Ok(Lease {
@@ -96,7 +100,7 @@ impl Route {
                     ..Lease::conn(Cow::Owned(conn))
                 })
             }
-            Route::Group(attached) => attached.handle.shared.lease(deadline).await,
+            Route::Group(attached) => attached.handle.shared.lease(deadline, use_).await,
         }
     }
 

@@ -1,6 +1,7 @@
 //! What a connection's driver and its handles both read: the settled
 //! limits, and what happened to the connection.
 
+use super::state::ConnectionState;
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Notify;
@@ -38,6 +39,18 @@ impl Shared {
     }
 
     /// Whether new calls may be sent: neither closed nor going away.
+    /// Closed, draining after the server's go-away, or open, as far as
+    /// the driver has said.
+    pub(crate) fn state(&self) -> ConnectionState {
+        if let Some(why) = self.closed.get() {
+            return ConnectionState::Closed(why.clone());
+        }
+        if let Some(reason) = self.going_away.get() {
+            return ConnectionState::Draining(reason.clone());
+        }
+        ConnectionState::Open
+    }
+
     pub(crate) fn is_open(&self) -> bool {
         self.closed.get().is_none() && self.going_away.get().is_none()
     }

@@ -1,11 +1,12 @@
 //! [`StateWatch`]: a client's state now, and each change after it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use super::connection::Connection;
 use super::group;
+use super::shared::Shared;
 use super::state::ConnectionState;
 
 /// A client's [state](ConnectionState) now and each change after it, from
@@ -35,26 +36,34 @@ impl std::fmt::Debug for StateWatch {
     }
 }
 
+/// What a watch holds: never the connections themselves, so that a watch
+/// outliving the client's handles does not keep them open.
 enum Watch {
-    /// One connection: open, draining, closed.
-    Direct(Arc<Connection>),
+    /// One connection: open, draining, closed (its shared state only).
+    Direct(Arc<Shared>),
     /// A reconnecting client's supervisor publishes each change.
     Supervised(watch::Receiver<ConnectionState>),
     /// A group is told of each change of a member or of the membership.
-    Group(Arc<group::Shared>),
+    Group {
+        group: Weak<group::Shared>,
+        changed: Arc<Notify>,
+    },
 }
 
 impl StateWatch {
-    pub(crate) fn direct(conn: Arc<Connection>) -> Self {
+    pub(crate) fn direct(conn: &Connection) -> Self {
         StateWatch {
-            inner: Watch::Direct(conn),
+            inner: Watch::Direct(conn.shared.clone()),
             seen: None,
         }
     }
 
-    pub(crate) fn group(shared: Arc<group::Shared>) -> Self {
+    pub(crate) fn group(shared: &Arc<group::Shared>) -> Self {
         StateWatch {
-            inner: Watch::Group(shared),
+            inner: Watch::Group {
+                group: Arc::downgrade(shared),
+                changed: shared.changed_signal(),
+            },
             seen: None,
         }
     }
@@ -69,9 +78,9 @@ impl StateWatch {
     /// The state now.
     pub fn current(&self) -> ConnectionState {
         match &self.inner {
-            Watch::Direct(conn) => conn.state(),
+            Watch::Direct(shared) => shared.state(),
             Watch::Supervised(states) => states.borrow().clone(),
-            Watch::Group(shared) => shared.state(),
+            Watch::Group { group, .. } => group_state(group),
         }
     }
 
@@ -83,9 +92,9 @@ impl StateWatch {
             return None;
         }
         let next = match &mut self.inner {
-            Watch::Direct(conn) => loop {
-                let notified = conn.shared.closed_signal.notified();
-                let now = conn.state();
+            Watch::Direct(shared) => loop {
+                let notified = shared.closed_signal.notified();
+                let now = shared.state();
                 if self.seen.as_ref() != Some(&now) {
                     break now;
                 }
@@ -105,12 +114,12 @@ impl StateWatch {
                     break last;
                 }
             },
-            Watch::Group(shared) => loop {
-                let changed = shared.changed().notified();
+            Watch::Group { group, changed } => loop {
+                let changed = changed.notified();
                 tokio::pin!(changed);
                 // Registered before looking, so that no change is missed.
                 changed.as_mut().enable();
-                let now = shared.state();
+                let now = group_state(group);
                 if self.seen.as_ref() != Some(&now) {
                     break now;
                 }
@@ -120,4 +129,12 @@ impl StateWatch {
         self.seen = Some(next.clone());
         Some(next)
     }
+}
+
+/// A group's state, or closed once it is gone.
+fn group_state(group: &Weak<group::Shared>) -> ConnectionState {
+    group.upgrade().map_or_else(
+        || ConnectionState::Closed("the client was dropped".into()),
+        |g| g.state(),
+    )
 }

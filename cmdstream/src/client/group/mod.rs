@@ -31,7 +31,7 @@ use self::member::Member;
 use super::breaker::{Breaker, BreakerState, CircuitBreaker};
 use super::connection::Connection;
 use super::dial::Dial;
-use super::lease::Lease;
+use super::lease::{Lease, Use};
 use super::reconnect::{self, First, Reconnect};
 use super::state::ConnectionState;
 use crate::error::Error;
@@ -187,7 +187,8 @@ pub(crate) async fn connect(
         breaker,
     });
     let mut endpoints = endpoints;
-    endpoints.dedup();
+    let mut seen = std::collections::HashSet::new();
+    endpoints.retain(|e| seen.insert(e.clone()));
     let mut dials = Vec::new();
     for endpoint in &endpoints {
         let breaker = shared.breaker_for(endpoint);
@@ -324,6 +325,9 @@ impl Shared {
             members.retain(|m| {
                 let keep = m.endpoint != *endpoint;
                 if !keep {
+                    // Before the new generation is seen: a handle with the
+                    // old view must not pick it either.
+                    m.drain();
                     gone.push(m.clone());
                 }
                 keep
@@ -334,7 +338,6 @@ impl Shared {
         }
         info!(%endpoint, "group: endpoint removed; draining it");
         for member in gone {
-            member.drain();
             tokio::spawn(async move { member.handle.close().await });
         }
     }
@@ -366,7 +369,7 @@ impl Shared {
 
     /// A member up now, read from the snapshot (the slow path: a lock, and
     /// a reference count per member looked at).
-    fn pick_now(&self) -> Option<Lease<'static>> {
+    fn pick_now(&self, use_: Use) -> Option<Lease<'static>> {
         let snapshot = self.snapshot();
         let now = Instant::now();
         let view = Current(&snapshot.members, now);
@@ -376,7 +379,7 @@ impl Shared {
         let breaker = member.handle.breaker.clone();
         if let Some(breaker) = &breaker {
             // Another call may have taken the last probe meanwhile.
-            breaker.admit(now).ok()?;
+            use_.admit(breaker, now).ok()?;
         }
         Some(Lease {
             conn: Cow::Owned(conn),
@@ -427,8 +430,12 @@ impl Shared {
     /// As a reconnecting client's wait: [`Error::Timeout`] at the
     /// deadline, [`Error::Unavailable`] after `max_wait` or when too many
     /// calls wait, the group's final error once it is closed.
-    pub(crate) async fn lease(&self, deadline: Option<Instant>) -> Result<Lease<'static>, Error> {
-        if let Some(lease) = self.pick_now() {
+    pub(crate) async fn lease(
+        &self,
+        deadline: Option<Instant>,
+        use_: Use,
+    ) -> Result<Lease<'static>, Error> {
+        if let Some(lease) = self.pick_now(use_) {
             return Ok(lease);
         }
         if let Some(open) = self.circuit_open() {
@@ -448,11 +455,16 @@ impl Shared {
             tokio::pin!(changed);
             // Registered before looking, so that no change is missed.
             changed.as_mut().enable();
-            if let Some(lease) = self.pick_now() {
+            if let Some(lease) = self.pick_now(use_) {
                 return Ok(lease);
             }
             if let Some(e) = self.closed.get().cloned().or_else(|| self.all_closed()) {
                 return Err(e);
+            }
+            // A member that came back with its circuit still open: fail at
+            // once, as while it was up.
+            if let Some(open) = self.circuit_open() {
+                return Err(open);
             }
             if tokio::time::timeout_at(limit, changed).await.is_err() {
                 return Err(match deadline {
@@ -526,9 +538,9 @@ impl Shared {
             .collect()
     }
 
-    /// Waits for the next change of a member or of the membership.
-    pub(crate) fn changed(&self) -> &Notify {
-        &self.changed
+    /// What is told of each change of a member or of the membership.
+    pub(crate) fn changed_signal(&self) -> Arc<Notify> {
+        self.changed.clone()
     }
 }
 
@@ -548,6 +560,18 @@ impl Handle {
         for member in members.iter() {
             member.handle.close().await;
         }
+        self.shared.changed.notify_waiters();
+    }
+}
+
+impl Drop for Handle {
+    /// The last client handle is gone: the group is closed for whoever
+    /// still watches it; its members close as the last reference goes.
+    fn drop(&mut self) {
+        let _ = self
+            .shared
+            .closed
+            .set(Error::connection_lost("the client was dropped"));
         self.shared.changed.notify_waiters();
     }
 }
@@ -621,7 +645,7 @@ impl Attached {
 
     /// A member up now, for one call; `None` when the handle's view is out
     /// of date or has no member up (then [`Shared::lease`]).
-    pub(crate) fn pick(&self) -> Option<Lease<'_>> {
+    pub(crate) fn pick(&self, use_: Use) -> Option<Lease<'_>> {
         if self.handle.shared.generation.load(Ordering::Acquire) != self.generation {
             return None;
         }
@@ -636,7 +660,7 @@ impl Attached {
         if let Some(breaker) = member.handle.breaker.as_ref() {
             if !breaker.is_closed() {
                 // A probe, or a race for the last one.
-                breaker.admit(Instant::now()).ok()?;
+                use_.admit(breaker, Instant::now()).ok()?;
             }
         }
         Some(Lease {

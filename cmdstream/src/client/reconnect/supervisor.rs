@@ -23,14 +23,23 @@ enum State {
         failures: u32,
         last: Option<Arc<str>>,
     },
-    /// A connection is up and takes calls.
+    /// A connection is up and takes calls; `failures` counts the failed
+    /// dials and short-lived connections in a row before it, which go on
+    /// counting if it does not stay up either.
     Up {
         conn: Arc<Connection>,
         since: Instant,
+        failures: u32,
     },
     /// The server said it is going away: its calls in flight finish on
-    /// it, new calls wait for the replacement, which is dialed at once.
-    Draining { old: Arc<Connection> },
+    /// it, new calls wait for the replacement, which is dialed at once
+    /// (after a backoff, if the connection did not stay up: a server that
+    /// sends every client away at once is not dialed in a tight loop).
+    Draining {
+        old: Arc<Connection>,
+        stable: bool,
+        failures: u32,
+    },
     /// Waiting before the next dial.
     BackingOff {
         failures: u32,
@@ -64,6 +73,7 @@ pub(super) async fn run(
         First::Up(conn) => State::Up {
             conn,
             since: Instant::now(),
+            failures: 0,
         },
         First::Failed(e) if is_final(&e) => State::Closed(e),
         First::Failed(e) => back_off(&shared, &mut jitter, 1, why(&e)),
@@ -74,7 +84,11 @@ pub(super) async fn run(
     };
     loop {
         state = match state {
-            State::Up { conn, since } => {
+            State::Up {
+                conn,
+                since,
+                failures,
+            } => {
                 shared.publish(Some(conn.clone()), ConnectionState::Open);
                 tokio::select! {
                     () = stop.cancelled() => {
@@ -83,31 +97,44 @@ pub(super) async fn run(
                         State::Closed(Error::connection_lost("the client was closed"))
                     }
                     () = conn.shared.wait_not_open() => {
-                        outage_since = Instant::now();
+                        // A connection that stayed up a while is a fresh
+                        // start: dial again at once. One that ended straight
+                        // away counts as one more failure in a row.
+                        let stable = since.elapsed() >= shared.policy.backoff.delay(1, 0.0);
+                        if stable {
+                            outage_since = Instant::now();
+                        }
                         if conn.shared.going_away.get().is_some() {
-                            State::Draining { old: conn }
+                            State::Draining { old: conn, stable, failures }
                         } else {
-                            let lost = why(&conn.lost_reason());
-                            warn!(reason = %lost, "connection lost; reconnecting");
-                            // A connection that stayed up a while is a
-                            // fresh start: dial again at once. One that
-                            // dropped straight away counts as a failure.
-                            if since.elapsed() >= shared.policy.backoff.delay(1, 0.0) {
-                                State::Connecting { failures: 0, last: Some(lost) }
+                            let error = conn.lost_reason();
+                            warn!(reason = %why(&error), "connection lost; reconnecting");
+                            if stable {
+                                State::Connecting { failures: 0, last: Some(why(&error)) }
                             } else {
-                                back_off(&shared, &mut jitter, 1, lost)
+                                failed(&shared, &mut jitter, failures, outage_since, error)
                             }
                         }
                     }
                 }
             }
-            State::Draining { old } => {
+            State::Draining {
+                old,
+                stable,
+                failures,
+            } => {
                 let reason = old.shared.going_away.get().cloned().unwrap_or_default();
                 info!(%reason, "the server is going away; dialing its replacement");
                 drop(old);
-                State::Connecting {
-                    failures: 0,
-                    last: Some(format!("the server went away: {reason}").into()),
+                let last = format!("the server went away: {reason}");
+                if stable {
+                    State::Connecting {
+                        failures: 0,
+                        last: Some(last.into()),
+                    }
+                } else {
+                    let error = Error::unavailable(last);
+                    failed(&shared, &mut jitter, failures, outage_since, error)
                 }
             }
             State::Connecting { failures, last } => {
@@ -130,27 +157,13 @@ pub(super) async fn run(
                             if last.is_some() {
                                 info!(dials = failures + 1, "reconnected");
                             }
-                            State::Up { conn: Arc::new(conn), since: Instant::now() }
+                            State::Up { conn: Arc::new(conn), since: Instant::now(), failures }
                         }
                         Err(e) if is_final(&e) => {
                             error!(error = %e, "the server cannot be used; the client closes");
                             State::Closed(e)
                         }
-                        Err(e) => {
-                            let failures = failures + 1;
-                            let out_of_attempts =
-                                shared.policy.max_attempts.is_some_and(|max| failures >= max);
-                            let out_of_time = shared
-                                .policy
-                                .max_outage
-                                .is_some_and(|max| outage_since.elapsed() >= max);
-                            if out_of_attempts || out_of_time {
-                                error!(error = %e, failures, "giving up reconnecting; the client closes");
-                                State::Closed(e)
-                            } else {
-                                back_off(&shared, &mut jitter, failures, why(&e))
-                            }
-                        }
+                        Err(e) => failed(&shared, &mut jitter, failures, outage_since, e),
                     }
                 }
             }
@@ -182,6 +195,33 @@ pub(super) async fn run(
                 return;
             }
         };
+    }
+}
+
+/// The state after one more failure (a dial, or a connection that did not
+/// stay up) on top of `failures` in a row, ending in `error`: backing off,
+/// or closed if the policy's attempts or outage are used up.
+fn failed(
+    shared: &Supervised,
+    jitter: &mut Rng,
+    failures: u32,
+    outage_since: Instant,
+    error: Error,
+) -> State {
+    let failures = failures + 1;
+    let out_of_attempts = shared
+        .policy
+        .max_attempts
+        .is_some_and(|max| failures >= max);
+    let out_of_time = shared
+        .policy
+        .max_outage
+        .is_some_and(|max| outage_since.elapsed() >= max);
+    if out_of_attempts || out_of_time {
+        error!(error = %error, failures, "giving up reconnecting; the client closes");
+        State::Closed(error)
+    } else {
+        back_off(shared, jitter, failures, why(&error))
     }
 }
 

@@ -153,12 +153,19 @@ impl Shared {
 
     /// Replaces the members by what `edit` makes of them, as a new
     /// generation, and tells whoever waits.
+    /// Nothing changes once the group is closed: `close` sets `closed`
+    /// before it reads the members to close, and this looks under the
+    /// snapshot's lock, so a member added meanwhile is either closed with
+    /// the rest or never added (and stops as it is dropped).
     pub(super) fn change(&self, edit: impl FnOnce(&mut Vec<Arc<Member>>)) {
         {
             let mut snapshot = self
                 .snapshot
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
+            if self.closed.get().is_some() {
+                return;
+            }
             let mut members = snapshot.members.to_vec();
             edit(&mut members);
             snapshot.members = members.into();

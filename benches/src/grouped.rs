@@ -122,14 +122,7 @@ pub(crate) fn table(setup: Setup, c: &GroupComparison, plan: &Plan) -> String {
         plan.in_flight
     );
     let _ = writeln!(s, "|---|---:|---:|---:|");
-    let rate = |r: Spread| {
-        format!(
-            "{} ({}–{})",
-            report::short(r.median),
-            report::short(r.min),
-            report::short(r.max)
-        )
-    };
+    let rate = report::rate;
     for row in &c.rows {
         let _ = writeln!(
             s,

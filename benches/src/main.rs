@@ -261,42 +261,33 @@ fn main() -> ExitCode {
             setup_started.elapsed().as_secs_f64()
         );
     }
-    for setup in [Setup::CurrentThread, Setup::MultiThreadOneWorker] {
-        if !args.runs(Section::Tls) {
-            break;
+    // The side sections, each in both setups: what it measures, and how.
+    type Side = fn(Setup, &Plan, Duration) -> Result<String, BenchError>;
+    let sides: [(Section, &str, Side); 3] = [
+        (Section::Tls, "over TLS", |s, p, w| {
+            tls::run(s, p, w).map(|c| tls::table(s, &c, p))
+        }),
+        (
+            Section::Reconnect,
+            "with a reconnecting client",
+            |s, p, w| reconnecting::run(s, p, w).map(|c| reconnecting::table(s, &c, p)),
+        ),
+        (Section::Group, "with client groups", |s, p, w| {
+            grouped::run(s, p, w).map(|c| grouped::table(s, &c, p))
+        }),
+    ];
+    for (section, what, measure) in sides {
+        if !args.runs(section) {
+            continue;
         }
-        eprintln!("measuring setup {setup} over TLS …");
-        match tls::run(setup, &plan, watchdog) {
-            Ok(c) => out.push_str(&tls::table(setup, &c, &plan)),
-            Err(e) => {
-                eprintln!("TLS benchmark failed in setup {setup}: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-    }
-    for setup in [Setup::CurrentThread, Setup::MultiThreadOneWorker] {
-        if !args.runs(Section::Reconnect) {
-            break;
-        }
-        eprintln!("measuring setup {setup} with a reconnecting client …");
-        match reconnecting::run(setup, &plan, watchdog) {
-            Ok(c) => out.push_str(&reconnecting::table(setup, &c, &plan)),
-            Err(e) => {
-                eprintln!("reconnect benchmark failed in setup {setup}: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-    }
-    for setup in [Setup::CurrentThread, Setup::MultiThreadOneWorker] {
-        if !args.runs(Section::Group) {
-            break;
-        }
-        eprintln!("measuring setup {setup} with client groups …");
-        match grouped::run(setup, &plan, watchdog) {
-            Ok(c) => out.push_str(&grouped::table(setup, &c, &plan)),
-            Err(e) => {
-                eprintln!("group benchmark failed in setup {setup}: {e}");
-                return ExitCode::FAILURE;
+        for setup in [Setup::CurrentThread, Setup::MultiThreadOneWorker] {
+            eprintln!("measuring setup {setup} {what} …");
+            match measure(setup, &plan, watchdog) {
+                Ok(table) => out.push_str(&table),
+                Err(e) => {
+                    eprintln!("benchmark {what} failed in setup {setup}: {e}");
+                    return ExitCode::FAILURE;
+                }
             }
         }
     }

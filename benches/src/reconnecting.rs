@@ -116,14 +116,7 @@ pub(crate) fn table(setup: Setup, c: &ReconnectComparison, plan: &Plan) -> Strin
         micros(re.seq_p50),
         re.seq_p50 as f64 / plain.seq_p50.max(1) as f64
     );
-    let rate = |r: Spread| {
-        format!(
-            "{} ({}–{})",
-            report::short(r.median),
-            report::short(r.min),
-            report::short(r.max)
-        )
-    };
+    let rate = report::rate;
     let pipe = c.ratio.median;
     let _ = writeln!(
         s,

@@ -46,7 +46,7 @@ pub(crate) fn short(x: f64) -> String {
 }
 
 /// A median rate with the slowest and fastest rounds.
-fn rate(s: Spread) -> String {
+pub(crate) fn rate(s: Spread) -> String {
     format!("{} ({}–{})", short(s.median), short(s.min), short(s.max))
 }
 

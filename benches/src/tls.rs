@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use tokio_rustls::rustls;
 
 use crate::contenders::Target;
-use crate::measure::{unary_rounds, Spread, UnaryFigures};
+use crate::measure::{unary_rounds, UnaryFigures};
 use crate::plan::Plan;
 use crate::raw::{self, RawClient};
 use crate::report;
@@ -230,14 +230,7 @@ pub(crate) fn table(setup: Setup, c: &TlsComparison, plan: &Plan) -> String {
         micros(tonic.seq_p50),
         micros(raw.seq_p50)
     );
-    let rate = |r: Spread| {
-        format!(
-            "{} ({}–{})",
-            report::short(r.median),
-            report::short(r.min),
-            report::short(r.max)
-        )
-    };
+    let rate = report::rate;
     let _ = writeln!(
         s,
         "| pipelined `add` calls/s ({} in flight) | {} | {} | {} |",

@@ -1,9 +1,11 @@
 //! Shared fixtures for the end-to-end tests: a `Calc` service written by
 //! hand against the runtime's traits (the code `#[cmdstream::receiver]`
-//! generates), servers on loopback and in-memory pipes, and raw-byte helpers
-//! for speaking the wire protocol badly on purpose.
+//! generates), a second service for incompatible peers, servers on
+//! loopback and in-memory pipes, and raw-byte helpers for speaking the wire
+//! protocol badly on purpose.
 
 pub mod calc;
+pub mod other;
 pub mod pki;
 pub mod raw;
 pub mod scripted;

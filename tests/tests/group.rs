@@ -311,24 +311,9 @@ async fn calls_wait_while_no_member_is_up_and_time_out_at_their_deadline() {
     );
 }
 
-/// Another service, to play a redeploy with another command set.
-#[cmdstream::receiver]
-pub trait Other {
-    /// Answers 1.
-    async fn ping(&self) -> u8;
-}
-
-struct OtherImpl;
-
-impl Other for OtherImpl {
-    async fn ping(&self) -> u8 {
-        1
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_group_of_servers_that_can_never_be_used_closes_with_their_error() {
-    let other = Server::builder().build(OtherServer::new(OtherImpl));
+    let other = cmdstream_tests::other::other_server();
     let endpoints = [Endpoint::host("a", 1), Endpoint::host("b", 1)];
     let connector = ByEndpoint::new(
         endpoints

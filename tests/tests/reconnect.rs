@@ -250,25 +250,10 @@ async fn a_graceful_restart_costs_callers_nothing() {
     assert_eq!(connector.dials().len(), 2);
 }
 
-/// Another service, to play a redeploy with another command set.
-#[cmdstream::receiver]
-pub trait Other {
-    /// Answers 1.
-    async fn ping(&self) -> u8;
-}
-
-struct OtherImpl;
-
-impl Other for OtherImpl {
-    async fn ping(&self) -> u8 {
-        1
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_server_that_is_now_incompatible_closes_the_client_with_that_error() {
     let (server, _) = calc_server();
-    let other = Server::builder().build(OtherServer::new(OtherImpl));
+    let other = cmdstream_tests::other::other_server();
     let connector = Scripted::new([Step::serve(&server)], Step::serve(&other));
     let client = client(&connector, Reconnect::new()).await.unwrap();
     assert_eq!(client.add(1, 1).await.unwrap(), 2);

@@ -277,6 +277,24 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The code's name as spans report it (`rpc.response.status_code`):
+    /// `UNKNOWN_COMMAND`, `BAD_PAYLOAD`, `DEADLINE_EXCEEDED`, `INTERNAL`,
+    /// `OVERLOADED`, `SHUTTING_DOWN`, `APPLICATION`, `FRAME_TOO_LARGE`, or
+    /// `OTHER` for a code this version does not know.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::UnknownCommand => "UNKNOWN_COMMAND",
+            ErrorCode::BadPayload => "BAD_PAYLOAD",
+            ErrorCode::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            ErrorCode::Internal => "INTERNAL",
+            ErrorCode::Overloaded => "OVERLOADED",
+            ErrorCode::ShuttingDown => "SHUTTING_DOWN",
+            ErrorCode::Application => "APPLICATION",
+            ErrorCode::FrameTooLarge => "FRAME_TOO_LARGE",
+            ErrorCode::Other(_) => "OTHER",
+        }
+    }
+
     /// The code's number on the wire.
     pub fn to_u16(self) -> u16 {
         match self {

@@ -22,6 +22,8 @@ mod metadata;
 mod rand;
 mod server;
 mod service;
+mod side;
+mod telemetry;
 #[cfg(feature = "tower")]
 pub mod tower;
 mod transport;
@@ -66,6 +68,21 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 * 1024 * 1024;
 pub const DEFAULT_STREAM_WINDOW: u32 = 128;
 
 pub use cmdstream_macros::receiver;
+
+/// The metrics cmdstream reports through the `metrics` facade (feature
+/// `metrics`): their names, and [`describe`](metrics::describe) to give an
+/// exporter their units and help. The full list with labels is in the
+/// README, "Observability".
+#[cfg(feature = "metrics")]
+pub mod metrics {
+    pub use crate::telemetry::metrics::{
+        describe, ALL, BREAKER_STATE, BYTES_READ, BYTES_WRITTEN, CLIENT_CALLS_ACTIVE,
+        CLIENT_CALLS_FINISHED, CLIENT_CALLS_STARTED, CLIENT_CALL_DURATION, CONNECTIONS_OPEN,
+        CONNECTIONS_OPENED, FRAMES_PER_WRITE, KEEPALIVE_FAILURES, RECONNECTING_CONNECTIONS,
+        RECONNECTS, SERVER_CALLS_ACTIVE, SERVER_CALLS_FINISHED, SERVER_CALLS_STARTED,
+        SERVER_CALL_DURATION,
+    };
+}
 
 /// What generated code refers to. Not part of the public API.
 #[doc(hidden)]

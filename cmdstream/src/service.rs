@@ -44,6 +44,10 @@ pub struct CommandInfo {
     pub id: u32,
     /// The name, for logs and traces.
     pub name: &'static str,
+    /// The fully qualified name, `Service/command`, as spans and metrics
+    /// name the call (OpenTelemetry's `rpc.method`). The name alone unless
+    /// set with [`with_path`](Self::with_path); generated code sets it.
+    pub path: &'static str,
     /// What flows each way.
     pub kind: CommandKind,
     /// The timeout of calls whose options set none.
@@ -65,6 +69,7 @@ impl CommandInfo {
         CommandInfo {
             id,
             name,
+            path: name,
             kind,
             timeout: None,
             idempotent: false,
@@ -75,6 +80,13 @@ impl CommandInfo {
     /// The same command, marked idempotent.
     pub const fn idempotent(mut self) -> Self {
         self.idempotent = true;
+        self
+    }
+
+    /// The same command named `path` in spans and metrics, written
+    /// `Service/command`.
+    pub const fn with_path(mut self, path: &'static str) -> Self {
+        self.path = path;
         self
     }
 

@@ -24,55 +24,64 @@ pub static INFO: ServiceInfo = ServiceInfo::new(
             "add",
             CommandKind::Unary,
             cmdstream::fingerprint(b"1 add Unary"),
-        ),
+        )
+        .with_path("Calc/add"),
         CommandInfo::new(
             2,
             "div",
             CommandKind::Unary,
             cmdstream::fingerprint(b"2 div Unary"),
-        ),
+        )
+        .with_path("Calc/div"),
         CommandInfo::new(
             3,
             "countdown",
             CommandKind::ServerStream,
             cmdstream::fingerprint(b"3 countdown ServerStream"),
-        ),
+        )
+        .with_path("Calc/countdown"),
         CommandInfo::new(
             4,
             "total",
             CommandKind::ClientStream,
             cmdstream::fingerprint(b"4 total ClientStream"),
-        ),
+        )
+        .with_path("Calc/total"),
         CommandInfo::new(
             5,
             "echo",
             CommandKind::Bidi,
             cmdstream::fingerprint(b"5 echo Bidi"),
-        ),
+        )
+        .with_path("Calc/echo"),
         CommandInfo::new(
             6,
             "sleep",
             CommandKind::Unary,
             cmdstream::fingerprint(b"6 sleep Unary"),
-        ),
+        )
+        .with_path("Calc/sleep"),
         CommandInfo::new(
             7,
             "boom",
             CommandKind::Unary,
             cmdstream::fingerprint(b"7 boom Unary"),
-        ),
+        )
+        .with_path("Calc/boom"),
         CommandInfo::new(
             8,
             "whoami",
             CommandKind::Unary,
             cmdstream::fingerprint(b"8 whoami Unary"),
-        ),
+        )
+        .with_path("Calc/whoami"),
         CommandInfo::new(
             9,
             "blob",
             CommandKind::Unary,
             cmdstream::fingerprint(b"9 blob Unary"),
-        ),
+        )
+        .with_path("Calc/blob"),
     ],
 );
 

@@ -27,8 +27,10 @@ pub(crate) fn expand(r: &Receiver) -> TokenStream {
             .map(|ms| quote!(.with_timeout(#krate::__private::Duration::from_millis(#ms))));
         let idempotent = m.idempotent.then(|| quote!(.idempotent()));
         let signature = signature(m);
+        let path = format!("{service}/{wire}");
         quote! {
-            #krate::CommandInfo::new(#id, #wire, #krate::CommandKind::#kind, #signature)#timeout #idempotent
+            #krate::CommandInfo::new(#id, #wire, #krate::CommandKind::#kind, #signature)
+                .with_path(#path)#timeout #idempotent
         }
     });
     quote! {

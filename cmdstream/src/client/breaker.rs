@@ -7,6 +7,7 @@
 //! outcome is counted into its window under a lock that only the calls to
 //! this endpoint share.
 
+use crate::telemetry::metrics;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -304,6 +305,8 @@ impl Breaker {
                     self.opened_at.store(self.nanos(now), Ordering::Release);
                     self.probes_admitted.store(0, Ordering::Relaxed);
                     self.probes_passed.store(0, Ordering::Relaxed);
+                    tracing::info!(endpoint = %self.endpoint, "circuit half-open: probing");
+                    metrics::breaker(&self.endpoint, 1);
                 }
                 self.admit_probe(now)
             }
@@ -373,6 +376,7 @@ impl Breaker {
                         .is_ok()
                 {
                     tracing::info!(endpoint = %self.endpoint, "circuit closed: the probes succeeded");
+                    metrics::breaker(&self.endpoint, 0);
                     self.failures.store(0, Ordering::Relaxed);
                     *self.window.lock().unwrap_or_else(PoisonError::into_inner) = Window::default();
                 }
@@ -391,6 +395,7 @@ impl Breaker {
             .is_ok()
         {
             tracing::warn!(endpoint = %self.endpoint, "circuit open: calls to the endpoint fail at once until it probes");
+            metrics::breaker(&self.endpoint, 2);
         }
     }
 

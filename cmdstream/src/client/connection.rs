@@ -36,6 +36,7 @@ impl Connection {
         config: &ClientConfig,
         info: &'static ServiceInfo,
         codec: &'static str,
+        peer: Arc<str>,
     ) -> Result<(Connection, Driver<IO>), Error>
     where
         IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -60,7 +61,7 @@ impl Connection {
                 config.handshake_timeout
             ))
         })??;
-        let shared = Arc::new(Shared::new(settle(config, &server)));
+        let shared = Arc::new(Shared::new(settle(config, &server), peer));
         let (requests, requests_rx) = mpsc::unbounded_channel();
         let (control, control_rx) = mpsc::unbounded_channel();
         let framed = FramedIo::new(io, config.max_frame_size);

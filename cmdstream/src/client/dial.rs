@@ -130,7 +130,8 @@ pub(crate) async fn establish<IO>(
 where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let (conn, driver) = Connection::establish(io, config, service, codec).await?;
-    driver.spawn(service, peer);
+    let peer: Arc<str> = peer.into();
+    let (conn, driver) = Connection::establish(io, config, service, codec, peer.clone()).await?;
+    driver.spawn(service, &peer);
     Ok(conn)
 }

@@ -28,12 +28,14 @@ mod stream_sink;
 mod streams;
 mod watch;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use futures_core::Stream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, Semaphore};
+use tracing::Instrument;
 
 pub use self::breaker::{BreakerState, CircuitBreaker};
 pub use self::builder::ClientBuilder;
@@ -55,6 +57,8 @@ use crate::codec::{Codec, DefaultCodec};
 use crate::conn::frame_buf::FrameBuf;
 use crate::error::Error;
 use crate::service::{CommandInfo, ServiceInfo};
+use crate::side::Side;
+use crate::telemetry::{self, CallTrace, Outcome};
 use crate::wire::command::put_head;
 use crate::wire::frame::{self, Kind};
 
@@ -225,12 +229,62 @@ impl<C: Codec> Client<C> {
         A: Serialize + ?Sized,
         R: DeserializeOwned,
     {
+        if telemetry::call::observing(Side::Client) {
+            return Box::pin(self.unary_observed(command, args)).await;
+        }
+        let bytes = self.unary_bytes(command, args).await?;
+        Ok(self.codec.decode(&bytes)?)
+    }
+
+    /// [`unary`](Self::unary) in a span of its own, its outcome reported.
+    async fn unary_observed<A, R>(
+        &self,
+        command: &'static CommandInfo,
+        args: &A,
+    ) -> Result<R, Error>
+    where
+        A: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let mut trace = CallTrace::client(command, C::NAME);
+        let span = trace.span().clone();
+        let result = self
+            .traced(&trace)
+            .unary_bytes(command, args)
+            .instrument(span)
+            .await
+            .and_then(|bytes| {
+                trace.received(bytes.len());
+                Ok(self.codec.decode(&bytes)?)
+            });
+        trace.finish(Outcome::of(&result));
+        result
+    }
+
+    /// This handle, or (feature `otel`) one whose calls carry `trace`'s
+    /// context, unless this one's options set a trace context already.
+    fn traced(&self, trace: &CallTrace) -> Cow<'_, Self> {
+        match trace.traceparent() {
+            Some(parent) if self.options.traceparent.is_none() => {
+                Cow::Owned(self.with_options(CallOptions::new().traceparent(parent)))
+            }
+            _ => Cow::Borrowed(self),
+        }
+    }
+
+    /// A unary call's result, not decoded.
+    async fn unary_bytes<A>(
+        &self,
+        command: &'static CommandInfo,
+        args: &A,
+    ) -> Result<bytes::Bytes, Error>
+    where
+        A: Serialize + ?Sized,
+    {
         match &self.route {
             Route::Direct(conn) => {
-                let bytes = self
-                    .unary_on(conn, command, args, self.timeout(command))
-                    .await?;
-                Ok(self.codec.decode(&bytes)?)
+                self.unary_on(conn, command, args, self.timeout(command))
+                    .await
             }
             // Sent again as the rules of [`Reconnect`] allow. The first
             // send, on the connection up now, costs what a direct call
@@ -245,11 +299,11 @@ impl<C: Codec> Client<C> {
                         .await;
                     lease.record(&result);
                     if !sends.again(&result, &lease.conn) {
-                        return Ok(self.codec.decode(&result?)?);
+                        return result;
                     }
                 }
                 let resent = self.unary_resent(routed, command, args, deadline, sends);
-                Ok(self.codec.decode(&Box::pin(resent).await?)?)
+                Box::pin(resent).await
             }
         }
     }
@@ -349,6 +403,37 @@ impl<C: Codec> Client<C> {
         S: Stream<Item = I> + Send + 'static,
         R: DeserializeOwned,
     {
+        if !telemetry::call::observing(Side::Client) {
+            let bytes = self.client_stream_bytes(command, args, items).await?;
+            return Ok(self.codec.decode(&bytes)?);
+        }
+        let mut trace = CallTrace::client(command, C::NAME);
+        let span = trace.span().clone();
+        let result = self
+            .traced(&trace)
+            .client_stream_bytes(command, args, items)
+            .instrument(span)
+            .await
+            .and_then(|bytes| {
+                trace.received(bytes.len());
+                Ok(self.codec.decode(&bytes)?)
+            });
+        trace.finish(Outcome::of(&result));
+        result
+    }
+
+    /// A client-streaming call's result, not decoded.
+    async fn client_stream_bytes<A, I, S>(
+        &self,
+        command: &'static CommandInfo,
+        args: &A,
+        items: S,
+    ) -> Result<bytes::Bytes, Error>
+    where
+        A: Serialize + ?Sized,
+        I: Serialize + Send + 'static,
+        S: Stream<Item = I> + Send + 'static,
+    {
         // Not sent again: its items may have been taken already.
         let deadline = Deadline::after(self.timeout(command));
         let lease = match self.route.pick(Use::Call) {
@@ -372,8 +457,7 @@ impl<C: Codec> Client<C> {
         let _pump = self.spawn_pump(conn, id, items, credit);
         let result = self.wait(conn, id, timeout, rx).await;
         lease.record(&result);
-        let bytes = result?;
-        Ok(self.codec.decode(&bytes)?)
+        result
     }
 
     /// Calls a bidirectional command: sends `args` and the items of `items`
@@ -438,6 +522,7 @@ impl<C: Codec> Client<C> {
         if len > max {
             return Err(Error::FrameTooLarge { size: len, max });
         }
+        telemetry::call::sent(&conn.shared.peer, id, frame.len());
         Ok(frame)
     }
 

@@ -17,6 +17,7 @@ use super::message::Control;
 use super::stream_sink::{Chunk, Event, Events};
 use crate::codec::Codec;
 use crate::error::Error;
+use crate::telemetry::{CallTrace, Outcome};
 use crate::wire::results::Results;
 
 /// The most items a result window grows to by default.
@@ -76,6 +77,8 @@ pub struct ResultStream<T, C> {
     /// When the call times out, if it has a timeout.
     deadline: Option<Pin<Box<Sleep>>>,
     done: bool,
+    /// The call's span and outcome, when it is observed.
+    trace: Option<Box<CallTrace>>,
     _held: Held,
     _item: PhantomData<fn() -> T>,
 }
@@ -161,8 +164,24 @@ impl<T, C> ResultStream<T, C> {
             consumed_bytes: 0,
             deadline: timeout.map(|t| Box::pin(tokio::time::sleep(t))),
             done: false,
+            trace: None,
             _held: Held::default(),
             _item: PhantomData,
+        }
+    }
+
+    /// The stream, its call observed through `trace` until it ends.
+    pub(crate) fn observed(mut self, trace: CallTrace) -> Self {
+        self.trace = Some(Box::new(trace));
+        self
+    }
+
+    /// The stream is over: nothing more is yielded, and an observed call
+    /// reports how it ended.
+    fn end(&mut self, outcome: Outcome) {
+        self.done = true;
+        if let Some(trace) = &mut self.trace {
+            trace.finish(outcome);
         }
     }
 
@@ -200,12 +219,12 @@ impl<T: DeserializeOwned, C: Codec> Stream for ResultStream<T, C> {
             match binding.as_mut().poll(cx) {
                 Poll::Ready(Ok(bound)) => this.bind(bound),
                 Poll::Ready(Err(e)) => {
-                    this.done = true;
+                    this.end(Outcome::of_error(&e));
                     return Poll::Ready(Some(Err(e)));
                 }
                 Poll::Pending if this.timed_out(cx) => {
                     // Nothing was sent: nothing to cancel.
-                    this.done = true;
+                    this.end(Outcome::Timeout);
                     return Poll::Ready(Some(Err(Error::Timeout)));
                 }
                 Poll::Pending => return Poll::Pending,
@@ -232,7 +251,7 @@ impl<T: DeserializeOwned, C: Codec> Stream for ResultStream<T, C> {
             // Nothing left to yield: the deadline is looked at (and its
             // timer armed) each time the stream is about to wait.
             if this.timed_out(cx) {
-                this.done = true;
+                this.end(Outcome::Timeout);
                 this.send(Control::Cancel(id));
                 return Poll::Ready(Some(Err(Error::Timeout)));
             }
@@ -242,17 +261,17 @@ impl<T: DeserializeOwned, C: Codec> Stream for ResultStream<T, C> {
             match std::task::ready!(events.poll_recv(cx)) {
                 Some(Event::Items(items)) => this.ready = items.into_iter(),
                 Some(Event::End) => {
-                    this.done = true;
+                    this.end(Outcome::Ok);
                     return Poll::Ready(None);
                 }
                 Some(Event::Failed(e)) => {
-                    this.done = true;
+                    this.end(Outcome::of_error(&e));
                     return Poll::Ready(Some(Err(e)));
                 }
                 None => {
                     // The driver went without a word (its runtime shut
                     // down, say): the call was sent, for all we know.
-                    this.done = true;
+                    this.end(Outcome::ConnectionLost);
                     let lost = Error::ConnectionLost {
                         reason: "the connection closed".into(),
                         sent: true,
@@ -263,6 +282,9 @@ impl<T: DeserializeOwned, C: Codec> Stream for ResultStream<T, C> {
         };
         this.consumed += 1;
         this.consumed_bytes += len + ITEM_OVERHEAD;
+        if let Some(trace) = &mut this.trace {
+            trace.received(len);
+        }
         if this.consumed >= this.batch {
             let credit = this.resize();
             if credit > 0 {

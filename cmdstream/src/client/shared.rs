@@ -25,11 +25,14 @@ pub(crate) struct Shared {
     pub(crate) closed_signal: Notify,
     /// The server's go-away reason, once it sent one.
     pub(crate) going_away: OnceLock<Arc<str>>,
+    /// The other side, as logs and spans name it.
+    pub(crate) peer: Arc<str>,
 }
 
 impl Shared {
-    pub(crate) fn new(settled: Settled) -> Self {
+    pub(crate) fn new(settled: Settled, peer: Arc<str>) -> Self {
         Shared {
+            peer,
             settled,
             args_backlog: Backlog::new(ARGS_BACKLOG),
             closed: OnceLock::new(),

@@ -17,12 +17,42 @@ use super::{arg_pump, result_stream, Client, ResultStream};
 use crate::codec::Codec;
 use crate::error::Error;
 use crate::service::CommandInfo;
+use crate::side::Side;
+use crate::telemetry::{self, CallTrace, Outcome};
+use tracing::Instrument;
 
 impl<C: Codec> Client<C> {
     /// Opens a streaming call: on the handle's connection, or the one a
     /// reconnecting client has up; during an outage, a stream that opens
     /// the call once a connection is up (its arguments encoded now).
     pub(super) fn open_stream<A, R, I, S>(
+        &self,
+        command: &'static CommandInfo,
+        args: &A,
+        items: Option<S>,
+    ) -> Result<ResultStream<R, C>, Error>
+    where
+        A: Serialize + ?Sized,
+        I: Serialize + Send + 'static,
+        S: Stream<Item = I> + Send + 'static,
+    {
+        if telemetry::call::observing(Side::Client) {
+            let mut trace = CallTrace::client(command, C::NAME);
+            let opened = trace
+                .span()
+                .in_scope(|| self.traced(&trace).open_unobserved(command, args, items));
+            return match opened {
+                Ok(stream) => Ok(stream.observed(trace)),
+                Err(e) => {
+                    trace.finish(Outcome::of_error(&e));
+                    Err(e)
+                }
+            };
+        }
+        self.open_unobserved(command, args, items)
+    }
+
+    fn open_unobserved<A, R, I, S>(
         &self,
         command: &'static CommandInfo,
         args: &A,
@@ -78,6 +108,8 @@ impl<C: Codec> Client<C> {
             })?;
             Ok(bound.counted(lease.load))
         };
+        // The call's span, if it has one, sees the command sent.
+        let binding = binding.instrument(tracing::Span::current());
         Ok(ResultStream::binding(binding, self.codec.clone(), timeout))
     }
 

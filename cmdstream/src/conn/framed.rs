@@ -66,9 +66,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FramedIo<IO> {
         }
     }
 
-    /// Reads once from the socket. `Ready(Ok(false))` means the peer closed
-    /// its side.
-    pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+    /// Reads once from the socket; how many bytes arrived. `Ready(Ok(0))`
+    /// means the peer closed its side.
+    pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         if self.rbuf.capacity() - self.rbuf.len() < READ_MIN_FREE {
             // Grow by what has actually arrived (at least a chunk): a large
             // frame costs a logarithmic number of copies, and memory stays
@@ -80,7 +80,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FramedIo<IO> {
             cx,
             &mut self.rbuf
         ))?;
-        Poll::Ready(Ok(n > 0))
+        Poll::Ready(Ok(n))
     }
 
     /// Reads once into the read buffer's free space, without growing it;

@@ -11,6 +11,8 @@ use super::framed::FramedIo;
 use super::keepalive::{Keepalive, Tick};
 use super::write_policy::WritePolicy;
 use crate::error::Error;
+pub(crate) use crate::side::Side;
+use crate::telemetry::metrics::{self, OpenConnection};
 use crate::wire::frame::{self, Frame, Kind};
 use crate::wire::results::Incoming;
 
@@ -35,23 +37,6 @@ pub(crate) enum Written {
     Yield,
 }
 
-/// Which end of the connection a driver is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Side {
-    Client,
-    Server,
-}
-
-impl Side {
-    /// The other end, as error messages name it.
-    fn peer(self) -> &'static str {
-        match self {
-            Side::Client => "server",
-            Side::Server => "client",
-        }
-    }
-}
-
 pub(crate) struct Link<IO> {
     io: FramedIo<IO>,
     keepalive: Keepalive,
@@ -61,6 +46,9 @@ pub(crate) struct Link<IO> {
     pings: u64,
     /// The last write found the socket full.
     blocked: bool,
+    side: Side,
+    /// Counted in the open connections while the link lives.
+    _open: OpenConnection,
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
@@ -73,6 +61,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
             peer,
             pings: 0,
             blocked: false,
+            side,
+            _open: OpenConnection::new(side),
         }
     }
 
@@ -86,18 +76,19 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
     pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, Error>> {
         match self.io.poll_fill(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(true)) => {
+            Poll::Ready(Ok(n)) if n > 0 => {
                 // Any bytes are a sign of life; one clock read per read.
                 self.keepalive.heard();
+                metrics::read(self.side, n);
                 Poll::Ready(Ok(true))
             }
-            Poll::Ready(Ok(false)) if self.io.has_partial_frame() => {
+            Poll::Ready(Ok(_)) if self.io.has_partial_frame() => {
                 Poll::Ready(Err(Error::connection_lost(format!(
                     "the {} closed the connection in the middle of a frame",
                     self.peer
                 ))))
             }
-            Poll::Ready(Ok(false)) => Poll::Ready(Ok(false)),
+            Poll::Ready(Ok(_)) => Poll::Ready(Ok(false)),
             Poll::Ready(Err(e)) => {
                 Poll::Ready(Err(Error::connection_lost(format!("read failed: {e}"))))
             }
@@ -145,6 +136,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
                     self.keepalive.heard();
                     return Ok(false);
                 }
+                metrics::keepalive_failed(self.side);
                 Err(Error::connection_lost(format!(
                     "the {} sent nothing for {:.1}s, not even an answer to a ping (keepalive interval {:?})",
                     self.peer,
@@ -231,13 +223,18 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
             self.keepalive.heard();
         }
         self.blocked = flushed.is_pending();
+        let took = self.io.written() - before;
         match flushed {
             Poll::Ready(Ok(())) => {
+                metrics::written(self.side, took, Some(self.policy.frames()));
                 self.policy.wrote();
                 Ok(Written::All)
             }
             Poll::Ready(Err(e)) => Err(Error::connection_lost(format!("write failed: {e}"))),
-            Poll::Pending => Ok(Written::Blocked),
+            Poll::Pending => {
+                metrics::written(self.side, took, None);
+                Ok(Written::Blocked)
+            }
         }
     }
 

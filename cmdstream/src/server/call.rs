@@ -18,6 +18,7 @@ use super::outbox::{CallRef, Out, Outbox};
 use crate::codec::{Codec, CodecError};
 use crate::error::ErrorCode;
 use crate::service::CommandInfo;
+use crate::telemetry::{CallTrace, Outcome};
 use crate::wire::frame::{self, Kind};
 
 /// A stream's results are handed to the connection in batches of about
@@ -79,6 +80,8 @@ pub struct Call<C> {
     /// Set by an [`ArgStream`] whose item did not decode.
     arg_error: Option<Arc<OnceLock<CodecError>>>,
     answered: bool,
+    /// The command's span and outcome, when it is observed.
+    trace: Option<Box<CallTrace>>,
 }
 
 impl<C: Codec> Call<C> {
@@ -101,7 +104,14 @@ impl<C: Codec> Call<C> {
             credit,
             arg_error: None,
             answered: false,
+            trace: None,
         }
+    }
+
+    /// The call, observed through `trace` until it is answered.
+    pub(crate) fn observed(mut self, trace: Option<Box<CallTrace>>) -> Self {
+        self.trace = trace;
+        self
     }
 
     /// The command to run.
@@ -147,13 +157,15 @@ impl<C: Codec> Call<C> {
         if self.fail_on_bad_item() {
             return;
         }
+        let mut len = 0;
         let sent = self.outbox.send_frames(self.call, true, |buf| {
             self.encode_into(buf, Kind::ResultLast, result)
+                .map(|n| len = n)
         });
         match sent {
             Ok(()) => {
                 self.answered = true;
-                debug!(outcome = "ok");
+                self.finish(Outcome::Ok, len);
             }
             Err(refused) => self.refuse_answer(refused),
         }
@@ -240,7 +252,7 @@ impl<C: Codec> Call<C> {
         }
         frame::put_empty(&mut batch.bytes, Kind::End, self.call.id);
         self.answered = true;
-        debug!(outcome = "ok");
+        self.finish(Outcome::Ok, batch.bytes.len());
         self.outbox.send(Out::Frame {
             call: self.call,
             last: true,
@@ -250,8 +262,11 @@ impl<C: Codec> Call<C> {
     }
 
     /// Hands the batched results to the connection.
-    fn send_batch(&self, batch: &mut Batch) {
+    fn send_batch(&mut self, batch: &mut Batch) {
         if !batch.bytes.is_empty() {
+            if let Some(trace) = &mut self.trace {
+                trace.sent(batch.bytes.len());
+            }
             self.outbox.send(Out::Frame {
                 call: self.call,
                 last: false,
@@ -278,6 +293,7 @@ impl<C: Codec> Call<C> {
 
     fn abandon(mut self) {
         self.answered = true;
+        self.finish(Outcome::Cancelled, 0);
     }
 
     /// The decode error of a streamed argument item, if one failed.
@@ -303,7 +319,7 @@ impl<C: Codec> Call<C> {
         dst: &mut BytesMut,
         kind: Kind,
         value: &R,
-    ) -> Result<(), Unsendable> {
+    ) -> Result<usize, Unsendable> {
         let start = frame::begin(dst, kind, self.call.id);
         if let Err(e) = self.codec.encode(value, dst) {
             dst.truncate(start);
@@ -315,7 +331,7 @@ impl<C: Codec> Call<C> {
             dst.truncate(start);
             return Err(Unsendable::TooLarge { size: len, max });
         }
-        Ok(())
+        Ok(len + frame::LEN_SIZE)
     }
 
     /// Tells the client why its result cannot be sent.
@@ -327,10 +343,8 @@ impl<C: Codec> Call<C> {
             ),
             Unsendable::TooLarge { size, max } => {
                 self.answered = true;
-                debug!(
-                    outcome = "error",
-                    size, max, "result too large for the client"
-                );
+                debug!(size, max, "result too large for the client");
+                self.finish(Outcome::Error(ErrorCode::FrameTooLarge.as_str()), 0);
                 let call = self.call;
                 let _ = self.outbox.send_frames(call, true, |buf| {
                     frame::put_too_large(buf, call.id, size, max);
@@ -350,9 +364,19 @@ enum Unsendable {
 }
 
 impl<C> Call<C> {
+    /// Reports how the call ended, `bytes` of answer written (more than
+    /// what went out in batches already), when it is observed.
+    fn finish(&mut self, outcome: Outcome, bytes: usize) {
+        if let Some(trace) = &mut self.trace {
+            trace.sent(bytes);
+            trace.finish(outcome);
+        }
+    }
+
     fn send_error(&mut self, code: ErrorCode, message: &str) {
         self.answered = true;
-        debug!(outcome = "error", ?code, message);
+        debug!(?code, message, "answering with an error");
+        self.finish(Outcome::of_code(code), 0);
         let (call, max) = (self.call, self.outbox.client_max_frame());
         let _ = self.outbox.send_frames(call, true, |buf| {
             if code == ErrorCode::FrameTooLarge {
@@ -387,6 +411,10 @@ impl<C> Drop for Call<C> {
                 "the deadline passed; the server stopped the command",
             )
         } else {
+            // Stopped before it answered: cancelled by its client, or its
+            // connection closing under it (a `Dispatch` that never answers
+            // ends here too).
+            self.finish(Outcome::Cancelled, 0);
             (ErrorCode::Internal, "the command ended without a result")
         };
         self.send_error(code, message);

@@ -14,6 +14,7 @@ use crate::client::dial::Dial;
 use crate::client::state::ConnectionState;
 use crate::error::{Error, TlsErrorKind};
 use crate::rand::Rng;
+use crate::telemetry::metrics;
 
 /// Where the supervisor is.
 enum State {
@@ -51,6 +52,19 @@ enum State {
     Closed(Error),
 }
 
+impl State {
+    /// The state's name, as the metrics label it.
+    fn name(&self) -> &'static str {
+        match self {
+            State::Connecting { .. } => "connecting",
+            State::Up { .. } => "up",
+            State::Draining { .. } => "draining",
+            State::BackingOff { .. } => "backing_off",
+            State::Closed(_) => "closed",
+        }
+    }
+}
+
 /// How a supervisor starts: with the connection the first dial made, after
 /// a first dial that failed, or with a first dial of its own (lazy).
 pub(crate) enum First {
@@ -82,7 +96,11 @@ pub(super) async fn run(
             last: None,
         },
     };
+    // The state last counted in the metrics.
+    let mut counted = None;
     loop {
+        metrics::reconnecting(counted, Some(state.name()));
+        counted = Some(state.name());
         state = match state {
             State::Up {
                 conn,
@@ -156,6 +174,7 @@ pub(super) async fn run(
                         Ok(conn) => {
                             if last.is_some() {
                                 info!(dials = failures + 1, "reconnected");
+                                metrics::reconnected(&dial.endpoint);
                             }
                             State::Up { conn: Arc::new(conn), since: Instant::now(), failures }
                         }
@@ -192,6 +211,7 @@ pub(super) async fn run(
             State::Closed(error) => {
                 let _ = shared.closed.set(error.clone());
                 shared.publish(None, ConnectionState::Closed(why(&error)));
+                metrics::reconnecting(counted, None);
                 return;
             }
         };

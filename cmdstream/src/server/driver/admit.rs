@@ -20,6 +20,8 @@ use crate::server::context::CallContext;
 use crate::server::dispatch::Dispatch;
 use crate::server::outbox::CallRef;
 use crate::server::panics::Reported;
+use crate::side::Side;
+use crate::telemetry::{self, CallTrace};
 use crate::wire::command;
 use crate::wire::frame;
 
@@ -47,6 +49,8 @@ where
                 "the client reused request id {id} while it was in flight"
             )));
         }
+        // The whole frame, as the client counted it.
+        let frame_len = frame::LEN_SIZE + frame::HEADER_SIZE + body.len();
         let (head, payload) = command::parse(body)?;
         self.commands_seen += 1;
         if self.is_draining() {
@@ -93,6 +97,24 @@ where
         };
         self.next_seq += 1;
         let deadline = head.deadline.map(|d| Instant::now() + d);
+        let trace = telemetry::call::observing(Side::Server).then(|| {
+            Box::new(CallTrace::server(
+                info,
+                id,
+                self.peer.info.id(),
+                &self.peer.info.addr,
+                C::NAME,
+                frame_len,
+                head.traceparent.as_deref(),
+            ))
+        });
+        // The span only when a subscriber wants it: with tracing's `log`
+        // feature on, even a span nobody records costs a few hundred
+        // instructions, and its wrapper more on every poll.
+        let span = trace
+            .as_ref()
+            .map(|t| t.span().clone())
+            .filter(|span| !span.is_disabled());
         let context = CallContext {
             request_id: id,
             command: info,
@@ -110,7 +132,8 @@ where
             self.outbox.clone(),
             args,
             results.clone(),
-        );
+        )
+        .observed(trace);
         let running = Running {
             seq: call_ref.seq,
             abort: None,
@@ -120,11 +143,6 @@ where
             result_credit: self.peer.stream_window,
         };
         let run = Reported::new(D::dispatch(self.service.clone(), call), info.name, id);
-        // The span only when a subscriber wants it: with tracing's `log`
-        // feature on, even a span nobody records costs a few hundred
-        // instructions, and its wrapper more on every poll.
-        let span = tracing::enabled!(tracing::Level::DEBUG)
-            .then(|| tracing::debug_span!("cmdstream.command", command = info.name, id));
         // The command's future (several hundred bytes) goes to the heap once,
         // where it is made; after that only the box moves. On expiry of the
         // deadline the call is dropped unanswered and reports it to the client.

@@ -15,6 +15,7 @@ mod driver;
 mod group;
 mod lease;
 mod message;
+mod observed;
 mod options;
 mod reconnect;
 mod resend;
@@ -28,14 +29,12 @@ mod stream_sink;
 mod streams;
 mod watch;
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use futures_core::Stream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, Semaphore};
-use tracing::Instrument;
 
 pub use self::breaker::{BreakerState, CircuitBreaker};
 pub use self::builder::ClientBuilder;
@@ -58,7 +57,7 @@ use crate::conn::frame_buf::FrameBuf;
 use crate::error::Error;
 use crate::service::{CommandInfo, ServiceInfo};
 use crate::side::Side;
-use crate::telemetry::{self, CallTrace, Outcome};
+use crate::telemetry;
 use crate::wire::command::put_head;
 use crate::wire::frame::{self, Kind};
 
@@ -236,42 +235,6 @@ impl<C: Codec> Client<C> {
         Ok(self.codec.decode(&bytes)?)
     }
 
-    /// [`unary`](Self::unary) in a span of its own, its outcome reported.
-    async fn unary_observed<A, R>(
-        &self,
-        command: &'static CommandInfo,
-        args: &A,
-    ) -> Result<R, Error>
-    where
-        A: Serialize + ?Sized,
-        R: DeserializeOwned,
-    {
-        let mut trace = CallTrace::client(command, C::NAME);
-        let span = trace.span().clone();
-        let result = self
-            .traced(&trace)
-            .unary_bytes(command, args)
-            .instrument(span)
-            .await
-            .and_then(|bytes| {
-                trace.received(bytes.len());
-                Ok(self.codec.decode(&bytes)?)
-            });
-        trace.finish(Outcome::of(&result));
-        result
-    }
-
-    /// This handle, or (feature `otel`) one whose calls carry `trace`'s
-    /// context, unless this one's options set a trace context already.
-    fn traced(&self, trace: &CallTrace) -> Cow<'_, Self> {
-        match trace.traceparent() {
-            Some(parent) if self.options.traceparent.is_none() => {
-                Cow::Owned(self.with_options(CallOptions::new().traceparent(parent)))
-            }
-            _ => Cow::Borrowed(self),
-        }
-    }
-
     /// A unary call's result, not decoded.
     async fn unary_bytes<A>(
         &self,
@@ -403,23 +366,11 @@ impl<C: Codec> Client<C> {
         S: Stream<Item = I> + Send + 'static,
         R: DeserializeOwned,
     {
-        if !telemetry::call::observing(Side::Client) {
-            let bytes = self.client_stream_bytes(command, args, items).await?;
-            return Ok(self.codec.decode(&bytes)?);
+        if telemetry::call::observing(Side::Client) {
+            return Box::pin(self.client_stream_observed(command, args, items)).await;
         }
-        let mut trace = CallTrace::client(command, C::NAME);
-        let span = trace.span().clone();
-        let result = self
-            .traced(&trace)
-            .client_stream_bytes(command, args, items)
-            .instrument(span)
-            .await
-            .and_then(|bytes| {
-                trace.received(bytes.len());
-                Ok(self.codec.decode(&bytes)?)
-            });
-        trace.finish(Outcome::of(&result));
-        result
+        let bytes = self.client_stream_bytes(command, args, items).await?;
+        Ok(self.codec.decode(&bytes)?)
     }
 
     /// A client-streaming call's result, not decoded.
@@ -508,7 +459,7 @@ impl<C: Codec> Client<C> {
                 buf,
                 command.id,
                 timeout,
-                self.options.traceparent.as_deref(),
+                telemetry::call::traceparent(self.options.traceparent.as_deref()).as_deref(),
                 self.options.metadata.as_deref(),
             )?;
             payload(buf)?;

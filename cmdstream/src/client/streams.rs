@@ -40,7 +40,7 @@ impl<C: Codec> Client<C> {
             let mut trace = CallTrace::client(command, C::NAME);
             let opened = trace
                 .span()
-                .in_scope(|| self.traced(&trace).open_unobserved(command, args, items));
+                .in_scope(|| self.open_unobserved(command, args, items));
             return match opened {
                 Ok(stream) => Ok(stream.observed(trace)),
                 Err(e) => {

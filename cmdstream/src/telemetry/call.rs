@@ -3,6 +3,8 @@
 //! event in the span, the span's outcome fields, the metrics). A call is
 //! observed only when [`observing`] says so.
 
+use std::borrow::Cow;
+
 use tracing::field::Empty;
 use tracing::{Level, Span};
 
@@ -11,6 +13,7 @@ use super::outcome::Outcome;
 use crate::service::CommandInfo;
 use crate::side::Side;
 use crate::transport::PeerAddr;
+use crate::wire::frame;
 
 /// Whether calls on `side` are observed: a subscriber listens to that
 /// side's spans, or a feature that always observes (`metrics`, `otel`)
@@ -53,6 +56,22 @@ pub(crate) fn sent(peer: &str, request_id: u64, bytes: usize) {
             span.record("server.address", peer);
         }
     }
+}
+
+/// The trace context a call sends: what its options set, else (feature
+/// `otel`) the current span's (the call's own, or its caller's when the
+/// call's is not recorded), if that belongs to an OpenTelemetry trace.
+#[inline]
+pub(crate) fn traceparent(set: Option<&str>) -> Option<Cow<'_, str>> {
+    if let Some(set) = set {
+        return Some(Cow::Borrowed(set));
+    }
+    #[cfg(feature = "otel")]
+    {
+        super::otel::traceparent(&Span::current()).map(Cow::Owned)
+    }
+    #[cfg(not(feature = "otel"))]
+    None
 }
 
 /// `host` and `port` of `"host:port"` or `"[v6]:port"`.
@@ -172,25 +191,11 @@ impl CallTrace {
         &self.span
     }
 
-    /// The `traceparent` to send with the call (feature `otel`): this
-    /// call's span, or, when that is not recorded, the caller's current
-    /// span, if either belongs to an OpenTelemetry trace.
-    pub(crate) fn traceparent(&self) -> Option<std::sync::Arc<str>> {
-        #[cfg(feature = "otel")]
-        {
-            if self.span.is_disabled() {
-                return super::otel::traceparent(&Span::current());
-            }
-            super::otel::traceparent(&self.span)
-        }
-        #[cfg(not(feature = "otel"))]
-        None
-    }
-
-    /// `bytes` more arrived for the call (a result, a streamed item).
+    /// A frame with a body of `body` bytes arrived for the call (a
+    /// result, a streamed item): counted whole, as the sender counts it.
     #[inline]
-    pub(crate) fn received(&mut self, bytes: usize) {
-        self.bytes_in += bytes as u64;
+    pub(crate) fn received(&mut self, body: usize) {
+        self.bytes_in += (frame::LEN_SIZE + frame::HEADER_SIZE + body) as u64;
     }
 
     /// `bytes` more left for the call (a result, a batch of items).

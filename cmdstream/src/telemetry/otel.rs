@@ -4,8 +4,6 @@
 //! The spans themselves are tracing's, turned into OpenTelemetry's by
 //! `tracing-opentelemetry`'s layer, which the application installs.
 
-use std::sync::Arc;
-
 use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceState};
 use opentelemetry::Context;
 use tracing::Span;
@@ -15,7 +13,7 @@ use super::trace_context::TraceParent;
 
 /// The `traceparent` naming `span` as the parent, when `span` belongs to
 /// a valid OpenTelemetry trace.
-pub(crate) fn traceparent(span: &Span) -> Option<Arc<str>> {
+pub(crate) fn traceparent(span: &Span) -> Option<String> {
     let context = span.context();
     let otel_span = context.span();
     let sc = otel_span.span_context();
@@ -27,7 +25,7 @@ pub(crate) fn traceparent(span: &Span) -> Option<Arc<str>> {
         span_id: u64::from_be_bytes(sc.span_id().to_bytes()),
         flags: sc.trace_flags().to_u8(),
     };
-    Some(parent.format().into())
+    Some(parent.format())
 }
 
 /// Makes the span a `traceparent` names the parent of `span`. A header

@@ -15,7 +15,6 @@ mod driver;
 mod group;
 mod lease;
 mod message;
-mod observed;
 mod options;
 mod reconnect;
 mod resend;
@@ -29,6 +28,7 @@ mod stream_sink;
 mod streams;
 mod watch;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use futures_core::Stream;
@@ -57,7 +57,7 @@ use crate::conn::frame_buf::FrameBuf;
 use crate::error::Error;
 use crate::service::{CommandInfo, ServiceInfo};
 use crate::side::Side;
-use crate::telemetry;
+use crate::telemetry::{self, CallTrace, Outcome};
 use crate::wire::command::put_head;
 use crate::wire::frame::{self, Kind};
 
@@ -228,26 +228,12 @@ impl<C: Codec> Client<C> {
         A: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        if telemetry::call::observing(Side::Client) {
-            return Box::pin(self.unary_observed(command, args)).await;
-        }
-        let bytes = self.unary_bytes(command, args).await?;
-        Ok(self.codec.decode(&bytes)?)
-    }
-
-    /// A unary call's result, not decoded.
-    async fn unary_bytes<A>(
-        &self,
-        command: &'static CommandInfo,
-        args: &A,
-    ) -> Result<bytes::Bytes, Error>
-    where
-        A: Serialize + ?Sized,
-    {
         match &self.route {
             Route::Direct(conn) => {
-                self.unary_on(conn, command, args, self.timeout(command))
-                    .await
+                let bytes = self
+                    .unary_on(conn, command, args, self.timeout(command))
+                    .await?;
+                Ok(self.codec.decode(&bytes)?)
             }
             // Sent again as the rules of [`Reconnect`] allow. The first
             // send, on the connection up now, costs what a direct call
@@ -262,11 +248,11 @@ impl<C: Codec> Client<C> {
                         .await;
                     lease.record(&result);
                     if !sends.again(&result, &lease.conn) {
-                        return result;
+                        return Ok(self.codec.decode(&result?)?);
                     }
                 }
                 let resent = self.unary_resent(routed, command, args, deadline, sends);
-                Box::pin(resent).await
+                Ok(self.codec.decode(&Box::pin(resent).await?)?)
             }
         }
     }
@@ -299,7 +285,8 @@ impl<C: Codec> Client<C> {
         }
     }
 
-    /// One unary call on `conn`.
+    /// One unary call on `conn`: one send, observed as one span when
+    /// calls are observed (a resent call has a span per send).
     async fn unary_on<A>(
         &self,
         conn: &Connection,
@@ -310,19 +297,37 @@ impl<C: Codec> Client<C> {
     where
         A: Serialize + ?Sized,
     {
+        let mut trace = telemetry::call::observing(Side::Client)
+            .then(|| Box::new(CallTrace::client(command, C::NAME)));
         let id = conn.next_id();
-        let frame = self.encode_command(conn, id, command, timeout, |buf| {
-            Ok(self.codec.encode(args, buf)?)
-        })?;
-        let (tx, rx) = oneshot::channel();
-        conn.send(Request {
-            id,
-            command: command.id,
-            frame,
-            reply: Reply::Once(tx),
-            args: None,
-        })?;
-        self.wait(conn, id, timeout, rx).await
+        let sent = self
+            .encode_command(
+                conn,
+                id,
+                command,
+                timeout,
+                trace.as_ref().map(|t| t.span()),
+                |buf| Ok(self.codec.encode(args, buf)?),
+            )
+            .and_then(|frame| {
+                let (tx, rx) = oneshot::channel();
+                conn.send(Request {
+                    id,
+                    command: command.id,
+                    frame,
+                    reply: Reply::Once(tx),
+                    args: None,
+                })?;
+                Ok(rx)
+            });
+        let result = match sent {
+            Ok(rx) => self.wait(conn, id, timeout, rx).await,
+            Err(e) => Err(e),
+        };
+        if let Some(trace) = &mut trace {
+            trace.ended(&result);
+        }
+        result
     }
 
     /// Calls a server-streaming command: sends `args`, returns the stream of
@@ -366,25 +371,6 @@ impl<C: Codec> Client<C> {
         S: Stream<Item = I> + Send + 'static,
         R: DeserializeOwned,
     {
-        if telemetry::call::observing(Side::Client) {
-            return Box::pin(self.client_stream_observed(command, args, items)).await;
-        }
-        let bytes = self.client_stream_bytes(command, args, items).await?;
-        Ok(self.codec.decode(&bytes)?)
-    }
-
-    /// A client-streaming call's result, not decoded.
-    async fn client_stream_bytes<A, I, S>(
-        &self,
-        command: &'static CommandInfo,
-        args: &A,
-        items: S,
-    ) -> Result<bytes::Bytes, Error>
-    where
-        A: Serialize + ?Sized,
-        I: Serialize + Send + 'static,
-        S: Stream<Item = I> + Send + 'static,
-    {
         // Not sent again: its items may have been taken already.
         let deadline = Deadline::after(self.timeout(command));
         let lease = match self.route.pick(Use::Call) {
@@ -392,10 +378,26 @@ impl<C: Codec> Client<C> {
             None => self.route.lease(deadline.at, Use::Call).await?,
         };
         let (conn, timeout) = (&*lease.conn, deadline.left()?);
+        let mut trace = telemetry::call::observing(Side::Client)
+            .then(|| Box::new(CallTrace::client(command, C::NAME)));
         let id = conn.next_id();
-        let frame = self.encode_command(conn, id, command, timeout, |buf| {
-            Ok(self.codec.encode(args, buf)?)
-        })?;
+        let frame = self.encode_command(
+            conn,
+            id,
+            command,
+            timeout,
+            trace.as_ref().map(|t| t.span()),
+            |buf| Ok(self.codec.encode(args, buf)?),
+        );
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) => {
+                if let Some(trace) = &mut trace {
+                    trace.finish(Outcome::of_error(&e));
+                }
+                return Err(e);
+            }
+        };
         let (tx, rx) = oneshot::channel();
         let credit = Arc::new(Semaphore::new(0));
         conn.send(Request {
@@ -408,7 +410,10 @@ impl<C: Codec> Client<C> {
         let _pump = self.spawn_pump(conn, id, items, credit);
         let result = self.wait(conn, id, timeout, rx).await;
         lease.record(&result);
-        result
+        if let Some(trace) = &mut trace {
+            trace.ended(&result);
+        }
+        Ok(self.codec.decode(&result?)?)
     }
 
     /// Calls a bidirectional command: sends `args` and the items of `items`
@@ -451,15 +456,21 @@ impl<C: Codec> Client<C> {
         id: u64,
         command: &'static CommandInfo,
         timeout: Option<std::time::Duration>,
+        span: Option<&tracing::Span>,
         payload: impl FnOnce(&mut bytes::BytesMut) -> Result<(), Error>,
     ) -> Result<FrameBuf, Error> {
+        let set = self.options.traceparent.as_deref();
+        let traceparent = match span {
+            Some(span) => telemetry::call::traceparent(set, span),
+            None => set.map(Cow::Borrowed),
+        };
         let frame = FrameBuf::encode(|buf| {
             let start = frame::begin(buf, Kind::Command, id);
             put_head(
                 buf,
                 command.id,
                 timeout,
-                telemetry::call::traceparent(self.options.traceparent.as_deref()).as_deref(),
+                traceparent.as_deref(),
                 self.options.metadata.as_deref(),
             )?;
             payload(buf)?;
@@ -473,7 +484,9 @@ impl<C: Codec> Client<C> {
         if len > max {
             return Err(Error::FrameTooLarge { size: len, max });
         }
-        telemetry::call::sent(&conn.shared.peer, id, frame.len());
+        if let Some(span) = span {
+            telemetry::call::sent(span, &conn.shared.peer, id, frame.len());
+        }
         Ok(frame)
     }
 

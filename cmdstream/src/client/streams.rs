@@ -19,7 +19,7 @@ use crate::error::Error;
 use crate::service::CommandInfo;
 use crate::side::Side;
 use crate::telemetry::{self, CallTrace, Outcome};
-use tracing::Instrument;
+use tracing::Span;
 
 impl<C: Codec> Client<C> {
     /// Opens a streaming call: on the handle's connection, or the one a
@@ -38,9 +38,7 @@ impl<C: Codec> Client<C> {
     {
         if telemetry::call::observing(Side::Client) {
             let mut trace = CallTrace::client(command, C::NAME);
-            let opened = trace
-                .span()
-                .in_scope(|| self.open_unobserved(command, args, items));
+            let opened = self.open_with(command, args, items, Some(trace.span()));
             return match opened {
                 Ok(stream) => Ok(stream.observed(trace)),
                 Err(e) => {
@@ -49,14 +47,16 @@ impl<C: Codec> Client<C> {
                 }
             };
         }
-        self.open_unobserved(command, args, items)
+        self.open_with(command, args, items, None)
     }
 
-    fn open_unobserved<A, R, I, S>(
+    /// Opens the call, its command recorded on `span` when it is observed.
+    fn open_with<A, R, I, S>(
         &self,
         command: &'static CommandInfo,
         args: &A,
         items: Option<S>,
+        span: Option<&Span>,
     ) -> Result<ResultStream<R, C>, Error>
     where
         A: Serialize + ?Sized,
@@ -65,10 +65,10 @@ impl<C: Codec> Client<C> {
     {
         let timeout = self.timeout(command);
         let Some(lease) = self.route.pick(Use::Stream) else {
-            return self.stream_when_connected(command, args, items);
+            return self.stream_when_connected(command, args, items, span.cloned());
         };
         let lease = lease.into_owned();
-        let bound = self.open_on(&lease.conn, command, timeout, items, |buf| {
+        let bound = self.open_on(&lease.conn, command, timeout, items, span, |buf| {
             Ok(self.codec.encode(args, buf)?)
         })?;
         Ok(ResultStream::new(
@@ -85,6 +85,7 @@ impl<C: Codec> Client<C> {
         command: &'static CommandInfo,
         args: &A,
         items: Option<S>,
+        span: Option<Span>,
     ) -> Result<ResultStream<R, C>, Error>
     where
         A: Serialize + ?Sized,
@@ -102,14 +103,14 @@ impl<C: Codec> Client<C> {
                 .lease(deadline.at, Use::Stream)
                 .await?
                 .into_owned();
-            let bound = client.open_on(&lease.conn, command, deadline.left()?, items, |buf| {
-                buf.extend_from_slice(&payload);
-                Ok(())
-            })?;
+            let timeout = deadline.left()?;
+            let bound =
+                client.open_on(&lease.conn, command, timeout, items, span.as_ref(), |buf| {
+                    buf.extend_from_slice(&payload);
+                    Ok(())
+                })?;
             Ok(bound.counted(lease.load))
         };
-        // The call's span, if it has one, sees the command sent.
-        let binding = binding.instrument(tracing::Span::current());
         Ok(ResultStream::binding(binding, self.codec.clone(), timeout))
     }
 
@@ -121,6 +122,7 @@ impl<C: Codec> Client<C> {
         command: &'static CommandInfo,
         timeout: Option<std::time::Duration>,
         items: Option<S>,
+        span: Option<&Span>,
         payload: impl FnOnce(&mut bytes::BytesMut) -> Result<(), Error>,
     ) -> Result<result_stream::Bound, Error>
     where
@@ -128,7 +130,7 @@ impl<C: Codec> Client<C> {
         S: Stream<Item = I> + Send + 'static,
     {
         let id = conn.next_id();
-        let frame = self.encode_command(conn, id, command, timeout, payload)?;
+        let frame = self.encode_command(conn, id, command, timeout, span, payload)?;
         let (sink, events) = StreamSink::new();
         let credit = items.is_some().then(|| Arc::new(Semaphore::new(0)));
         conn.send(Request {

@@ -36,15 +36,12 @@ pub(crate) fn spans_wanted(side: Side) -> bool {
     }
 }
 
-/// Records, on the current span (a client call's, when spans are
-/// wanted), the request id a call was given, where it went and its
-/// command frame's size.
-#[inline]
-pub(crate) fn sent(peer: &str, request_id: u64, bytes: usize) {
-    if !spans_wanted(Side::Client) {
+/// Records on a call's `span` the request id its send was given, where
+/// it went and its command frame's size.
+pub(crate) fn sent(span: &Span, peer: &str, request_id: u64, bytes: usize) {
+    if span.is_disabled() {
         return;
     }
-    let span = Span::current();
     span.record("cmdstream.request_id", request_id);
     span.record("cmdstream.bytes_out", bytes);
     match split_host_port(peer) {
@@ -58,20 +55,27 @@ pub(crate) fn sent(peer: &str, request_id: u64, bytes: usize) {
     }
 }
 
-/// The trace context a call sends: what its options set, else (feature
-/// `otel`) the current span's (the call's own, or its caller's when the
-/// call's is not recorded), if that belongs to an OpenTelemetry trace.
-#[inline]
-pub(crate) fn traceparent(set: Option<&str>) -> Option<Cow<'_, str>> {
+/// The trace context an observed call sends: what its options set, else
+/// (feature `otel`) its `span`'s, or its caller's when the call's span is
+/// not recorded, if that belongs to an OpenTelemetry trace.
+pub(crate) fn traceparent<'a>(set: Option<&'a str>, span: &Span) -> Option<Cow<'a, str>> {
     if let Some(set) = set {
         return Some(Cow::Borrowed(set));
     }
     #[cfg(feature = "otel")]
     {
-        super::otel::traceparent(&Span::current()).map(Cow::Owned)
+        let from = if span.is_disabled() {
+            Span::current()
+        } else {
+            span.clone()
+        };
+        super::otel::traceparent(&from).map(Cow::Owned)
     }
     #[cfg(not(feature = "otel"))]
-    None
+    {
+        let _ = span;
+        None
+    }
 }
 
 /// `host` and `port` of `"host:port"` or `"[v6]:port"`.
@@ -196,6 +200,15 @@ impl CallTrace {
     #[inline]
     pub(crate) fn received(&mut self, body: usize) {
         self.bytes_in += (frame::LEN_SIZE + frame::HEADER_SIZE + body) as u64;
+    }
+
+    /// A unary or client-streaming call's send ended with `result`: its
+    /// size and outcome reported.
+    pub(crate) fn ended(&mut self, result: &Result<bytes::Bytes, crate::Error>) {
+        if let Ok(bytes) = result {
+            self.received(bytes.len());
+        }
+        self.finish(Outcome::of(result));
     }
 
     /// `bytes` more left for the call (a result, a batch of items).

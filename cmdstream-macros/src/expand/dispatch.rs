@@ -42,12 +42,12 @@ pub(crate) fn expand(r: &Receiver) -> TokenStream {
 
             async fn dispatch<C: #krate::Codec>(
                 self: #krate::__private::Arc<Self>,
-                mut call: #krate::Call<C>,
+                mut __cmdstream_call: #krate::Call<C>,
             ) {
-                let receiver = &self.receiver;
-                match call.command().id {
+                let __cmdstream_receiver = &self.receiver;
+                match __cmdstream_call.command().id {
                     #(#arms)*
-                    other => call.fail(#krate::ErrorCode::UnknownCommand, other),
+                    other => __cmdstream_call.fail(#krate::ErrorCode::UnknownCommand, other),
                 }
             }
         }
@@ -69,7 +69,7 @@ fn arm(r: &Receiver, m: &Method) -> TokenStream {
     let context = m
         .context
         .as_ref()
-        .map(|_| quote!(let #ctx_ident = call.context().clone();));
+        .map(|_| quote!(let #ctx_ident = __cmdstream_call.context().clone();));
 
     // Arguments in the order the method declares them.
     let mut ordered: Vec<TokenStream> = Vec::new();
@@ -86,20 +86,20 @@ fn arm(r: &Receiver, m: &Method) -> TokenStream {
             ordered.push(quote!(#ident));
         }
     }
-    let run = quote!(<T as #trait_ident>::#name(receiver, #(#ordered),*).await);
+    let run = quote!(<T as #trait_ident>::#name(__cmdstream_receiver, #(#ordered),*).await);
     let answer = match m.kind {
         Kind::Unary | Kind::ClientStream => {
             let (def, value) = wire::reply_value(r, m, run);
             quote!({
                 #def
-                call.reply(#value)
+                __cmdstream_call.reply(#value)
             })
         }
         // Boxed: the stream pump is large, and kept inline it would make
         // every command's task (unary ones too) that much bigger.
         Kind::ServerStream | Kind::Bidi => {
             let results = wire::result_items(r, m, run);
-            quote!(#krate::__private::Box::pin(call.reply_stream(#results)).await)
+            quote!(#krate::__private::Box::pin(__cmdstream_call.reply_stream(#results)).await)
         }
     };
     quote! {

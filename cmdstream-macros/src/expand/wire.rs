@@ -119,9 +119,9 @@ pub(crate) fn decode_args(r: &Receiver, m: &Method) -> TokenStream {
         .collect();
     quote! {
         #(#defs)*
-        let (#(#idents,)*): (#(#types,)*) = match call.args() {
+        let (#(#idents,)*): (#(#types,)*) = match __cmdstream_call.args() {
             #krate::__private::Result::Ok(args) => args,
-            #krate::__private::Result::Err(error) => return call.reject_args(error),
+            #krate::__private::Result::Err(error) => return __cmdstream_call.reject_args(error),
         };
         #(let #idents = #idents.0;)*
     }
@@ -167,7 +167,7 @@ pub(crate) fn arg_items(r: &Receiver, item: &Type) -> TokenStream {
     let def = de_owned(r, &wrapper, item);
     quote! {{
         #def
-        #krate::__private::MapItems::new(call.arg_stream::<#wrapper>(), |item: #wrapper| item.0)
+        #krate::__private::MapItems::new(__cmdstream_call.arg_stream::<#wrapper>(), |item: #wrapper| item.0)
     }}
 }
 

@@ -69,3 +69,77 @@ async fn expands_and_works_without_prelude_and_with_a_renamed_crate() {
     let reply = client.send(&CalcCommand::Add { a: 1, b: 1 }).await.unwrap();
     ::std::assert!(::std::matches!(reply, CalcReply::Add(2)));
 }
+
+/// Arguments named as the generated code's own locals would be.
+#[no_implicit_prelude]
+mod shadows {
+    use ::renamed_cmdstream::Stream;
+
+    #[::renamed_cmdstream::receiver(crate = "::renamed_cmdstream")]
+    pub trait Shadows {
+        #[allow(clippy::too_many_arguments)]
+        async fn sum(
+            &self,
+            call: u64,
+            receiver: u64,
+            other: u64,
+            error: u64,
+            bytes: u64,
+            value: u64,
+            item: u64,
+            inner: u64,
+        ) -> u64;
+        async fn each(
+            &self,
+            call: u64,
+            receiver: impl Stream<Item = u64> + ::std::marker::Send,
+        ) -> impl Stream<Item = u64> + ::std::marker::Send;
+    }
+
+    pub(crate) struct Impl;
+
+    impl Shadows for Impl {
+        async fn sum(
+            &self,
+            call: u64,
+            receiver: u64,
+            other: u64,
+            error: u64,
+            bytes: u64,
+            value: u64,
+            item: u64,
+            inner: u64,
+        ) -> u64 {
+            call + receiver + other + error + bytes + value + item + inner
+        }
+
+        async fn each(
+            &self,
+            call: u64,
+            receiver: impl Stream<Item = u64> + ::std::marker::Send,
+        ) -> impl Stream<Item = u64> + ::std::marker::Send {
+            ::futures_util::StreamExt::map(receiver, move |n| n + call)
+        }
+    }
+}
+
+#[tokio::test]
+async fn arguments_may_be_named_as_the_expansions_own_locals() {
+    use shadows::{ShadowsClient, ShadowsServer};
+    let listener = ::tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = ::renamed_cmdstream::Server::new(ShadowsServer::new(shadows::Impl));
+    ::tokio::spawn(async move { server.serve(listener).await });
+    let client = ShadowsClient::connect(addr).await.unwrap();
+    ::std::assert_eq!(client.sum(1, 2, 3, 4, 5, 6, 7, 8).await.unwrap(), 36);
+    let items = ::futures_util::StreamExt::collect::<::std::vec::Vec<_>>(
+        client
+            .each(10, ::futures_util::stream::iter(::std::vec![1u64, 2]))
+            .await
+            .unwrap(),
+    )
+    .await;
+    ::std::assert_eq!(items.len(), 2);
+}

@@ -107,6 +107,12 @@ impl Recorded {
     }
 }
 
+fn calc_server() -> Server<cmdstream_tests::CalcServer> {
+    Server::builder().build(cmdstream_tests::CalcServer::new(
+        cmdstream_tests::calc::Calc::new(Default::default()),
+    ))
+}
+
 const ADD: (&str, &str) = ("rpc.method", "Calc/add");
 const SLEEP: (&str, &str) = ("rpc.method", "Calc/sleep");
 
@@ -212,9 +218,7 @@ async fn a_server_that_falls_silent_counts_a_keepalive_failure() {
 #[tokio::test]
 async fn reconnects_and_supervisor_states_are_counted() {
     let m = Recorded::install();
-    let server = Server::builder().build(cmdstream_tests::CalcServer::new(
-        cmdstream_tests::calc::Calc::new(Default::default()),
-    ));
+    let server = calc_server();
     let connector = Scripted::new([], Step::serve(&server));
     let client = Client::builder()
         .connector(connector.clone())
@@ -249,9 +253,7 @@ async fn reconnects_and_supervisor_states_are_counted() {
 #[tokio::test(start_paused = true)]
 async fn breaker_transitions_set_its_state() {
     let m = Recorded::install();
-    let server = Server::builder().build(cmdstream_tests::CalcServer::new(
-        cmdstream_tests::calc::Calc::new(Default::default()),
-    ));
+    let server = calc_server();
     let connector = Scripted::new([], Step::serve(&server));
     let client = Client::builder()
         .connector(connector.clone())

@@ -56,7 +56,6 @@ use crate::codec::{Codec, DefaultCodec};
 use crate::conn::frame_buf::FrameBuf;
 use crate::error::Error;
 use crate::service::{CommandInfo, ServiceInfo};
-use crate::side::Side;
 use crate::telemetry::{self, CallTrace, Outcome};
 use crate::wire::command::put_head;
 use crate::wire::frame::{self, Kind};
@@ -297,8 +296,7 @@ impl<C: Codec> Client<C> {
     where
         A: Serialize + ?Sized,
     {
-        let mut trace = telemetry::call::observing(Side::Client)
-            .then(|| Box::new(CallTrace::client(command, C::NAME)));
+        let mut trace = CallTrace::client_if_observed(command, C::NAME);
         let id = conn.next_id();
         let sent = self
             .encode_command(
@@ -378,8 +376,7 @@ impl<C: Codec> Client<C> {
             None => self.route.lease(deadline.at, Use::Call).await?,
         };
         let (conn, timeout) = (&*lease.conn, deadline.left()?);
-        let mut trace = telemetry::call::observing(Side::Client)
-            .then(|| Box::new(CallTrace::client(command, C::NAME)));
+        let mut trace = CallTrace::client_if_observed(command, C::NAME);
         let id = conn.next_id();
         let frame = self.encode_command(
             conn,

@@ -127,6 +127,16 @@ impl CallTrace {
         CallTrace::begin(span, command, Side::Client, 0)
     }
 
+    /// [`client`](Self::client), boxed, when client calls are
+    /// [observed](observing).
+    #[inline]
+    pub(crate) fn client_if_observed(
+        command: &'static CommandInfo,
+        codec: &'static str,
+    ) -> Option<Box<Self>> {
+        observing(Side::Client).then(|| Box::new(CallTrace::client(command, codec)))
+    }
+
     /// A server's command begins: request `id` from `peer`, its body
     /// frame `bytes_in` long, sent under `traceparent` when the client gave
     /// one.

@@ -20,6 +20,7 @@ mod reconnect;
 mod resend;
 mod result_stream;
 mod route;
+mod send;
 mod send_command;
 mod settle;
 mod shared;
@@ -28,13 +29,12 @@ mod stream_sink;
 mod streams;
 mod watch;
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use futures_core::Stream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{oneshot, Semaphore};
 
 pub use self::breaker::{BreakerState, CircuitBreaker};
 pub use self::builder::ClientBuilder;
@@ -47,18 +47,14 @@ pub use self::send_command::SendCommand;
 pub use self::state::ConnectionState;
 pub use self::watch::StateWatch;
 
-use self::connection::Connection;
 use self::lease::Use;
-use self::message::{Control, Reply, Request};
+use self::message::{Reply, Request};
 use self::resend::{Deadline, Sends};
 use self::route::Route;
 use crate::codec::{Codec, DefaultCodec};
-use crate::conn::frame_buf::FrameBuf;
 use crate::error::Error;
 use crate::service::{CommandInfo, ServiceInfo};
-use crate::telemetry::{self, CallTrace, Outcome};
-use crate::wire::command::put_head;
-use crate::wire::frame::{self, Kind};
+use crate::telemetry::{CallTrace, Outcome};
 
 /// A handle to one connection to a cmdstream server.
 ///
@@ -256,78 +252,6 @@ impl<C: Codec> Client<C> {
         }
     }
 
-    /// Sends a unary call on whichever connection comes up, for as long as
-    /// `sends` allows and its deadline lasts.
-    async fn unary_resent<A>(
-        &self,
-        route: &Route,
-        command: &'static CommandInfo,
-        args: &A,
-        deadline: Deadline,
-        mut sends: Sends,
-    ) -> Result<bytes::Bytes, Error>
-    where
-        A: Serialize + ?Sized,
-    {
-        loop {
-            let lease = match route.lease(deadline.at, Use::Call).await {
-                Ok(lease) => lease,
-                Err(e) => return Err(sends.settle(e)),
-            };
-            let result = self
-                .unary_on(&lease.conn, command, args, deadline.left()?)
-                .await;
-            lease.record(&result);
-            if !sends.again(&result, &lease.conn) {
-                return result.map_err(|e| sends.settle(e));
-            }
-        }
-    }
-
-    /// One unary call on `conn`: one send, observed as one span when
-    /// calls are observed (a resent call has a span per send).
-    async fn unary_on<A>(
-        &self,
-        conn: &Connection,
-        command: &'static CommandInfo,
-        args: &A,
-        timeout: Option<std::time::Duration>,
-    ) -> Result<bytes::Bytes, Error>
-    where
-        A: Serialize + ?Sized,
-    {
-        let mut trace = CallTrace::client_if_observed(command, C::NAME);
-        let id = conn.next_id();
-        let sent = self
-            .encode_command(
-                conn,
-                id,
-                command,
-                timeout,
-                trace.as_ref().map(|t| t.span()),
-                |buf| Ok(self.codec.encode(args, buf)?),
-            )
-            .and_then(|frame| {
-                let (tx, rx) = oneshot::channel();
-                conn.send(Request {
-                    id,
-                    command: command.id,
-                    frame,
-                    reply: Reply::Once(tx),
-                    args: None,
-                })?;
-                Ok(rx)
-            });
-        let result = match sent {
-            Ok(rx) => self.wait(conn, id, timeout, rx).await,
-            Err(e) => Err(e),
-        };
-        if let Some(trace) = &mut trace {
-            trace.ended(&result);
-        }
-        result
-    }
-
     /// Calls a server-streaming command: sends `args`, returns the stream of
     /// results. Errors (including an unknown command) arrive as the stream's
     /// last item.
@@ -442,101 +366,6 @@ impl<C: Codec> Client<C> {
         match self.options.timeout {
             Some(set) => set,
             None => command.timeout.or(self.default_timeout),
-        }
-    }
-
-    /// Encodes a whole COMMAND frame, its payload written by `payload`,
-    /// into a buffer of its own, so a failed encode leaves nothing behind.
-    fn encode_command(
-        &self,
-        conn: &Connection,
-        id: u64,
-        command: &'static CommandInfo,
-        timeout: Option<std::time::Duration>,
-        span: Option<&tracing::Span>,
-        payload: impl FnOnce(&mut bytes::BytesMut) -> Result<(), Error>,
-    ) -> Result<FrameBuf, Error> {
-        let set = self.options.traceparent.as_deref();
-        let traceparent = match span {
-            Some(span) => telemetry::call::traceparent(set, span),
-            None => set.map(Cow::Borrowed),
-        };
-        let frame = FrameBuf::encode(|buf| {
-            let start = frame::begin(buf, Kind::Command, id);
-            put_head(
-                buf,
-                command.id,
-                timeout,
-                traceparent.as_deref(),
-                self.options.metadata.as_deref(),
-            )?;
-            payload(buf)?;
-            frame::finish(buf, start);
-            Ok::<_, Error>(())
-        })?;
-        let (len, max) = (
-            frame.len() - frame::LEN_SIZE,
-            conn.shared.settled.server_max_frame,
-        );
-        if len > max {
-            return Err(Error::FrameTooLarge { size: len, max });
-        }
-        if let Some(span) = span {
-            telemetry::call::sent(span, &conn.shared.peer, id, frame.len());
-        }
-        Ok(frame)
-    }
-
-    /// Waits for a single result, cancelling the call if this future is
-    /// dropped or the timeout expires first.
-    async fn wait(
-        &self,
-        conn: &Connection,
-        id: u64,
-        timeout: Option<std::time::Duration>,
-        rx: oneshot::Receiver<Result<bytes::Bytes, Error>>,
-    ) -> Result<bytes::Bytes, Error> {
-        let guard = CancelOnDrop {
-            control: &conn.control,
-            id,
-            armed: true,
-        };
-        let result = match timeout {
-            None => rx.await,
-            Some(t) => match tokio::time::timeout(t, rx).await {
-                Ok(r) => r,
-                Err(_) => return Err(Error::Timeout),
-            },
-        };
-        guard.disarm();
-        // The driver answers every call it took before it goes: an
-        // unanswered one is treated as sent.
-        result.unwrap_or_else(|_| {
-            Err(Error::ConnectionLost {
-                reason: "the connection closed".into(),
-                sent: true,
-            })
-        })
-    }
-}
-
-/// Sends CANCEL for a call whose caller stopped waiting.
-struct CancelOnDrop<'a> {
-    control: &'a mpsc::UnboundedSender<Control>,
-    id: u64,
-    armed: bool,
-}
-
-impl CancelOnDrop<'_> {
-    fn disarm(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for CancelOnDrop<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = self.control.send(Control::Cancel(self.id));
         }
     }
 }

@@ -113,6 +113,13 @@ fn calc_server() -> Server<cmdstream_tests::CalcServer> {
     ))
 }
 
+/// A client builder dialing through `connector`, without keepalive.
+fn over(connector: &Scripted) -> cmdstream::ClientBuilder {
+    Client::builder()
+        .connector(connector.clone())
+        .keepalive(None)
+}
+
 const ADD: (&str, &str) = ("rpc.method", "Calc/add");
 const SLEEP: (&str, &str) = ("rpc.method", "Calc/sleep");
 
@@ -220,9 +227,7 @@ async fn reconnects_and_supervisor_states_are_counted() {
     let m = Recorded::install();
     let server = calc_server();
     let connector = Scripted::new([], Step::serve(&server));
-    let client = Client::builder()
-        .connector(connector.clone())
-        .keepalive(None)
+    let client = over(&connector)
         .reconnect(Reconnect::new())
         .connect("scripted:1", &INFO)
         .await
@@ -255,9 +260,7 @@ async fn breaker_transitions_set_its_state() {
     let m = Recorded::install();
     let server = calc_server();
     let connector = Scripted::new([], Step::serve(&server));
-    let client = Client::builder()
-        .connector(connector.clone())
-        .keepalive(None)
+    let client = over(&connector)
         .circuit_breaker(
             CircuitBreaker::new()
                 .consecutive_failures(2)

@@ -27,6 +27,7 @@ mod shared;
 mod state;
 mod stream_sink;
 mod streams;
+mod waiting;
 mod watch;
 
 use std::sync::Arc;
@@ -34,7 +35,7 @@ use std::sync::Arc;
 use futures_core::Stream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::Semaphore;
 
 pub use self::breaker::{BreakerState, CircuitBreaker};
 pub use self::builder::ClientBuilder;
@@ -48,13 +49,13 @@ pub use self::state::ConnectionState;
 pub use self::watch::StateWatch;
 
 use self::lease::Use;
-use self::message::{Reply, Request};
 use self::resend::{Deadline, Sends};
 use self::route::Route;
+use self::waiting::Waiting;
 use crate::codec::{Codec, DefaultCodec};
 use crate::error::Error;
 use crate::service::{CommandInfo, ServiceInfo};
-use crate::telemetry::{CallTrace, Outcome};
+use crate::telemetry::CallTrace;
 
 /// A handle to one connection to a cmdstream server.
 ///
@@ -226,7 +227,7 @@ impl<C: Codec> Client<C> {
         match &self.route {
             Route::Direct(conn) => {
                 let bytes = self
-                    .unary_on(conn, command, args, self.timeout(command))
+                    .send_unary(conn, command, args, self.timeout(command))
                     .await?;
                 Ok(self.codec.decode(&bytes)?)
             }
@@ -239,7 +240,7 @@ impl<C: Codec> Client<C> {
                 let mut sends = Sends::new(self.options.idempotent.unwrap_or(command.idempotent));
                 if let Some(lease) = routed.pick(Use::Call) {
                     let result = self
-                        .unary_on(&lease.conn, command, args, deadline.left()?)
+                        .send_unary(&lease.conn, command, args, deadline.left()?)
                         .await;
                     lease.record(&result);
                     if !sends.again(&result, &lease.conn) {
@@ -300,40 +301,28 @@ impl<C: Codec> Client<C> {
             None => self.route.lease(deadline.at, Use::Call).await?,
         };
         let (conn, timeout) = (&*lease.conn, deadline.left()?);
-        let mut trace = CallTrace::client_if_observed(command, C::NAME);
+        let trace = CallTrace::client_if_observed(command, C::NAME);
         let id = conn.next_id();
-        let frame = self.encode_command(
-            conn,
-            id,
-            command,
-            timeout,
-            trace.as_ref().map(|t| t.span()),
-            |buf| Ok(self.codec.encode(args, buf)?),
-        );
-        let frame = match frame {
-            Ok(frame) => frame,
-            Err(e) => {
-                if let Some(trace) = &mut trace {
-                    trace.finish(Outcome::of_error(&e));
-                }
-                return Err(e);
-            }
-        };
-        let (tx, rx) = oneshot::channel();
         let credit = Arc::new(Semaphore::new(0));
-        conn.send(Request {
-            id,
-            command: command.id,
-            frame,
-            reply: Reply::Once(tx),
-            args: Some(credit.clone()),
-        })?;
-        let _pump = self.spawn_pump(conn, id, items, credit);
-        let result = self.wait(conn, id, timeout, rx).await;
+        let sent = self
+            .encode_command(
+                conn,
+                id,
+                command,
+                timeout,
+                trace.as_ref().map(|t| t.span()),
+                |buf| Ok(self.codec.encode(args, buf)?),
+            )
+            .and_then(|frame| self.send_once(conn, id, command, frame, Some(credit.clone())));
+        let (waiting, _pump) = match sent {
+            Ok(rx) => (
+                Waiting::sent(conn, id, rx, timeout, trace),
+                Some(self.spawn_pump(conn, id, items, credit)),
+            ),
+            Err(e) => (Waiting::failed(e, trace), None),
+        };
+        let result = waiting.await;
         lease.record(&result);
-        if let Some(trace) = &mut trace {
-            trace.ended(&result);
-        }
         Ok(self.codec.decode(&result?)?)
     }
 

@@ -1,18 +1,20 @@
 //! Sending one call on one connection: its COMMAND frame encoded whole
-//! (trace context and metadata in its head), queued for the driver, its
-//! result waited for within the timeout, and CANCEL sent when the caller
-//! stops waiting; a unary call sent again as the resend rules allow.
+//! (trace context and metadata in its head) and queued for the driver,
+//! its result then awaited ([`Waiting`]); a unary call sent again as the
+//! resend rules allow.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, Semaphore};
 
 use super::connection::Connection;
 use super::lease::Use;
-use super::message::{Control, Reply, Request};
+use super::message::{Reply, Request};
 use super::resend::{Deadline, Sends};
 use super::route::Route;
+use super::waiting::Waiting;
 use super::Client;
 use crate::codec::Codec;
 use crate::conn::frame_buf::FrameBuf;
@@ -42,7 +44,7 @@ impl<C: Codec> Client<C> {
                 Err(e) => return Err(sends.settle(e)),
             };
             let result = self
-                .unary_on(&lease.conn, command, args, deadline.left()?)
+                .send_unary(&lease.conn, command, args, deadline.left()?)
                 .await;
             lease.record(&result);
             if !sends.again(&result, &lease.conn) {
@@ -51,19 +53,20 @@ impl<C: Codec> Client<C> {
         }
     }
 
-    /// One unary call on `conn`: one send, observed as one span when
-    /// calls are observed (a resent call has a span per send).
-    pub(super) async fn unary_on<A>(
+    /// Sends one unary call on `conn` now, observed as one span when
+    /// calls are observed (a resent call has a span per send); the future
+    /// returned waits for its result.
+    pub(super) fn send_unary<'c, A>(
         &self,
-        conn: &Connection,
+        conn: &'c Connection,
         command: &'static CommandInfo,
         args: &A,
         timeout: Option<std::time::Duration>,
-    ) -> Result<bytes::Bytes, Error>
+    ) -> Waiting<'c>
     where
         A: Serialize + ?Sized,
     {
-        let mut trace = CallTrace::client_if_observed(command, C::NAME);
+        let trace = CallTrace::client_if_observed(command, C::NAME);
         let id = conn.next_id();
         let sent = self
             .encode_command(
@@ -74,25 +77,31 @@ impl<C: Codec> Client<C> {
                 trace.as_ref().map(|t| t.span()),
                 |buf| Ok(self.codec.encode(args, buf)?),
             )
-            .and_then(|frame| {
-                let (tx, rx) = oneshot::channel();
-                conn.send(Request {
-                    id,
-                    command: command.id,
-                    frame,
-                    reply: Reply::Once(tx),
-                    args: None,
-                })?;
-                Ok(rx)
-            });
-        let result = match sent {
-            Ok(rx) => self.wait(conn, id, timeout, rx).await,
-            Err(e) => Err(e),
-        };
-        if let Some(trace) = &mut trace {
-            trace.ended(&result);
+            .and_then(|frame| self.send_once(conn, id, command, frame, None));
+        match sent {
+            Ok(rx) => Waiting::sent(conn, id, rx, timeout, trace),
+            Err(e) => Waiting::failed(e, trace),
         }
-        result
+    }
+
+    /// Queues a call whose COMMAND is `frame`, to be answered once.
+    pub(super) fn send_once(
+        &self,
+        conn: &Connection,
+        id: u64,
+        command: &'static CommandInfo,
+        frame: FrameBuf,
+        args: Option<Arc<Semaphore>>,
+    ) -> Result<oneshot::Receiver<Result<bytes::Bytes, Error>>, Error> {
+        let (tx, rx) = oneshot::channel();
+        conn.send(Request {
+            id,
+            command: command.id,
+            frame,
+            reply: Reply::Once(tx),
+            args,
+        })?;
+        Ok(rx)
     }
 
     /// Encodes a whole COMMAND frame, its payload written by `payload`,
@@ -135,58 +144,5 @@ impl<C: Codec> Client<C> {
             telemetry::call::sent(span, &conn.shared.peer, id, frame.len());
         }
         Ok(frame)
-    }
-
-    /// Waits for a single result, cancelling the call if this future is
-    /// dropped or the timeout expires first.
-    pub(super) async fn wait(
-        &self,
-        conn: &Connection,
-        id: u64,
-        timeout: Option<std::time::Duration>,
-        rx: oneshot::Receiver<Result<bytes::Bytes, Error>>,
-    ) -> Result<bytes::Bytes, Error> {
-        let guard = CancelOnDrop {
-            control: &conn.control,
-            id,
-            armed: true,
-        };
-        let result = match timeout {
-            None => rx.await,
-            Some(t) => match tokio::time::timeout(t, rx).await {
-                Ok(r) => r,
-                Err(_) => return Err(Error::Timeout),
-            },
-        };
-        guard.disarm();
-        // The driver answers every call it took before it goes: an
-        // unanswered one is treated as sent.
-        result.unwrap_or_else(|_| {
-            Err(Error::ConnectionLost {
-                reason: "the connection closed".into(),
-                sent: true,
-            })
-        })
-    }
-}
-
-/// Sends CANCEL for a call whose caller stopped waiting.
-struct CancelOnDrop<'a> {
-    control: &'a mpsc::UnboundedSender<Control>,
-    id: u64,
-    armed: bool,
-}
-
-impl CancelOnDrop<'_> {
-    fn disarm(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for CancelOnDrop<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = self.control.send(Control::Cancel(self.id));
-        }
     }
 }

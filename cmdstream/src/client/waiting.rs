@@ -1,0 +1,130 @@
+//! The wait for one call's single result: a future written by hand, not
+//! an `async fn`, so that each poll of a unary call is one plain function
+//! over a few fields rather than a chain of nested state machines.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Sleep;
+
+use super::connection::Connection;
+use super::message::Control;
+use crate::error::Error;
+use crate::telemetry::CallTrace;
+
+pin_project_lite::pin_project! {
+    /// Resolves to a sent call's result, or to [`Error::Timeout`] once its
+    /// timeout expires; the call's span (when observed) ends with it.
+    /// Dropped before that, or timed out, it sends CANCEL for the call.
+    pub(super) struct Waiting<'c> {
+        call: Call<'c>,
+        #[pin]
+        deadline: Option<Sleep>,
+        trace: Option<Box<CallTrace>>,
+    }
+}
+
+enum Call<'c> {
+    /// Sent: its result comes through `rx`.
+    Sent {
+        rx: oneshot::Receiver<Result<Bytes, Error>>,
+        cancel: CancelOnDrop<'c>,
+    },
+    /// Never sent: this is the error, not yet handed out.
+    Failed(Error),
+    /// The result has been handed out.
+    Done,
+}
+
+impl<'c> Waiting<'c> {
+    /// Waits for call `id` on `conn`, answered through `rx`.
+    pub(super) fn sent(
+        conn: &'c Connection,
+        id: u64,
+        rx: oneshot::Receiver<Result<Bytes, Error>>,
+        timeout: Option<Duration>,
+        trace: Option<Box<CallTrace>>,
+    ) -> Self {
+        Waiting {
+            call: Call::Sent {
+                rx,
+                cancel: CancelOnDrop {
+                    control: &conn.control,
+                    id,
+                    armed: true,
+                },
+            },
+            deadline: timeout.map(tokio::time::sleep),
+            trace,
+        }
+    }
+
+    /// A call that could not be sent: resolves to `error` at once.
+    pub(super) fn failed(error: Error, trace: Option<Box<CallTrace>>) -> Self {
+        Waiting {
+            call: Call::Failed(error),
+            deadline: None,
+            trace,
+        }
+    }
+}
+
+impl Future for Waiting<'_> {
+    type Output = Result<Bytes, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = match std::mem::replace(this.call, Call::Done) {
+            Call::Sent { mut rx, mut cancel } => match Pin::new(&mut rx).poll(cx) {
+                Poll::Ready(result) => {
+                    cancel.armed = false;
+                    // The driver answers every call it took before it
+                    // goes: an unanswered one is treated as sent.
+                    result.unwrap_or_else(|_| {
+                        Err(Error::ConnectionLost {
+                            reason: "the connection closed".into(),
+                            sent: true,
+                        })
+                    })
+                }
+                Poll::Pending => {
+                    let expired = this
+                        .deadline
+                        .as_pin_mut()
+                        .is_some_and(|deadline| deadline.poll(cx).is_ready());
+                    if !expired {
+                        *this.call = Call::Sent { rx, cancel };
+                        return Poll::Pending;
+                    }
+                    // `cancel`, let go here, sends CANCEL.
+                    Err(Error::Timeout)
+                }
+            },
+            Call::Failed(error) => Err(error),
+            Call::Done => panic!("`Waiting` polled after it resolved"),
+        };
+        if let Some(trace) = this.trace {
+            trace.ended(&result);
+        }
+        Poll::Ready(result)
+    }
+}
+
+/// Sends CANCEL for a call whose caller stopped waiting.
+struct CancelOnDrop<'a> {
+    control: &'a mpsc::UnboundedSender<Control>,
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.control.send(Control::Cancel(self.id));
+        }
+    }
+}

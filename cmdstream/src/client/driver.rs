@@ -54,25 +54,31 @@ enum State {
 /// The most new calls taken from the channel at a time.
 const TAKE_AT_ONCE: usize = 64;
 
-/// One call in flight.
+/// One call in flight. Kept small: the map holds one per call, and every
+/// call writes and reads its entry.
 struct Pending {
     command: u32,
+    /// Results the server may still send before it needs more credit.
+    result_credit: u32,
     /// Where its COMMAND starts in the byte stream to the server: it was
     /// sent (in part at least) once the socket has taken more than that.
     start: u64,
     reply: Reply,
-    /// Results the server may still send before it needs more credit.
-    result_credit: u32,
-    /// The argument stream's credit: its usable part is the semaphore's
-    /// permits (the pump takes one per frame it hands over).
-    args: Option<Arc<Semaphore>>,
-    arg_credit: ArgCredit,
+    /// The argument stream's credit, for a call that streams arguments.
+    args: Option<Box<ArgStream>>,
+}
+
+/// The credit of a call's argument stream: its usable part is the
+/// semaphore's permits (the pump takes one per frame it hands over).
+struct ArgStream {
+    permits: Arc<Semaphore>,
+    credit: ArgCredit,
 }
 
 impl Pending {
     fn close_args(&self) {
         if let Some(args) = &self.args {
-            args.close();
+            args.permits.close();
         }
     }
 }
@@ -345,19 +351,19 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         self.woken = self.woken.saturating_sub(1);
         let start = self.link.offset();
         self.link.out().extend_from_slice(req.frame.as_slice());
-        let arg_credit = ArgCredit::new(self.shared.settled.server_window, MAX_ARG_WINDOW);
-        if let Some(args) = &req.args {
-            args.add_permits(arg_credit.usable() as usize);
-        }
+        let args = req.args.map(|permits| {
+            let credit = ArgCredit::new(self.shared.settled.server_window, MAX_ARG_WINDOW);
+            permits.add_permits(credit.usable() as usize);
+            Box::new(ArgStream { permits, credit })
+        });
         let previous = self.pending.insert(
             req.id,
             Pending {
                 command: req.command,
+                result_credit: self.shared.settled.our_window,
                 start,
                 reply: req.reply,
-                result_credit: self.shared.settled.our_window,
-                args: req.args,
-                arg_credit,
+                args,
             },
         );
         debug_assert!(previous.is_none(), "request ids are unique");
@@ -381,9 +387,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             Control::Frame(id, bytes) => {
                 if let Some(p) = self.pending.get_mut(&id) {
                     // Each frame the pump hands over took one permit.
-                    let released = p.arg_credit.spend(1);
-                    if let Some(args) = p.args.as_ref().filter(|_| released > 0) {
-                        args.add_permits(released as usize);
+                    if let Some(args) = &mut p.args {
+                        let released = args.credit.spend(1);
+                        if released > 0 {
+                            args.permits.add_permits(released as usize);
+                        }
                     }
                     self.link.out().extend_from_slice(bytes.as_slice());
                     self.unwritten_args += bytes.len();
@@ -451,10 +459,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             Kind::Credit => {
                 let n = frame.credit()?;
                 if let Some(p) = self.pending.get_mut(&frame.id) {
-                    if let Some(args) = &p.args {
+                    if let Some(args) = &mut p.args {
                         // Usable up to the client's own limit; the rest is
                         // held until items spend what is usable.
-                        args.add_permits(p.arg_credit.grant(n) as usize);
+                        args.permits.add_permits(args.credit.grant(n) as usize);
                     }
                 }
             }

@@ -13,8 +13,9 @@ use crate::error::Error;
 pub(crate) enum Reply {
     /// A unary or client-streaming call: one result or one error.
     Once(oneshot::Sender<Result<Bytes, Error>>),
-    /// A result stream.
-    Many(StreamSink),
+    /// A result stream (boxed: most calls are unary, and every `Request`
+    /// and in-flight entry is as large as its largest kind).
+    Many(Box<StreamSink>),
 }
 
 impl Reply {
@@ -59,4 +60,17 @@ pub(crate) enum Control {
     Abort(u64, Error),
     /// `Client::close`: take no new calls, finish those in flight, close.
     Close,
+}
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod tests {
+    use super::*;
+
+    /// Every call's `Request` is moved through the channel and into the
+    /// driver's batch: it stays within 88 bytes, a small COMMAND inline.
+    #[test]
+    fn a_request_stays_small() {
+        assert!(std::mem::size_of::<Request>() <= 88);
+        assert!(std::mem::size_of::<Reply>() <= 16);
+    }
 }

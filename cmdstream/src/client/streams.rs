@@ -137,7 +137,7 @@ impl<C: Codec> Client<C> {
             id,
             command: command.id,
             frame,
-            reply: Reply::Many(sink),
+            reply: Reply::Many(Box::new(sink)),
             args: credit.clone(),
         })?;
         let pump = items

@@ -9,8 +9,10 @@ use std::cell::RefCell;
 
 use bytes::BytesMut;
 
-/// Frames up to this many bytes travel inline.
-const INLINE: usize = 64;
+/// Frames up to this many bytes travel inline: a unary COMMAND with small
+/// arguments (two `i64`s take 28 bytes, 37 with a timeout), in a
+/// `FrameBuf` of 48 bytes.
+const INLINE: usize = 46;
 
 pub(crate) enum FrameBuf {
     Inline { len: u8, bytes: [u8; INLINE] },

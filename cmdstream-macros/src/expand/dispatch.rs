@@ -40,14 +40,20 @@ pub(crate) fn expand(r: &Receiver) -> TokenStream {
         impl<T: #trait_ident> #krate::Dispatch for #server<T> {
             const INFO: &'static #krate::ServiceInfo = &#info;
 
-            async fn dispatch<C: #krate::Codec>(
+            // An `async` block, not an `async fn`: the block works on the
+            // values it captured where they lie, while an `async fn` moves
+            // its arguments into locals and keeps room for both copies,
+            // a `Call` more in every command's future.
+            fn dispatch<C: #krate::Codec>(
                 self: #krate::__private::Arc<Self>,
                 mut __cmdstream_call: #krate::Call<C>,
-            ) {
-                let __cmdstream_receiver = &self.receiver;
-                match __cmdstream_call.command().id {
-                    #(#arms)*
-                    other => __cmdstream_call.fail(#krate::ErrorCode::UnknownCommand, other),
+            ) -> impl #krate::__private::Future<Output = ()> + #krate::__private::Send {
+                async move {
+                    let __cmdstream_receiver = &self.receiver;
+                    match __cmdstream_call.command().id {
+                        #(#arms)*
+                        other => __cmdstream_call.fail(#krate::ErrorCode::UnknownCommand, other),
+                    }
                 }
             }
         }

@@ -85,6 +85,7 @@ pub struct Call<C> {
 }
 
 impl<C: Codec> Call<C> {
+    #[inline]
     pub(crate) fn new(
         call: CallRef,
         payload: Bytes,
@@ -109,6 +110,7 @@ impl<C: Codec> Call<C> {
     }
 
     /// The call, observed through `trace` until it is answered.
+    #[inline]
     pub(crate) fn observed(mut self, trace: Option<Box<CallTrace>>) -> Self {
         self.trace = trace;
         self
@@ -153,7 +155,14 @@ impl<C: Codec> Call<C> {
     }
 
     /// Answers with the one result.
+    #[inline]
     pub fn reply<R: Serialize + ?Sized>(mut self, result: &R) {
+        // Answered in place: `self` is most of a command's future, and
+        // passing it on by value would copy it.
+        self.send_reply(result);
+    }
+
+    fn send_reply<R: Serialize + ?Sized>(&mut self, result: &R) {
         if self.fail_on_bad_item() {
             return;
         }
@@ -335,11 +344,11 @@ impl<C: Codec> Call<C> {
     }
 
     /// Tells the client why its result cannot be sent.
-    fn refuse_answer(mut self, refused: Unsendable) {
+    fn refuse_answer(&mut self, refused: Unsendable) {
         match refused {
-            Unsendable::Encode(e) => self.fail(
+            Unsendable::Encode(e) => self.send_error(
                 ErrorCode::Internal,
-                format_args!("the server could not encode the result: {e}"),
+                &format!("the server could not encode the result: {e}"),
             ),
             Unsendable::TooLarge { size, max } => {
                 self.answered = true;

@@ -142,18 +142,20 @@ where
             results,
             result_credit: self.peer.stream_window,
         };
-        let run = Reported::new(D::dispatch(self.service.clone(), call), info.name, id);
-        // The command's future (several hundred bytes) goes to the heap once,
-        // where it is made; after that only the box moves. On expiry of the
-        // deadline the call is dropped unanswered and reports it to the client.
+        let service = self.service.clone();
+        let run = move || Reported::new(D::dispatch(service, call), info.name, id);
+        // The command's future (several hundred bytes) is made where it is
+        // kept, on the heap, and after that only the box moves. On expiry of
+        // the deadline the call is dropped unanswered and reports it to the
+        // client.
         let command: Command = match (deadline, span) {
             (None, None) => {
                 self.start_recycling(cx, call_ref, running, run);
                 return Ok(());
             }
-            (None, Some(span)) => Box::pin(run.instrument(span)),
-            (Some(at), None) => Box::pin(until(at, run)),
-            (Some(at), Some(span)) => Box::pin(until(at, run).instrument(span)),
+            (None, Some(span)) => Box::pin(run().instrument(span)),
+            (Some(at), None) => Box::pin(until(at, run())),
+            (Some(at), Some(span)) => Box::pin(until(at, run()).instrument(span)),
         };
         self.start(cx, call_ref, running, command);
         Ok(())

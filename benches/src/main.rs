@@ -117,7 +117,7 @@ impl Args {
 
 const USAGE: &str =
     "usage: cmdstream-benches [--quick] [--only main|tls|reconnect|group] [--out FILE] [--chart FILE]
-       cmdstream-benches --profile WHO [--workload add|echo|seq|stream] [--setup a|b] [--seconds S]
+       cmdstream-benches --profile WHO [--workload add|echo|seq|stream|fan] [--setup a|b] [--seconds S]
 WHO: cmdstream, cmdstream-json, cmdstream-postcard, tarpc, tonic, raw";
 
 fn parse_args() -> Result<Args, String> {
@@ -150,9 +150,10 @@ fn parse_args() -> Result<Args, String> {
                     Some("echo") => measure::ProfileWorkload::Pipelined(workload::Op::Echo(1024)),
                     Some("seq") => measure::ProfileWorkload::Sequential,
                     Some("stream") => measure::ProfileWorkload::Stream,
+                    Some("fan") => measure::ProfileWorkload::Fan,
                     _ => {
                         return Err(format!(
-                            "--workload needs add, echo, seq or stream\n{USAGE}"
+                            "--workload needs add, echo, seq, stream or fan\n{USAGE}"
                         ))
                     }
                 }

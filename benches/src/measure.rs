@@ -301,6 +301,9 @@ pub(crate) enum ProfileWorkload {
     Pipelined(Op),
     /// One stream after another.
     Stream,
+    /// 64 concurrent streams on one connection, all read fast, again and
+    /// again.
+    Fan,
 }
 
 /// One workload on one contender, for a profiler to watch: a short
@@ -328,6 +331,15 @@ pub(crate) async fn profile(
                     while start.elapsed() < time {
                         stream(&target, 100_000).await?;
                         items += 100_000;
+                    }
+                    items
+                }
+                ProfileWorkload::Fan => {
+                    let plan = Plan::full();
+                    let mut items = 0;
+                    while start.elapsed() < time {
+                        fan(&target, &plan, plan.fan_items, false).await?;
+                        items += plan.fan_items * plan.fan_streams as u64;
                     }
                     items
                 }

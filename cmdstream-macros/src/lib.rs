@@ -84,8 +84,11 @@ mod parse;
 ///   `cmdstream::Server::new(CalcServer::new(receiver))`;
 /// - `CalcClient<C>`: `connect(addr)`, `connect_with(builder, addr)`,
 ///   `from_client(client)`, `with_options(options)`, `send(&command)` and
-///   one async method per trait method, returning
+///   one method per trait method, awaited for a
 ///   `Result<_, cmdstream::Error>` (streams as `cmdstream::ResultStream`).
+///   A unary method returns its call's future (`impl Future + Send`, which
+///   owns the arguments and sends nothing until polled); the others are
+///   `async fn`s.
 ///
 /// Errors in the trait are all reported at once, each at its culprit.
 #[proc_macro_attribute]

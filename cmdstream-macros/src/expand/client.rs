@@ -184,13 +184,18 @@ fn method(r: &Receiver, index: usize, m: &Method) -> TokenStream {
     let (sent_def, sent) = sent.unzip();
     match (m.kind, &m.returns) {
         (Kind::Unary, _) => {
-            let (ret, call) = wire::unary_result(r, m, quote!(self.inner.unary(#command, #tuple)));
+            // Not an `async fn`: the call's own future, returned as it is,
+            // owns the arguments; an `async fn` here would wrap it in one
+            // more state machine, polled and copied on every call.
+            let (owned_defs, owned) = wire::args_tuple_owned(r, m);
+            let (ret, map) = wire::unary_result_map(r, m);
+            let future = quote!(#krate::__private::Future<Output = #result<#item, #error>>);
             quote! {
                 #(#attrs)*
-                pub async fn #name(&self, #(#params),*) -> #result<#item, #error> {
-                    #defs
+                pub fn #name(&self, #(#params),*) -> impl #future + #krate::__private::Send + '_ {
+                    #owned_defs
                     #ret
-                    #call
+                    self.inner.__unary_owned(#command, #owned, #map)
                 }
             }
         }

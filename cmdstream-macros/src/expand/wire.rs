@@ -97,6 +97,44 @@ pub(crate) fn args_tuple(r: &Receiver, m: &Method) -> (TokenStream, TokenStream)
     (quote!(#(#defs)*), quote!(&(#(#fields,)*)))
 }
 
+/// As [`args_tuple`], the tuple owning the arguments (moved into the
+/// call's future, which then needs no state of its own around it).
+pub(crate) fn args_tuple_owned(r: &Receiver, m: &Method) -> (TokenStream, TokenStream) {
+    let krate = &r.krate;
+    let mut defs = Vec::new();
+    let fields: Vec<TokenStream> = m
+        .args
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let ident = &a.ident;
+            if a.is_bytes() {
+                quote!(#krate::__private::ByteBuf(#ident))
+            } else {
+                let wrapper = name("Arg", i);
+                defs.push(ser_owned(r, &wrapper, &a.ty));
+                quote!(#wrapper(#ident))
+            }
+        })
+        .collect();
+    (quote!(#(#defs)*), quote!((#(#fields,)*)))
+}
+
+/// The decoded type of a unary result and the function from it to the
+/// method's item: the wrapper's definition, the wrapper, the function.
+pub(crate) fn unary_result_map(r: &Receiver, m: &Method) -> (TokenStream, TokenStream) {
+    let krate = &r.krate;
+    if m.returns.is_bytes() {
+        return (
+            TokenStream::new(),
+            quote!(|bytes: #krate::__private::ByteBuf| bytes.0),
+        );
+    }
+    let wrapper = name("Ret", 1);
+    let def = de_owned(r, &wrapper, m.returns.item());
+    (def, quote!(|value: #wrapper| value.0))
+}
+
 /// Server side: statements that decode the arguments tuple from `call`
 /// into bindings named as the arguments, or reject the call.
 pub(crate) fn decode_args(r: &Receiver, m: &Method) -> TokenStream {

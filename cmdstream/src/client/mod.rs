@@ -30,6 +30,7 @@ mod streams;
 mod waiting;
 mod watch;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use futures_core::Stream;
@@ -219,17 +220,38 @@ impl<C: Codec> Client<C> {
     /// # Errors
     ///
     /// See [`Client`].
-    pub async fn unary<A, R>(&self, command: &'static CommandInfo, args: &A) -> Result<R, Error>
+    pub fn unary<'a, A, R>(
+        &'a self,
+        command: &'static CommandInfo,
+        args: &'a A,
+    ) -> impl Future<Output = Result<R, Error>> + 'a
     where
         A: Serialize + ?Sized,
-        R: DeserializeOwned,
+        R: DeserializeOwned + 'a,
+    {
+        self.__unary_owned(command, args, |result: R| result)
+    }
+
+    /// [`unary`](Self::unary) with arguments it owns, and the decoded
+    /// result passed through `map`: what generated clients call, so that
+    /// a method's future is this call's own.
+    #[doc(hidden)]
+    pub async fn __unary_owned<A, W, T>(
+        &self,
+        command: &'static CommandInfo,
+        args: A,
+        map: impl FnOnce(W) -> T,
+    ) -> Result<T, Error>
+    where
+        A: Serialize,
+        W: DeserializeOwned,
     {
         match &self.route {
             Route::Direct(conn) => {
                 let bytes = self
-                    .send_unary(conn, command, args, self.timeout(command))
+                    .send_unary(conn, command, &args, self.timeout(command))
                     .await?;
-                Ok(self.codec.decode(&bytes)?)
+                Ok(map(self.codec.decode(&bytes)?))
             }
             // Sent again as the rules of [`Reconnect`] allow. The first
             // send, on the connection up now, costs what a direct call
@@ -240,15 +262,15 @@ impl<C: Codec> Client<C> {
                 let mut sends = Sends::new(self.options.idempotent.unwrap_or(command.idempotent));
                 if let Some(lease) = routed.pick(Use::Call) {
                     let result = self
-                        .send_unary(&lease.conn, command, args, deadline.left()?)
+                        .send_unary(&lease.conn, command, &args, deadline.left()?)
                         .await;
                     lease.record(&result);
                     if !sends.again(&result, &lease.conn) {
-                        return Ok(self.codec.decode(&result?)?);
+                        return Ok(map(self.codec.decode(&result?)?));
                     }
                 }
-                let resent = self.unary_resent(routed, command, args, deadline, sends);
-                Ok(self.codec.decode(&Box::pin(resent).await?)?)
+                let resent = self.unary_resent(routed, command, &args, deadline, sends);
+                Ok(map(self.codec.decode(&Box::pin(resent).await?)?))
             }
         }
     }

@@ -31,7 +31,7 @@ pub(crate) fn expand(r: &Receiver) -> TokenStream {
         .map(|(index, m)| {
             let variant = m.variant();
             let fields: Vec<_> = m.args.iter().map(|a| &a.ident).collect();
-            let (defs, tuple) = wire::args_tuple(r, m);
+            let (defs, tuple) = wire::args_tuple(r, m, false);
             let (ret, call) = match m.kind {
                 Kind::ServerStream => (
                     TokenStream::new(),
@@ -173,7 +173,7 @@ fn method(r: &Receiver, index: usize, m: &Method) -> TokenStream {
     });
     let params = args.chain(stream_param);
     let command = quote!(&#info.commands[#index]);
-    let (defs, tuple) = wire::args_tuple(r, m);
+    let (defs, tuple) = wire::args_tuple(r, m, false);
     let item = m.returns.item();
     let result = quote!(#krate::__private::Result);
     let error = quote!(#krate::Error);
@@ -187,7 +187,7 @@ fn method(r: &Receiver, index: usize, m: &Method) -> TokenStream {
             // Not an `async fn`: the call's own future, returned as it is,
             // owns the arguments; an `async fn` here would wrap it in one
             // more state machine, polled and copied on every call.
-            let (owned_defs, owned) = wire::args_tuple_owned(r, m);
+            let (owned_defs, owned) = wire::args_tuple(r, m, true);
             let (ret, map) = wire::unary_result_map(r, m);
             let future = quote!(#krate::__private::Future<Output = #result<#item, #error>>);
             quote! {

@@ -75,8 +75,10 @@ fn de_owned(r: &Receiver, name: &Ident, ty: &Type) -> TokenStream {
 
 /// Client side: the wrapper definitions, and the tuple of arguments to
 /// encode from bindings named as the arguments (owned values or
-/// references alike).
-pub(crate) fn args_tuple(r: &Receiver, m: &Method) -> (TokenStream, TokenStream) {
+/// references alike). `owned`: the tuple owns the arguments (moved into a
+/// unary call's future, which then needs no state of its own around it);
+/// otherwise it borrows them.
+pub(crate) fn args_tuple(r: &Receiver, m: &Method, owned: bool) -> (TokenStream, TokenStream) {
     let krate = &r.krate;
     let mut defs = Vec::new();
     let fields: Vec<TokenStream> = m
@@ -85,39 +87,25 @@ pub(crate) fn args_tuple(r: &Receiver, m: &Method) -> (TokenStream, TokenStream)
         .enumerate()
         .map(|(i, a)| {
             let ident = &a.ident;
-            if a.is_bytes() {
-                quote!(#krate::__private::ByteSlice(&#ident))
-            } else {
-                let wrapper = name("Arg", i);
-                defs.push(ser_ref(r, &wrapper, &a.ty));
-                quote!(#wrapper(&#ident))
+            match (a.is_bytes(), owned) {
+                (true, true) => quote!(#krate::__private::ByteBuf(#ident)),
+                (true, false) => quote!(#krate::__private::ByteSlice(&#ident)),
+                (false, _) => {
+                    let wrapper = name("Arg", i);
+                    if owned {
+                        defs.push(ser_owned(r, &wrapper, &a.ty));
+                        quote!(#wrapper(#ident))
+                    } else {
+                        defs.push(ser_ref(r, &wrapper, &a.ty));
+                        quote!(#wrapper(&#ident))
+                    }
+                }
             }
         })
         .collect();
-    (quote!(#(#defs)*), quote!(&(#(#fields,)*)))
-}
-
-/// As [`args_tuple`], the tuple owning the arguments (moved into the
-/// call's future, which then needs no state of its own around it).
-pub(crate) fn args_tuple_owned(r: &Receiver, m: &Method) -> (TokenStream, TokenStream) {
-    let krate = &r.krate;
-    let mut defs = Vec::new();
-    let fields: Vec<TokenStream> = m
-        .args
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            let ident = &a.ident;
-            if a.is_bytes() {
-                quote!(#krate::__private::ByteBuf(#ident))
-            } else {
-                let wrapper = name("Arg", i);
-                defs.push(ser_owned(r, &wrapper, &a.ty));
-                quote!(#wrapper(#ident))
-            }
-        })
-        .collect();
-    (quote!(#(#defs)*), quote!((#(#fields,)*)))
+    let tuple = quote!((#(#fields,)*));
+    let tuple = if owned { tuple } else { quote!(&#tuple) };
+    (quote!(#(#defs)*), tuple)
 }
 
 /// The decoded type of a unary result and the function from it to the

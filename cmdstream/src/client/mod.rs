@@ -52,11 +52,9 @@ pub use self::watch::StateWatch;
 use self::lease::Use;
 use self::resend::{Deadline, Sends};
 use self::route::Route;
-use self::waiting::Waiting;
 use crate::codec::{Codec, DefaultCodec};
 use crate::error::Error;
 use crate::service::{CommandInfo, ServiceInfo};
-use crate::telemetry::CallTrace;
 
 /// A handle to one connection to a cmdstream server.
 ///
@@ -323,26 +321,11 @@ impl<C: Codec> Client<C> {
             None => self.route.lease(deadline.at, Use::Call).await?,
         };
         let (conn, timeout) = (&*lease.conn, deadline.left()?);
-        let trace = CallTrace::client_if_observed(command, C::NAME);
-        let id = conn.next_id();
         let credit = Arc::new(Semaphore::new(0));
-        let sent = self
-            .encode_command(
-                conn,
-                id,
-                command,
-                timeout,
-                trace.as_ref().map(|t| t.span()),
-                |buf| Ok(self.codec.encode(args, buf)?),
-            )
-            .and_then(|frame| self.send_once(conn, id, command, frame, Some(credit.clone())));
-        let (waiting, _pump) = match sent {
-            Ok(rx) => (
-                Waiting::sent(conn, id, rx, timeout, trace),
-                Some(self.spawn_pump(conn, id, items, credit)),
-            ),
-            Err(e) => (Waiting::failed(e, trace), None),
-        };
+        let waiting = self.send_answered_once(conn, command, args, timeout, Some(credit.clone()));
+        let _pump = waiting
+            .sent_id()
+            .map(|id| self.spawn_pump(conn, id, items, credit));
         let result = waiting.await;
         lease.record(&result);
         Ok(self.codec.decode(&result?)?)

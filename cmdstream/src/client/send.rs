@@ -66,6 +66,23 @@ impl<C: Codec> Client<C> {
     where
         A: Serialize + ?Sized,
     {
+        self.send_answered_once(conn, command, args, timeout, None)
+    }
+
+    /// [`send_unary`](Self::send_unary) for any call answered once: with
+    /// `arg_credit`, a client-streaming one, whose items take their credit
+    /// from it.
+    pub(super) fn send_answered_once<'c, A>(
+        &self,
+        conn: &'c Connection,
+        command: &'static CommandInfo,
+        args: &A,
+        timeout: Option<std::time::Duration>,
+        arg_credit: Option<Arc<Semaphore>>,
+    ) -> Waiting<'c>
+    where
+        A: Serialize + ?Sized,
+    {
         let trace = CallTrace::client_if_observed(command, C::NAME);
         let id = conn.next_id();
         let sent = self
@@ -77,7 +94,7 @@ impl<C: Codec> Client<C> {
                 trace.as_ref().map(|t| t.span()),
                 |buf| Ok(self.codec.encode(args, buf)?),
             )
-            .and_then(|frame| self.send_once(conn, id, command, frame, None));
+            .and_then(|frame| self.send_once(conn, id, command, frame, arg_credit));
         match sent {
             Ok(rx) => Waiting::sent(conn, id, rx, timeout, trace),
             Err(e) => Waiting::failed(e, trace),
@@ -85,7 +102,7 @@ impl<C: Codec> Client<C> {
     }
 
     /// Queues a call whose COMMAND is `frame`, to be answered once.
-    pub(super) fn send_once(
+    fn send_once(
         &self,
         conn: &Connection,
         id: u64,

@@ -63,6 +63,14 @@ impl<'c> Waiting<'c> {
         }
     }
 
+    /// The request id of the call, if it was sent.
+    pub(super) fn sent_id(&self) -> Option<u64> {
+        match &self.call {
+            Call::Sent { cancel, .. } => Some(cancel.id),
+            _ => None,
+        }
+    }
+
     /// A call that could not be sent: resolves to `error` at once.
     pub(super) fn failed(error: Error, trace: Option<Box<CallTrace>>) -> Self {
         Waiting {

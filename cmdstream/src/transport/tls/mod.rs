@@ -3,22 +3,27 @@
 //! enables another provider changes nothing here, and nothing panics for
 //! want of one.
 
-use std::fmt;
-use std::io;
-use std::path::Path;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+mod pem;
+mod rotation;
+mod sniff;
 
-use rustls_pki_types::pem::PemObject;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio_rustls::rustls::{
     self, crypto::CryptoProvider, server::WebPkiClientVerifier, sign::CertifiedKey,
     AlertDescription, CertificateError, RootCertStore,
 };
 
+pub use self::rotation::CertificateRotation;
+pub(crate) use self::sniff::sniff;
+
+use self::pem::{certificates, certified_key, private_key, read, roots};
+use self::rotation::Resolver;
 use super::endpoint::Endpoint;
 use crate::error::{Error, TlsError, TlsErrorKind};
 
@@ -28,100 +33,6 @@ fn provider() -> Arc<CryptoProvider> {
 
 fn config_error(what: impl fmt::Display) -> Error {
     Error::Tls(TlsError::new(TlsErrorKind::Config, what.to_string()))
-}
-
-fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| config_error(format_args!("unreadable certificate PEM: {e}")))?;
-    if certs.is_empty() {
-        return Err(config_error("the PEM holds no certificate"));
-    }
-    Ok(certs)
-}
-
-fn private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, Error> {
-    PrivateKeyDer::from_pem_slice(pem)
-        .map_err(|e| config_error(format_args!("unreadable private key PEM: {e}")))
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|e| config_error(format_args!("{}: {e}", path.display())))
-}
-
-fn roots(pem: &[u8]) -> Result<RootCertStore, Error> {
-    let mut roots = RootCertStore::empty();
-    for cert in certificates(pem)? {
-        roots
-            .add(cert)
-            .map_err(|e| config_error(format_args!("unusable CA certificate: {e}")))?;
-    }
-    Ok(roots)
-}
-
-fn certified_key(chain_pem: &[u8], key_pem: &[u8]) -> Result<Arc<CertifiedKey>, Error> {
-    let key = CertifiedKey::from_der(certificates(chain_pem)?, private_key(key_pem)?, &provider())
-        .map_err(|e| config_error(format_args!("the key does not fit the certificate: {e}")))?;
-    Ok(Arc::new(key))
-}
-
-/// What a server presents: a fixed certificate, or whatever a
-/// [`CertificateRotation`] holds at each handshake.
-#[derive(Debug)]
-struct Resolver(watch::Receiver<Arc<CertifiedKey>>);
-
-impl rustls::server::ResolvesServerCert for Resolver {
-    fn resolve(&self, _: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.borrow().clone())
-    }
-}
-
-/// A server's certificate that can be replaced while it runs: connections
-/// made after [`replace`](Self::replace) get the new certificate, open
-/// ones go on with theirs.
-///
-/// # Examples
-///
-/// ```no_run
-/// # fn f(cert: &[u8], key: &[u8], renewed_cert: &[u8], renewed_key: &[u8]) -> cmdstream::Result<()> {
-/// use cmdstream::tls::{CertificateRotation, ServerTls};
-///
-/// let rotation = CertificateRotation::from_pem(cert, key)?;
-/// let tls = ServerTls::rotating(&rotation).build()?;
-/// // ... later, when the certificate is renewed:
-/// rotation.replace(renewed_cert, renewed_key)?;
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone)]
-pub struct CertificateRotation {
-    current: Arc<watch::Sender<Arc<CertifiedKey>>>,
-}
-
-impl CertificateRotation {
-    /// Starts with this certificate chain and key (PEM).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Tls`] ([`TlsErrorKind::Config`]) when the PEM holds no
-    /// certificate or a key that does not match it.
-    pub fn from_pem(chain_pem: &[u8], key_pem: &[u8]) -> Result<Self, Error> {
-        let (current, _) = watch::channel(certified_key(chain_pem, key_pem)?);
-        Ok(CertificateRotation {
-            current: Arc::new(current),
-        })
-    }
-
-    /// Presents this certificate chain and key (PEM) from the next
-    /// handshake on.
-    ///
-    /// # Errors
-    ///
-    /// As [`from_pem`](Self::from_pem); the certificate in use is kept then.
-    pub fn replace(&self, chain_pem: &[u8], key_pem: &[u8]) -> Result<(), Error> {
-        self.current
-            .send_replace(certified_key(chain_pem, key_pem)?);
-        Ok(())
-    }
 }
 
 /// A server's TLS settings, for [`ServerBuilder::tls`](crate::ServerBuilder::tls).
@@ -185,7 +96,7 @@ impl ServerTls {
     /// Presents whatever `rotation` holds at each handshake.
     pub fn rotating(rotation: &CertificateRotation) -> ServerTlsBuilder {
         ServerTlsBuilder {
-            identity: Ok(Identity::Rotating(rotation.current.subscribe())),
+            identity: Ok(Identity::Rotating(rotation.subscribe())),
             client_ca: None,
         }
     }
@@ -441,64 +352,6 @@ impl TlsInfo {
     }
 }
 
-/// A server's connection whose first byte was read to tell a TLS client
-/// from a plaintext cmdstream client; the byte is given back to whoever
-/// reads next (the TLS handshake).
-pub(crate) struct Sniffed<IO> {
-    first: Option<u8>,
-    io: IO,
-}
-
-/// Reads the first byte of a connection: whether it opens a plaintext
-/// cmdstream hello (a client that should have spoken TLS), and the
-/// connection with the byte put back.
-pub(crate) async fn sniff<IO: AsyncRead + Unpin>(mut io: IO) -> io::Result<(Sniffed<IO>, bool)> {
-    let first = io.read_u8().await?;
-    let plaintext = first == crate::wire::hello::CLIENT_MAGIC[0];
-    Ok((
-        Sniffed {
-            first: Some(first),
-            io,
-        },
-        plaintext,
-    ))
-}
-
-impl<IO: AsyncRead + Unpin> AsyncRead for Sniffed<IO> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if buf.remaining() == 0 {
-            return Poll::Ready(Ok(()));
-        }
-        if let Some(first) = self.first.take() {
-            buf.put_slice(&[first]);
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Sniffed<IO> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-}
-
 /// Names what a TLS failure means, when `error` is one: rustls reports
 /// through `io::Error`, during the TLS handshake or (for a certificate the
 /// server refuses after a TLS 1.3 handshake) on the first read after it.
@@ -539,27 +392,4 @@ pub(crate) fn classify(error: Error) -> Error {
         _ => K::Other,
     };
     Error::Tls(TlsError::new(kind, tls.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use tokio::io::AsyncWriteExt;
-
-    use super::*;
-
-    #[tokio::test]
-    async fn the_sniffed_byte_is_read_back_first_and_an_empty_read_keeps_it() {
-        let (ours, mut theirs) = tokio::io::duplex(64);
-        theirs.write_all(b"\x16rest").await.unwrap();
-        let (mut sniffed, plaintext) = sniff(ours).await.unwrap();
-        assert!(!plaintext);
-        let mut none = [0u8; 0];
-        let mut empty = ReadBuf::new(&mut none);
-        std::future::poll_fn(|cx| Pin::new(&mut sniffed).poll_read(cx, &mut empty))
-            .await
-            .unwrap();
-        let mut all = [0u8; 5];
-        sniffed.read_exact(&mut all).await.unwrap();
-        assert_eq!(&all, b"\x16rest");
-    }
 }

@@ -10,7 +10,7 @@ use std::cell::RefCell;
 use bytes::BytesMut;
 
 /// Frames up to this many bytes travel inline: a unary COMMAND with small
-/// arguments (two `i64`s take 28 bytes, 37 with a timeout), in a
+/// arguments (two `i64`s take at most 36 bytes, 40 with a timeout), in a
 /// `FrameBuf` of 48 bytes.
 const INLINE: usize = 46;
 

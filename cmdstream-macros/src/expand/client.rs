@@ -173,7 +173,8 @@ fn method(r: &Receiver, index: usize, m: &Method) -> TokenStream {
     });
     let params = args.chain(stream_param);
     let command = quote!(&#info.commands[#index]);
-    let (defs, tuple) = wire::args_tuple(r, m, false);
+    // A unary call's future owns its arguments; the others borrow them.
+    let (defs, tuple) = wire::args_tuple(r, m, matches!(m.kind, Kind::Unary));
     let item = m.returns.item();
     let result = quote!(#krate::__private::Result);
     let error = quote!(#krate::Error);
@@ -187,15 +188,14 @@ fn method(r: &Receiver, index: usize, m: &Method) -> TokenStream {
             // Not an `async fn`: the call's own future, returned as it is,
             // owns the arguments; an `async fn` here would wrap it in one
             // more state machine, polled and copied on every call.
-            let (owned_defs, owned) = wire::args_tuple(r, m, true);
             let (ret, map) = wire::unary_result_map(r, m);
             let future = quote!(#krate::__private::Future<Output = #result<#item, #error>>);
             quote! {
                 #(#attrs)*
                 pub fn #name(&self, #(#params),*) -> impl #future + #krate::__private::Send + '_ {
-                    #owned_defs
+                    #defs
                     #ret
-                    self.inner.__unary_owned(#command, #owned, #map)
+                    self.inner.__unary_owned(#command, #tuple, #map)
                 }
             }
         }

@@ -109,7 +109,7 @@ pub(crate) fn args_tuple(r: &Receiver, m: &Method, owned: bool) -> (TokenStream,
 }
 
 /// The decoded type of a unary result and the function from it to the
-/// method's item: the wrapper's definition, the wrapper, the function.
+/// method's item: the wrapper's definition, and the function.
 pub(crate) fn unary_result_map(r: &Receiver, m: &Method) -> (TokenStream, TokenStream) {
     let krate = &r.krate;
     if m.returns.is_bytes() {
@@ -217,16 +217,8 @@ pub(crate) fn unary_result(
     m: &Method,
     call: TokenStream,
 ) -> (TokenStream, TokenStream) {
-    let krate = &r.krate;
-    if m.returns.is_bytes() {
-        return (
-            TokenStream::new(),
-            quote!(#call.await.map(|bytes: #krate::__private::ByteBuf| bytes.0)),
-        );
-    }
-    let wrapper = name("Ret", 1);
-    let def = de_owned(r, &wrapper, m.returns.item());
-    (def, quote!(#call.await.map(|value: #wrapper| value.0)))
+    let (def, map) = unary_result_map(r, m);
+    (def, quote!(#call.await.map(#map)))
 }
 
 /// The names of the functions through which the command enum's derives

@@ -21,6 +21,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -260,32 +261,44 @@ impl RawClient {
     }
 
     /// Sends the request `make` builds for a fresh request id and decodes
-    /// its one result.
-    async fn unary<R: serde::de::DeserializeOwned>(
+    /// its one result, passed through `map`. The callers return this
+    /// future as it is, without an async layer of their own.
+    async fn unary<R: serde::de::DeserializeOwned, T>(
         &self,
         make: impl FnOnce(u64) -> Request,
-    ) -> Result<R, BenchError> {
+        map: fn(R) -> T,
+    ) -> Result<T, BenchError> {
         let (tx, rx) = oneshot::channel();
         let id = self.register(Waiter::Once(tx))?;
         self.out.send(make(id)).map_err(|_| lost())?;
         let body = rx.await.map_err(|_| lost())?;
-        Ok(Bincode.decode(&body)?)
+        Ok(map(Bincode.decode(&body)?))
     }
 
     /// `a + b`, computed by the server.
-    pub(crate) async fn add(&self, a: i64, b: i64) -> Result<i64, BenchError> {
-        self.unary(|id| Request::Add { id, a, b }).await
+    pub(crate) fn add(
+        &self,
+        a: i64,
+        b: i64,
+    ) -> impl Future<Output = Result<i64, BenchError>> + Send + '_ {
+        self.unary(move |id| Request::Add { id, a, b }, |sum: i64| sum)
     }
 
     /// `data`, sent back by the server.
-    pub(crate) async fn echo(&self, data: Vec<u8>) -> Result<Vec<u8>, BenchError> {
-        let echoed: ByteBuf = self.unary(|id| Request::Echo { id, data }).await?;
-        Ok(echoed.0)
+    pub(crate) fn echo(
+        &self,
+        data: Vec<u8>,
+    ) -> impl Future<Output = Result<Vec<u8>, BenchError>> + Send + '_ {
+        self.unary(move |id| Request::Echo { id, data }, |b: ByteBuf| b.0)
     }
 
     /// `a + b`, after the server's delay.
-    pub(crate) async fn slow_add(&self, a: i64, b: i64) -> Result<i64, BenchError> {
-        self.unary(|id| Request::SlowAdd { id, a, b }).await
+    pub(crate) fn slow_add(
+        &self,
+        a: i64,
+        b: i64,
+    ) -> impl Future<Output = Result<i64, BenchError>> + Send + '_ {
+        self.unary(move |id| Request::SlowAdd { id, a, b }, |sum: i64| sum)
     }
 
     /// The stream 0, 1, …, n − 1.

@@ -5,9 +5,9 @@
 //! stream) that finds it full waits before producing more. A
 //! command its connection polls inline (see `Connection::start`) runs on
 //! the driver's own thread, inside the driver's poll: its frames are
-//! encoded straight into a buffer on the side ([`collect_inline`]), which
-//! the driver appends to its write buffer right after, with no channel, no
-//! wake-up, no lookup and no frame of their own.
+//! encoded straight into a buffer on the side ([`Outbox::collect`]), which
+//! the driver appends to its write buffer at the end of the batch, with no
+//! channel, no wake-up, no lookup and no frame of their own.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,46 +61,89 @@ struct Shared {
 /// Connection numbers for [`Outbox::conn`]; 0 means none.
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
-/// What one command sent while its connection's driver polled it inline:
-/// its frames, encoded straight into one buffer, and its argument credit.
-/// Frames of any other call (a `Call` handed from one command to another,
-/// say) go through the channel as usual.
+/// What one command sent while its connection's driver polled it inline,
+/// besides its frames (which stay in the collection until the driver
+/// takes them with [`Outbox::flush_collected`]). Frames of any other call
+/// (a `Call` handed from one command to another, say) go through the
+/// channel as usual.
 #[derive(Default)]
-pub(crate) struct Collected {
-    /// Whole frames, in the order they were sent.
-    pub(crate) frames: BytesMut,
-    /// Whether the call's last frame is among them.
+pub(crate) struct Sent {
+    /// Whether the call's last frame is among its frames.
     pub(crate) ended: bool,
     /// How many streamed results they hold.
     pub(crate) results: u32,
     /// Argument credit granted meanwhile.
     pub(crate) credits: Vec<Out>,
+    /// Where its frames start in the collection.
+    start: usize,
+    /// The bytes in the collection now, its frames included.
+    pub(crate) held: usize,
 }
 
-impl Collected {
-    /// Forgets everything, keeping the allocations.
-    pub(crate) fn clear(&mut self) {
-        self.frames.clear();
-        self.ended = false;
-        self.results = 0;
-        self.credits.clear();
-    }
-}
-
-/// The collection in progress on this thread: the connection (0: none) and
-/// the call it is for (its `seq`), and what was collected.
+/// The collection on this thread: frames of the connection `conn` (0:
+/// none) sent by its call `call` (its `seq`; 0: none) while its driver
+/// polls the call's command inline. The driver opens it once per batch of
+/// frames it reads ([`Outbox::collect`]), names the call before each poll
+/// and takes the frames at the end, so a command answered at once costs
+/// two looks at this thread-local and no copy of its own.
 struct Inline {
     conn: u64,
     call: u64,
-    collected: Collected,
+    frames: BytesMut,
+    ended: bool,
+    results: u32,
+    credits: Vec<Out>,
 }
+
+/// A collection that held more than this gives its buffer back when it
+/// closes, instead of keeping it for the thread's next batch.
+const KEEP_AT_MOST: usize = 256 * 1024;
 
 thread_local! {
     static INLINE: RefCell<Inline> = RefCell::new(Inline {
         conn: 0,
         call: 0,
-        collected: Collected::default(),
+        frames: BytesMut::new(),
+        ended: false,
+        results: 0,
+        credits: Vec::new(),
     });
+}
+
+/// Runs `f` on this thread's collection if it is `conn`'s.
+fn with_collection<R>(conn: u64, f: impl FnOnce(&mut Inline) -> R) -> Option<R> {
+    INLINE
+        .try_with(|inline| {
+            let mut inline = inline.try_borrow_mut().ok()?;
+            (inline.conn == conn).then(|| f(&mut inline))
+        })
+        .ok()
+        .flatten()
+}
+
+/// An open collection (see [`Outbox::collect`]); closes it when dropped,
+/// dropping whatever frames were not taken.
+pub(crate) struct Collecting {
+    /// The connection it is for; 0 if it collects nothing.
+    conn: u64,
+}
+
+impl Drop for Collecting {
+    fn drop(&mut self) {
+        if self.conn == 0 {
+            return;
+        }
+        with_collection(self.conn, |inline| {
+            inline.conn = 0;
+            inline.call = 0;
+            if inline.frames.capacity() > KEEP_AT_MOST {
+                inline.frames = BytesMut::new();
+            } else {
+                inline.frames.clear();
+            }
+            inline.credits.clear();
+        });
+    }
 }
 
 impl Outbox {
@@ -138,6 +181,76 @@ impl Outbox {
         self.0.backlog.room().await;
     }
 
+    /// Opens the collection of what this connection's commands send while
+    /// its driver polls them inline on this thread ([`poll_collected`]),
+    /// until the guard drops. A collection of another connection already
+    /// open here (a command that drives a connection of its own) stays as
+    /// it is, and this one collects nothing: its commands' frames take the
+    /// channel.
+    ///
+    /// [`poll_collected`]: Self::poll_collected
+    pub(crate) fn collect(&self) -> Collecting {
+        let opened = INLINE
+            .try_with(|inline| {
+                let mut inline = inline.try_borrow_mut().ok()?;
+                (inline.conn == 0).then(|| {
+                    inline.conn = self.0.conn;
+                    inline.call = 0;
+                })
+            })
+            .ok()
+            .flatten();
+        Collecting {
+            conn: if opened.is_some() { self.0.conn } else { 0 },
+        }
+    }
+
+    /// Runs `poll` (the driver polling the command of `call`) with what
+    /// that call sends meanwhile collected, if this connection's
+    /// collection is open here; says what it sent.
+    pub(crate) fn poll_collected<R>(&self, call: CallRef, poll: impl FnOnce() -> R) -> (R, Sent) {
+        let conn = self.0.conn;
+        let start = with_collection(conn, |inline| {
+            inline.call = call.seq;
+            inline.ended = false;
+            inline.results = 0;
+            inline.frames.len()
+        });
+        let polled = poll();
+        let Some(start) = start else {
+            return (polled, Sent::default());
+        };
+        let sent = with_collection(conn, |inline| {
+            inline.call = 0;
+            Sent {
+                ended: inline.ended,
+                results: inline.results,
+                credits: if inline.credits.is_empty() {
+                    Vec::new()
+                } else {
+                    std::mem::take(&mut inline.credits)
+                },
+                start,
+                held: inline.frames.len(),
+            }
+        });
+        (polled, sent.unwrap_or_default())
+    }
+
+    /// Drops the frames the call of `sent` sent in its poll (its command
+    /// panicked).
+    pub(crate) fn discard(&self, sent: &Sent) {
+        with_collection(self.0.conn, |inline| inline.frames.truncate(sent.start));
+    }
+
+    /// Appends the frames collected so far to `out`.
+    pub(crate) fn flush_collected(&self, out: &mut BytesMut) {
+        with_collection(self.0.conn, |inline| {
+            out.extend_from_slice(&inline.frames);
+            inline.frames.clear();
+        });
+    }
+
     /// Runs `f` with `value` on the collection if this connection's driver
     /// is polling `call` inline on this thread; otherwise gives `value`
     /// back.
@@ -145,19 +258,16 @@ impl Outbox {
         &self,
         call: CallRef,
         value: T,
-        f: impl FnOnce(&mut Collected, T) -> R,
+        f: impl FnOnce(&mut Inline, T) -> R,
     ) -> Result<R, T> {
         let mut value = Some(value);
-        let done = INLINE
-            .try_with(|inline| {
-                let mut inline = inline.try_borrow_mut().ok()?;
-                if inline.conn != self.0.conn || inline.call != call.seq {
-                    return None;
-                }
-                Some(f(&mut inline.collected, value.take()?))
-            })
-            .ok()
-            .flatten();
+        let done = with_collection(self.0.conn, |inline| {
+            if inline.call != call.seq {
+                return None;
+            }
+            Some(f(inline, value.take()?))
+        })
+        .flatten();
         match (done, value) {
             (Some(r), _) => Ok(r),
             (None, Some(value)) => Err(value),
@@ -222,40 +332,6 @@ impl Outbox {
     }
 }
 
-/// Runs `poll` (the driver polling the command of `call`) and leaves in
-/// `into` (cleared first) whatever that call sent meanwhile through
-/// `outbox`'s connection. `into`'s buffers are lent to the collection, so
-/// their allocations serve poll after poll.
-pub(crate) fn collect_inline<R>(
-    outbox: &Outbox,
-    call: CallRef,
-    into: &mut Collected,
-    poll: impl FnOnce() -> R,
-) -> R {
-    /// Ends the collection even if `poll` unwinds.
-    struct Close<'a>(&'a mut Collected);
-    impl Drop for Close<'_> {
-        fn drop(&mut self) {
-            let _ = INLINE.try_with(|inline| {
-                let mut inline = inline.borrow_mut();
-                inline.conn = 0;
-                std::mem::swap(&mut inline.collected, self.0);
-            });
-        }
-    }
-
-    into.clear();
-    INLINE.with(|inline| {
-        let mut inline = inline.borrow_mut();
-        debug_assert_eq!(inline.conn, 0, "inline polls do not nest");
-        inline.conn = outbox.0.conn;
-        inline.call = call.seq;
-        std::mem::swap(&mut inline.collected, into);
-    });
-    let _close = Close(into);
-    poll()
-}
-
 /// A buffer frames are appended to that drops a half-written frame if the
 /// encoder unwinds (a `Serialize` impl that panics, inside a command that
 /// catches the panic): the rest of the collection still goes out.
@@ -315,6 +391,16 @@ mod tests {
         }
     }
 
+    /// Polls `poll` as the driver polls `call`'s command inline, in a
+    /// collection of its own: the frames collected, and what else it sent.
+    fn collect_one(outbox: &Outbox, call: CallRef, poll: impl FnOnce()) -> (BytesMut, Sent) {
+        let _collecting = outbox.collect();
+        let ((), sent) = outbox.poll_collected(call, poll);
+        let mut frames = BytesMut::new();
+        outbox.flush_collected(&mut frames);
+        (frames, sent)
+    }
+
     fn frame(outbox: &Outbox, id: u64, byte: u8, last: bool) {
         outbox
             .send_frames(call(id), last, |buf| {
@@ -328,8 +414,7 @@ mod tests {
     fn only_the_polled_call_of_the_polling_connection_collects_inline() {
         let (ours, mut our_rx) = Outbox::new(1024, 1 << 20);
         let (theirs, mut their_rx) = Outbox::new(1024, 1 << 20);
-        let mut collected = Collected::default();
-        collect_inline(&ours, call(1), &mut collected, || {
+        let (frames, sent) = collect_one(&ours, call(1), || {
             frame(&ours, 1, b'a', false);
             ours.send(credit(1));
             // The same call id on another connection, and another call of
@@ -350,9 +435,9 @@ mod tests {
             });
             frame(&ours, 1, b'c', true);
         });
-        assert_eq!(&collected.frames[..], b"abc", "call 1's, in order");
-        assert!(collected.ended);
-        assert_eq!(collected.credits.iter().map(id_of).collect::<Vec<_>>(), [1]);
+        assert_eq!(&frames[..], b"abc", "call 1's, in order");
+        assert!(sent.ended);
+        assert_eq!(sent.credits.iter().map(id_of).collect::<Vec<_>>(), [1]);
         assert_eq!(id_of(&their_rx.try_recv().unwrap()), 1);
         assert_eq!(id_of(&our_rx.try_recv().unwrap()), 5);
         assert_eq!(id_of(&our_rx.try_recv().unwrap()), 5);
@@ -363,15 +448,14 @@ mod tests {
         assert_eq!(id_of(&our_rx.try_recv().unwrap()), 1);
 
         // The next collection starts empty.
-        collect_inline(&ours, call(2), &mut collected, || ());
-        assert!(collected.frames.is_empty() && !collected.ended);
+        let (frames, sent) = collect_one(&ours, call(2), || ());
+        assert!(frames.is_empty() && !sent.ended);
     }
 
     #[test]
     fn frames_in_the_channel_count_against_the_backlog_and_inline_ones_do_not() {
         let (ours, _rx) = Outbox::new(1024, 1 << 20);
-        let mut collected = Collected::default();
-        collect_inline(&ours, call(1), &mut collected, || {
+        collect_one(&ours, call(1), || {
             frame(&ours, 1, b'a', false);
         });
         assert_eq!(ours.backlog().queued(), 0);
@@ -385,8 +469,7 @@ mod tests {
         let (ours, mut rx) = Outbox::new(1024, 1 << 20);
         let old = CallRef { id: 51, seq: 1 };
         let new = CallRef { id: 51, seq: 2 };
-        let mut collected = Collected::default();
-        collect_inline(&ours, new, &mut collected, || {
+        let (frames, _) = collect_one(&ours, new, || {
             // The cancelled call's last words, while the new one is polled.
             ours.send_frames(old, true, |buf| {
                 buf.extend_from_slice(b"old");
@@ -399,7 +482,7 @@ mod tests {
             })
             .unwrap();
         });
-        assert_eq!(&collected.frames[..], b"new");
+        assert_eq!(&frames[..], b"new");
         match rx.try_recv().unwrap() {
             Out::Frame { call, .. } => assert_eq!(call, old),
             Out::ArgCredit { .. } => panic!("expected the old call's frame"),
@@ -409,8 +492,7 @@ mod tests {
     #[test]
     fn an_encoder_that_unwinds_leaves_no_half_frame() {
         let (ours, _rx) = Outbox::new(1024, 1 << 20);
-        let mut collected = Collected::default();
-        collect_inline(&ours, call(1), &mut collected, || {
+        let (frames, _) = collect_one(&ours, call(1), || {
             frame(&ours, 1, b'a', false);
             let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let _ = ours.send_frames(call(1), true, |buf| {
@@ -423,33 +505,71 @@ mod tests {
             assert!(caught.is_err());
             frame(&ours, 1, b'b', true);
         });
-        assert_eq!(&collected.frames[..], b"ab");
+        assert_eq!(&frames[..], b"ab");
     }
 
     #[test]
     fn a_failed_encode_leaves_nothing_and_does_not_end_the_call() {
         let (ours, _rx) = Outbox::new(1024, 1 << 20);
-        let mut collected = Collected::default();
-        collect_inline(&ours, call(1), &mut collected, || {
+        let (frames, sent) = collect_one(&ours, call(1), || {
             let failed = ours.send_frames(call(1), true, |_| Err::<(), _>("no"));
             assert_eq!(failed, Err("no"));
         });
-        assert!(collected.frames.is_empty() && !collected.ended);
+        assert!(frames.is_empty() && !sent.ended);
     }
 
     #[test]
     fn a_panic_in_the_poll_still_closes_the_collection() {
         let (ours, mut rx) = Outbox::new(1024, 1 << 20);
-        let mut collected = Collected::default();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            collect_inline(&ours, call(1), &mut collected, || {
+            let _collecting = ours.collect();
+            ours.poll_collected(call(1), || {
                 ours.send(credit(1));
                 panic!("the command panicked");
             })
         }));
         assert!(result.is_err());
-        assert_eq!(collected.credits.len(), 1);
-        ours.send(credit(2));
+        ours.send(credit(1));
+        assert_eq!(id_of(&rx.try_recv().unwrap()), 1, "through the channel");
+        let (frames, _) = collect_one(&ours, call(2), || frame(&ours, 2, b'a', true));
+        assert_eq!(&frames[..], b"a", "a new collection opens");
+    }
+
+    #[test]
+    fn a_batch_collects_each_call_in_turn_and_a_panicked_one_is_dropped() {
+        let (ours, mut rx) = Outbox::new(1024, 1 << 20);
+        let _collecting = ours.collect();
+        let ((), first) = ours.poll_collected(call(1), || frame(&ours, 1, b'a', true));
+        let ((), second) = ours.poll_collected(call(2), || {
+            frame(&ours, 2, b'b', false);
+            ours.send(credit(2));
+        });
+        // Between polls, nothing is collected: not even the last call's.
+        frame(&ours, 2, b'x', false);
+        let ((), third) = ours.poll_collected(call(3), || frame(&ours, 3, b'c', false));
+        ours.discard(&third);
+        let mut frames = BytesMut::new();
+        ours.flush_collected(&mut frames);
+        assert_eq!(&frames[..], b"ab");
+        assert!(first.ended && !second.ended && !third.ended);
+        assert_eq!(second.credits.iter().map(id_of).collect::<Vec<_>>(), [2]);
+        assert!(first.credits.is_empty());
         assert_eq!(id_of(&rx.try_recv().unwrap()), 2);
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_collection_opened_inside_another_collects_nothing() {
+        let (outer, _outer_rx) = Outbox::new(1024, 1 << 20);
+        let (inner, mut inner_rx) = Outbox::new(1024, 1 << 20);
+        let (frames, sent) = collect_one(&outer, call(1), || {
+            // A command that drives a connection of its own.
+            let (frames, sent) = collect_one(&inner, call(1), || frame(&inner, 1, b'i', true));
+            assert!(frames.is_empty() && !sent.ended);
+            frame(&outer, 1, b'o', true);
+        });
+        assert_eq!(&frames[..], b"o");
+        assert!(sent.ended);
+        assert_eq!(id_of(&inner_rx.try_recv().unwrap()), 1);
     }
 }

@@ -10,10 +10,15 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Command, Driver, Running};
+
+/// Frames collected from inline polls go to the write buffer at the end of
+/// the batch, or as soon as they hold this many bytes: the write buffer's
+/// high-water mark then sees them in time to stop the batch.
+const FLUSH_AT: usize = 64 * 1024;
 use crate::codec::Codec;
 use crate::error::ErrorCode;
 use crate::server::dispatch::Dispatch;
-use crate::server::outbox::{self, CallRef};
+use crate::server::outbox::{CallRef, Sent};
 
 impl<IO, D, C> Driver<IO, D, C>
 where
@@ -48,10 +53,10 @@ where
             return;
         }
         match self.poll_inline(cx, call, command.as_mut()) {
-            Some(Poll::Ready(())) => self.inline_done(call, running),
-            Some(Poll::Pending) => {
+            Some((Poll::Ready(()), sent)) => self.inline_done(call, running, sent),
+            Some((Poll::Pending, sent)) => {
                 running.abort = Some(tokio::spawn(command).abort_handle());
-                self.inline_done(call, running);
+                self.inline_done(call, running, sent);
             }
             None => self.inline_panicked(call.id, running),
         }
@@ -88,50 +93,59 @@ where
             _ => Box::new(Box::pin(make())),
         };
         match self.poll_inline(cx, call, Pin::as_mut(&mut *slot)) {
-            Some(Poll::Ready(())) => {
+            Some((Poll::Ready(()), sent)) => {
                 self.recycled = Some(slot);
-                self.inline_done(call, running);
+                self.inline_done(call, running, sent);
             }
-            Some(Poll::Pending) => {
+            Some((Poll::Pending, sent)) => {
                 running.abort = Some(tokio::spawn(*slot).abort_handle());
-                self.inline_done(call, running);
+                self.inline_done(call, running, sent);
             }
             None => self.inline_panicked(call.id, running),
         }
     }
 
-    /// Polls a command once on the connection's own thread; what it sends
-    /// meanwhile is left in `self.inline`. `None` when it panicked.
+    /// Polls a command once on the connection's own thread, with what it
+    /// sends meanwhile collected (see [`Outbox::collect`]). `None` when it
+    /// panicked: what it sent is dropped.
+    ///
+    /// [`Outbox::collect`]: crate::server::outbox::Outbox::collect
     fn poll_inline(
         &mut self,
         cx: &mut Context<'_>,
         call: CallRef,
         command: Pin<&mut (dyn Future<Output = ()> + Send)>,
-    ) -> Option<Poll<()>> {
-        let mut collected = std::mem::take(&mut self.inline);
-        let polled = outbox::collect_inline(&self.outbox, call, &mut collected, || {
+    ) -> Option<(Poll<()>, Sent)> {
+        let (polled, sent) = self.outbox.poll_collected(call, || {
             std::panic::catch_unwind(AssertUnwindSafe(|| command.poll(cx)))
         });
-        self.inline = collected;
-        polled.ok()
+        match polled {
+            Ok(poll) => Some((poll, sent)),
+            Err(_) => {
+                self.outbox.discard(&sent);
+                None
+            }
+        }
     }
 
-    /// Writes what a command polled inline sent. A call that has not sent
+    /// Books what a command polled inline sent. A call that has not sent
     /// its last frame yet is entered as running, whether its command is now
     /// a task or finished: its `Call` may have been handed elsewhere (to a
     /// task, to another command) and answer later through the channel. A
     /// call that has, is not running as far as the client is concerned.
-    fn inline_done(&mut self, call: CallRef, mut running: Running) {
-        let mut collected = std::mem::take(&mut self.inline);
-        self.link.out().extend_from_slice(&collected.frames);
-        if !collected.ended {
-            running.result_credit = running.result_credit.saturating_sub(collected.results);
+    /// Its frames wait in the collection for the end of the batch, unless
+    /// the collection has grown large.
+    fn inline_done(&mut self, call: CallRef, mut running: Running, sent: Sent) {
+        if !sent.ended {
+            running.result_credit = running.result_credit.saturating_sub(sent.results);
             self.running.insert(call.id, running);
-            for credit in collected.credits.drain(..) {
+            for credit in sent.credits {
                 self.on_out(credit);
             }
         }
-        self.inline = collected;
+        if sent.held >= FLUSH_AT {
+            self.outbox.flush_collected(self.link.out());
+        }
     }
 
     /// A command panicked while polled inline. The panic hook has reported

@@ -29,7 +29,7 @@ use self::lifecycle::State;
 use super::config::ServerConfig;
 use super::dispatch::Dispatch;
 use super::hooks::ConnectionInfo;
-use super::outbox::{CallRef, Collected, Out, Outbox};
+use super::outbox::{CallRef, Out, Outbox};
 use crate::codec::Codec;
 use crate::conn::framed::{self, FramedIo};
 use crate::conn::id_map::{seeded_map, SeededIdMap};
@@ -101,8 +101,6 @@ pub(crate) struct Driver<IO, D, C> {
     link: Link<IO>,
     outbox_rx: mpsc::UnboundedReceiver<Out>,
     outbox: Outbox,
-    /// What commands polled inline sent, kept to reuse its allocations.
-    inline: Collected,
     /// The box of the last command that finished inline, for the next.
     recycled: Option<Box<dyn Any + Send>>,
     running: SeededIdMap<Running>,
@@ -138,7 +136,6 @@ where
             link: Link::new(io, config.keepalive_interval, Side::Server),
             outbox_rx,
             outbox,
-            inline: Collected::default(),
             recycled: None,
             running: seeded_map(),
             next_seq: 1,
@@ -238,8 +235,12 @@ where
     /// rest stay for later, unread from the socket meanwhile, so a client
     /// that sends without reading pushes back on itself). Writes every
     /// [`WRITE_EVERY`] frames. `Ok(true)` if it handled any.
+    ///
+    /// What the commands it polls inline send is collected for the whole
+    /// batch and written along with the rest.
     fn take_frames(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
         let mut frames = 0usize;
+        let _collecting = self.outbox.collect();
         while !self.backed_up() {
             let Some(frame) = self.link.next_frame()? else {
                 break;
@@ -247,10 +248,12 @@ where
             self.on_frame(cx, frame)?;
             frames += 1;
             if frames % WRITE_EVERY == 0 {
+                self.outbox.flush_collected(self.link.out());
                 // Whatever the result, the driver's own write retries.
                 self.link.poll_write(cx, 0)?;
             }
         }
+        self.outbox.flush_collected(self.link.out());
         Ok(frames > 0)
     }
 

@@ -86,10 +86,13 @@ impl Future for Waiting<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = match std::mem::replace(this.call, Call::Done) {
-            Call::Sent { mut rx, mut cancel } => match Pin::new(&mut rx).poll(cx) {
+        // Looked at in place: a call still waiting is not moved out and
+        // back on every poll.
+        let result = match this.call {
+            Call::Sent { rx, cancel } => match Pin::new(rx).poll(cx) {
                 Poll::Ready(result) => {
                     cancel.armed = false;
+                    *this.call = Call::Done;
                     // The driver answers every call it took before it
                     // goes: an unanswered one is treated as sent.
                     result.unwrap_or_else(|_| {
@@ -105,14 +108,17 @@ impl Future for Waiting<'_> {
                         .as_pin_mut()
                         .is_some_and(|deadline| deadline.poll(cx).is_ready());
                     if !expired {
-                        *this.call = Call::Sent { rx, cancel };
                         return Poll::Pending;
                     }
-                    // `cancel`, let go here, sends CANCEL.
+                    // The call's `cancel`, dropped here, sends CANCEL.
+                    *this.call = Call::Done;
                     Err(Error::Timeout)
                 }
             },
-            Call::Failed(error) => Err(error),
+            Call::Failed(_) => match std::mem::replace(this.call, Call::Done) {
+                Call::Failed(error) => Err(error),
+                _ => unreachable!("matched as failed just above"),
+            },
             Call::Done => panic!("`Waiting` polled after it resolved"),
         };
         if let Some(trace) = this.trace {

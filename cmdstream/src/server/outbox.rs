@@ -5,7 +5,7 @@
 //! stream) that finds it full waits before producing more. A
 //! command its connection polls inline (see `Connection::start`) runs on
 //! the driver's own thread, inside the driver's poll: its frames are
-//! encoded straight into a buffer on the side ([`Outbox::collect`]), which
+//! encoded straight into a buffer on the side ([`Outbox::poll_collected`]), which
 //! the driver appends to its write buffer at the end of the batch, with no
 //! channel, no wake-up, no lookup and no frame of their own.
 
@@ -63,7 +63,7 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 /// What one command sent while its connection's driver polled it inline,
 /// besides its frames (which stay in the collection until the driver
-/// takes them with [`Outbox::flush_collected`]). Frames of any other call
+/// takes them with [`Collecting::flush`]). Frames of any other call
 /// (a `Call` handed from one command to another, say) go through the
 /// channel as usual.
 #[derive(Default)]
@@ -83,7 +83,7 @@ pub(crate) struct Sent {
 /// The collection on this thread: frames of the connection `conn` (0:
 /// none) sent by its call `call` (its `seq`; 0: none) while its driver
 /// polls the call's command inline. The driver opens it once per batch of
-/// frames it reads ([`Outbox::collect`]), names the call before each poll
+/// frames it reads ([`Outbox::poll_collected`]), names the call before each poll
 /// and takes the frames at the end, so a command answered at once costs
 /// two looks at this thread-local and no copy of its own.
 struct Inline {
@@ -121,28 +121,51 @@ fn with_collection<R>(conn: u64, f: impl FnOnce(&mut Inline) -> R) -> Option<R> 
         .flatten()
 }
 
-/// An open collection (see [`Outbox::collect`]); closes it when dropped,
-/// dropping whatever frames were not taken.
+/// An open collection (see [`Outbox::poll_collected`]); closes it when
+/// dropped, dropping whatever frames were not taken.
 pub(crate) struct Collecting {
-    /// The connection it is for; 0 if it collects nothing.
+    /// The connection it is for.
     conn: u64,
+}
+
+impl Collecting {
+    /// Appends the frames collected so far to `out`.
+    pub(crate) fn flush(&self, out: &mut BytesMut) {
+        with_collection(self.conn, |inline| take_frames(inline, out));
+    }
+
+    /// Appends the frames collected to `out` and closes the collection.
+    pub(crate) fn finish(self, out: &mut BytesMut) {
+        with_collection(self.conn, |inline| {
+            take_frames(inline, out);
+            close(inline);
+        });
+        // Closed already.
+        std::mem::forget(self);
+    }
+}
+
+fn take_frames(inline: &mut Inline, out: &mut BytesMut) {
+    if !inline.frames.is_empty() {
+        out.extend_from_slice(&inline.frames);
+        inline.frames.clear();
+    }
+}
+
+fn close(inline: &mut Inline) {
+    inline.conn = 0;
+    inline.call = 0;
+    if inline.frames.capacity() > KEEP_AT_MOST {
+        inline.frames = BytesMut::new();
+    } else {
+        inline.frames.clear();
+    }
+    inline.credits.clear();
 }
 
 impl Drop for Collecting {
     fn drop(&mut self) {
-        if self.conn == 0 {
-            return;
-        }
-        with_collection(self.conn, |inline| {
-            inline.conn = 0;
-            inline.call = 0;
-            if inline.frames.capacity() > KEEP_AT_MOST {
-                inline.frames = BytesMut::new();
-            } else {
-                inline.frames.clear();
-            }
-            inline.credits.clear();
-        });
+        with_collection(self.conn, close);
     }
 }
 
@@ -181,41 +204,38 @@ impl Outbox {
         self.0.backlog.room().await;
     }
 
-    /// Opens the collection of what this connection's commands send while
-    /// its driver polls them inline on this thread ([`poll_collected`]),
-    /// until the guard drops. A collection of another connection already
-    /// open here (a command that drives a connection of its own) stays as
-    /// it is, and this one collects nothing: its commands' frames take the
-    /// channel.
+    /// Runs `poll` (the driver polling the command of `call`) with what
+    /// that call sends meanwhile collected on this thread; says what it
+    /// sent. The collection opens at the first such poll of a batch, into
+    /// `collecting`, and stays open until that is finished or dropped.
     ///
-    /// [`poll_collected`]: Self::poll_collected
-    pub(crate) fn collect(&self) -> Collecting {
-        let opened = INLINE
+    /// A collection of another connection already open here (a command
+    /// that drives a connection of its own) stays as it is, and nothing is
+    /// collected for this one: its commands' frames take the channel.
+    pub(crate) fn poll_collected<R>(
+        &self,
+        collecting: &mut Option<Collecting>,
+        call: CallRef,
+        poll: impl FnOnce() -> R,
+    ) -> (R, Sent) {
+        let conn = self.0.conn;
+        let start = INLINE
             .try_with(|inline| {
                 let mut inline = inline.try_borrow_mut().ok()?;
-                (inline.conn == 0).then(|| {
-                    inline.conn = self.0.conn;
-                    inline.call = 0;
-                })
+                if collecting.is_none() && inline.conn == 0 {
+                    inline.conn = conn;
+                    *collecting = Some(Collecting { conn });
+                }
+                if inline.conn != conn {
+                    return None;
+                }
+                inline.call = call.seq;
+                inline.ended = false;
+                inline.results = 0;
+                Some(inline.frames.len())
             })
             .ok()
             .flatten();
-        Collecting {
-            conn: if opened.is_some() { self.0.conn } else { 0 },
-        }
-    }
-
-    /// Runs `poll` (the driver polling the command of `call`) with what
-    /// that call sends meanwhile collected, if this connection's
-    /// collection is open here; says what it sent.
-    pub(crate) fn poll_collected<R>(&self, call: CallRef, poll: impl FnOnce() -> R) -> (R, Sent) {
-        let conn = self.0.conn;
-        let start = with_collection(conn, |inline| {
-            inline.call = call.seq;
-            inline.ended = false;
-            inline.results = 0;
-            inline.frames.len()
-        });
         let polled = poll();
         let Some(start) = start else {
             return (polled, Sent::default());
@@ -241,14 +261,6 @@ impl Outbox {
     /// panicked).
     pub(crate) fn discard(&self, sent: &Sent) {
         with_collection(self.0.conn, |inline| inline.frames.truncate(sent.start));
-    }
-
-    /// Appends the frames collected so far to `out`.
-    pub(crate) fn flush_collected(&self, out: &mut BytesMut) {
-        with_collection(self.0.conn, |inline| {
-            out.extend_from_slice(&inline.frames);
-            inline.frames.clear();
-        });
     }
 
     /// Runs `f` with `value` on the collection if this connection's driver
@@ -394,10 +406,12 @@ mod tests {
     /// Polls `poll` as the driver polls `call`'s command inline, in a
     /// collection of its own: the frames collected, and what else it sent.
     fn collect_one(outbox: &Outbox, call: CallRef, poll: impl FnOnce()) -> (BytesMut, Sent) {
-        let _collecting = outbox.collect();
-        let ((), sent) = outbox.poll_collected(call, poll);
+        let mut collecting = None;
+        let ((), sent) = outbox.poll_collected(&mut collecting, call, poll);
         let mut frames = BytesMut::new();
-        outbox.flush_collected(&mut frames);
+        if let Some(collecting) = collecting {
+            collecting.finish(&mut frames);
+        }
         (frames, sent)
     }
 
@@ -522,8 +536,8 @@ mod tests {
     fn a_panic_in_the_poll_still_closes_the_collection() {
         let (ours, mut rx) = Outbox::new(1024, 1 << 20);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let _collecting = ours.collect();
-            ours.poll_collected(call(1), || {
+            let mut collecting = None;
+            ours.poll_collected(&mut collecting, call(1), || {
                 ours.send(credit(1));
                 panic!("the command panicked");
             })
@@ -538,19 +552,25 @@ mod tests {
     #[test]
     fn a_batch_collects_each_call_in_turn_and_a_panicked_one_is_dropped() {
         let (ours, mut rx) = Outbox::new(1024, 1 << 20);
-        let _collecting = ours.collect();
-        let ((), first) = ours.poll_collected(call(1), || frame(&ours, 1, b'a', true));
-        let ((), second) = ours.poll_collected(call(2), || {
+        let mut open = None;
+        let ((), first) = ours.poll_collected(&mut open, call(1), || frame(&ours, 1, b'a', true));
+        let ((), second) = ours.poll_collected(&mut open, call(2), || {
             frame(&ours, 2, b'b', false);
             ours.send(credit(2));
         });
         // Between polls, nothing is collected: not even the last call's.
         frame(&ours, 2, b'x', false);
-        let ((), third) = ours.poll_collected(call(3), || frame(&ours, 3, b'c', false));
+        let ((), third) = ours.poll_collected(&mut open, call(3), || frame(&ours, 3, b'c', false));
         ours.discard(&third);
+        let collecting = open.take().expect("opened by the first poll");
         let mut frames = BytesMut::new();
-        ours.flush_collected(&mut frames);
+        collecting.flush(&mut frames);
         assert_eq!(&frames[..], b"ab");
+        let mut open = Some(collecting);
+        let ((), fourth) = ours.poll_collected(&mut open, call(4), || frame(&ours, 4, b'd', true));
+        open.unwrap().finish(&mut frames);
+        assert_eq!(&frames[..], b"abd", "flushed, then finished");
+        assert!(fourth.ended);
         assert!(first.ended && !second.ended && !third.ended);
         assert_eq!(second.credits.iter().map(id_of).collect::<Vec<_>>(), [2]);
         assert!(first.credits.is_empty());

@@ -106,17 +106,18 @@ where
     }
 
     /// Polls a command once on the connection's own thread, with what it
-    /// sends meanwhile collected (see [`Outbox::collect`]). `None` when it
+    /// sends meanwhile collected (see [`Outbox::poll_collected`]; the
+    /// collection opens at the first such poll of a batch). `None` when it
     /// panicked: what it sent is dropped.
     ///
-    /// [`Outbox::collect`]: crate::server::outbox::Outbox::collect
+    /// [`Outbox::poll_collected`]: crate::server::outbox::Outbox::poll_collected
     fn poll_inline(
         &mut self,
         cx: &mut Context<'_>,
         call: CallRef,
         command: Pin<&mut (dyn Future<Output = ()> + Send)>,
     ) -> Option<(Poll<()>, Sent)> {
-        let (polled, sent) = self.outbox.poll_collected(call, || {
+        let (polled, sent) = self.outbox.poll_collected(&mut self.collecting, call, || {
             std::panic::catch_unwind(AssertUnwindSafe(|| command.poll(cx)))
         });
         match polled {
@@ -144,7 +145,9 @@ where
             }
         }
         if sent.held >= FLUSH_AT {
-            self.outbox.flush_collected(self.link.out());
+            if let Some(collecting) = &self.collecting {
+                collecting.flush(self.link.out());
+            }
         }
     }
 

@@ -29,7 +29,7 @@ use self::lifecycle::State;
 use super::config::ServerConfig;
 use super::dispatch::Dispatch;
 use super::hooks::ConnectionInfo;
-use super::outbox::{CallRef, Out, Outbox};
+use super::outbox::{CallRef, Collecting, Out, Outbox};
 use crate::codec::Codec;
 use crate::conn::framed::{self, FramedIo};
 use crate::conn::id_map::{seeded_map, SeededIdMap};
@@ -101,6 +101,9 @@ pub(crate) struct Driver<IO, D, C> {
     link: Link<IO>,
     outbox_rx: mpsc::UnboundedReceiver<Out>,
     outbox: Outbox,
+    /// The collection of what commands polled inline send, open from the
+    /// first such poll of a batch of frames to the end of the batch.
+    collecting: Option<Collecting>,
     /// The box of the last command that finished inline, for the next.
     recycled: Option<Box<dyn Any + Send>>,
     running: SeededIdMap<Running>,
@@ -136,6 +139,7 @@ where
             link: Link::new(io, config.keepalive_interval, Side::Server),
             outbox_rx,
             outbox,
+            collecting: None,
             recycled: None,
             running: seeded_map(),
             next_seq: 1,
@@ -239,8 +243,16 @@ where
     /// What the commands it polls inline send is collected for the whole
     /// batch and written along with the rest.
     fn take_frames(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
+        let taken = self.take_batch(cx);
+        if let Some(collecting) = self.collecting.take() {
+            collecting.finish(self.link.out());
+        }
+        taken
+    }
+
+    /// [`take_frames`](Self::take_frames) but for the end of the batch.
+    fn take_batch(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
         let mut frames = 0usize;
-        let _collecting = self.outbox.collect();
         while !self.backed_up() {
             let Some(frame) = self.link.next_frame()? else {
                 break;
@@ -248,12 +260,13 @@ where
             self.on_frame(cx, frame)?;
             frames += 1;
             if frames % WRITE_EVERY == 0 {
-                self.outbox.flush_collected(self.link.out());
+                if let Some(collecting) = &self.collecting {
+                    collecting.flush(self.link.out());
+                }
                 // Whatever the result, the driver's own write retries.
                 self.link.poll_write(cx, 0)?;
             }
         }
-        self.outbox.flush_collected(self.link.out());
         Ok(frames > 0)
     }
 

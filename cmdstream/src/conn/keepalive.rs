@@ -8,12 +8,13 @@
 //! Both are counted from that moment itself, so a peer is given up after
 //! exactly two intervals of silence, whatever the timer's phase.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
+
+use super::gated::Gated;
 
 /// What the driver must do when the keepalive timer fires.
 #[derive(Debug, PartialEq, Eq)]
@@ -35,7 +36,7 @@ pub(crate) struct Keepalive {
 
 struct Timer {
     interval: Duration,
-    sleep: Pin<Box<Sleep>>,
+    sleep: Gated<Pin<Box<Sleep>>>,
     /// When bytes last arrived (or the connection started).
     heard: Instant,
     /// The silence the last ping was sent in, as the `heard` it started
@@ -49,7 +50,7 @@ impl Keepalive {
     pub(crate) fn new(interval: Option<Duration>) -> Self {
         let timer = interval.filter(|d| !d.is_zero()).map(|interval| Timer {
             interval: interval.min(MAX_INTERVAL),
-            sleep: Box::pin(tokio::time::sleep(interval.min(MAX_INTERVAL))),
+            sleep: Gated::new(Box::pin(tokio::time::sleep(interval.min(MAX_INTERVAL)))),
             heard: Instant::now(),
             pinged: None,
         });
@@ -75,18 +76,18 @@ impl Keepalive {
             return Poll::Pending;
         };
         loop {
-            ready!(t.sleep.as_mut().poll(cx));
+            ready!(t.sleep.poll(cx));
             let silent = Instant::now().saturating_duration_since(t.heard);
             if silent < t.interval {
                 // Heard from since the timer was set: wait for an interval
                 // after that.
-                t.sleep.as_mut().reset(t.heard + t.interval);
+                t.sleep.get_mut().as_mut().reset(t.heard + t.interval);
                 continue;
             }
             if silent >= t.interval * 2 {
                 return Poll::Ready(Tick::Dead(silent));
             }
-            t.sleep.as_mut().reset(t.heard + t.interval * 2);
+            t.sleep.get_mut().as_mut().reset(t.heard + t.interval * 2);
             if t.pinged != Some(t.heard) {
                 t.pinged = Some(t.heard);
                 return Poll::Ready(Tick::SendPing);

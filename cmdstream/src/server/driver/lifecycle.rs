@@ -16,6 +16,7 @@ use tracing::debug;
 
 use super::Driver;
 use crate::codec::Codec;
+use crate::conn::gated::Gated;
 use crate::server::dispatch::Dispatch;
 use crate::wire::frame;
 
@@ -39,7 +40,7 @@ pub(super) enum State {
 /// Fires when a connection has had no command in flight, and has received
 /// none, for a whole timeout.
 pub(super) struct IdleTimer {
-    sleep: Pin<Box<Sleep>>,
+    sleep: Gated<Pin<Box<Sleep>>>,
     timeout: Duration,
     /// Commands received by the last look.
     commands_seen: u64,
@@ -48,7 +49,7 @@ pub(super) struct IdleTimer {
 impl State {
     pub(super) fn new(idle_timeout: Option<Duration>) -> Self {
         State::Serving(idle_timeout.map(|timeout| IdleTimer {
-            sleep: Box::pin(tokio::time::sleep(timeout)),
+            sleep: Gated::new(Box::pin(tokio::time::sleep(timeout))),
             timeout,
             commands_seen: 0,
         }))
@@ -73,14 +74,14 @@ where
         let State::Serving(idle) = &mut self.state else {
             return false;
         };
-        if self.shutdown.as_mut().poll(cx).is_ready() {
+        if self.shutdown.poll(cx).is_ready() {
             self.go_away("the server is shutting down");
             return true;
         }
         let Some(timer) = idle else {
             return false;
         };
-        if timer.sleep.as_mut().poll(cx).is_pending() {
+        if timer.sleep.poll(cx).is_pending() {
             return false;
         }
         if self.running.is_empty() && self.commands_seen == timer.commands_seen {
@@ -88,7 +89,11 @@ where
             return true;
         }
         timer.commands_seen = self.commands_seen;
-        timer.sleep.as_mut().reset(Instant::now() + timer.timeout);
+        timer
+            .sleep
+            .get_mut()
+            .as_mut()
+            .reset(Instant::now() + timer.timeout);
         true
     }
 

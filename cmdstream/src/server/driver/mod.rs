@@ -32,6 +32,7 @@ use super::hooks::ConnectionInfo;
 use super::outbox::{CallRef, Collecting, Out, Outbox};
 use crate::codec::Codec;
 use crate::conn::framed::{self, FramedIo};
+use crate::conn::gated::Gated;
 use crate::conn::id_map::{seeded_map, SeededIdMap};
 use crate::conn::link::{Link, Side, Written};
 use crate::error::Error;
@@ -113,7 +114,7 @@ pub(crate) struct Driver<IO, D, C> {
     codec: C,
     config: Arc<ServerConfig>,
     peer: Peer,
-    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    shutdown: Gated<Pin<Box<WaitForCancellationFutureOwned>>>,
     state: State,
     /// Commands received, for the idle timer.
     commands_seen: u64,
@@ -147,7 +148,7 @@ where
             codec,
             config,
             peer,
-            shutdown: Box::pin(shutdown),
+            shutdown: Gated::new(Box::pin(shutdown)),
             state,
             commands_seen: 0,
         }

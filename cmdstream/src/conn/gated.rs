@@ -82,7 +82,8 @@ impl<F: Future + Unpin> Gated<F> {
             self.task = Some(task);
         }
         // Cleared before the poll, so a wake during or after it is seen.
-        if self.gate.woken.swap(false, Ordering::Acquire) {
+        if self.gate.woken.load(Ordering::Relaxed) && self.gate.woken.swap(false, Ordering::Acquire)
+        {
             self.waiting = false;
         }
         if self.waiting {

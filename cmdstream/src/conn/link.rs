@@ -163,7 +163,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
 
     /// The write buffer, to append exactly one frame to.
     pub(crate) fn out(&mut self) -> &mut BytesMut {
-        self.policy.queued();
+        self.out_frames(1)
+    }
+
+    /// [`out`](Self::out), to put `frames` frames (or answers) in at once.
+    pub(crate) fn out_frames(&mut self, frames: usize) -> &mut BytesMut {
+        self.policy.queued(frames);
         self.io.wbuf()
     }
 

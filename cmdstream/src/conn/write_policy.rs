@@ -25,9 +25,9 @@ impl WritePolicy {
         self.queued
     }
 
-    /// A frame was put in the write buffer.
-    pub(crate) fn queued(&mut self) {
-        self.queued += 1;
+    /// `frames` frames were put in the write buffer.
+    pub(crate) fn queued(&mut self, frames: usize) {
+        self.queued += frames;
     }
 
     /// Whether to yield once before writing, given how many frames are
@@ -54,11 +54,11 @@ mod tests {
     #[test]
     fn yields_once_when_more_frames_are_expected() {
         let mut p = WritePolicy::default();
-        p.queued();
+        p.queued(1);
         assert!(p.should_yield(100));
         assert!(!p.should_yield(100), "only once per write");
         p.wrote();
-        p.queued();
+        p.queued(1);
         assert!(!p.should_yield(1), "a lone caller is written at once");
         assert!(!p.should_yield(0));
     }

@@ -126,12 +126,20 @@ fn with_collection<R>(conn: u64, f: impl FnOnce(&mut Inline) -> R) -> Option<R> 
 pub(crate) struct Collecting {
     /// The connection it is for.
     conn: u64,
+    /// How many calls have frames in it, for the write policy.
+    answers: usize,
 }
 
 impl Collecting {
+    /// How many calls have frames in the collection.
+    pub(crate) fn answers(&self) -> usize {
+        self.answers
+    }
+
     /// Appends the frames collected so far to `out`.
-    pub(crate) fn flush(&self, out: &mut BytesMut) {
+    pub(crate) fn flush(&mut self, out: &mut BytesMut) {
         with_collection(self.conn, |inline| take_frames(inline, out));
+        self.answers = 0;
     }
 
     /// Appends the frames collected to `out` and closes the collection.
@@ -224,7 +232,7 @@ impl Outbox {
                 let mut inline = inline.try_borrow_mut().ok()?;
                 if collecting.is_none() && inline.conn == 0 {
                     inline.conn = conn;
-                    *collecting = Some(Collecting { conn });
+                    *collecting = Some(Collecting { conn, answers: 0 });
                 }
                 if inline.conn != conn {
                     return None;
@@ -242,6 +250,11 @@ impl Outbox {
         };
         let sent = with_collection(conn, |inline| {
             inline.call = 0;
+            if inline.frames.len() > start {
+                if let Some(collecting) = collecting {
+                    collecting.answers += 1;
+                }
+            }
             Sent {
                 ended: inline.ended,
                 results: inline.results,
@@ -259,8 +272,13 @@ impl Outbox {
 
     /// Drops the frames the call of `sent` sent in its poll (its command
     /// panicked).
-    pub(crate) fn discard(&self, sent: &Sent) {
+    pub(crate) fn discard(&self, collecting: &mut Option<Collecting>, sent: &Sent) {
         with_collection(self.0.conn, |inline| inline.frames.truncate(sent.start));
+        if sent.held > sent.start {
+            if let Some(collecting) = collecting {
+                collecting.answers = collecting.answers.saturating_sub(1);
+            }
+        }
     }
 
     /// Runs `f` with `value` on the collection if this connection's driver
@@ -561,8 +579,9 @@ mod tests {
         // Between polls, nothing is collected: not even the last call's.
         frame(&ours, 2, b'x', false);
         let ((), third) = ours.poll_collected(&mut open, call(3), || frame(&ours, 3, b'c', false));
-        ours.discard(&third);
-        let collecting = open.take().expect("opened by the first poll");
+        ours.discard(&mut open, &third);
+        let mut collecting = open.take().expect("opened by the first poll");
+        assert_eq!(collecting.answers(), 2, "calls 1 and 2");
         let mut frames = BytesMut::new();
         collecting.flush(&mut frames);
         assert_eq!(&frames[..], b"ab");

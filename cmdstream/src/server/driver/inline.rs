@@ -123,7 +123,7 @@ where
         match polled {
             Ok(poll) => Some((poll, sent)),
             Err(_) => {
-                self.outbox.discard(&sent);
+                self.outbox.discard(&mut self.collecting, &sent);
                 None
             }
         }
@@ -145,8 +145,8 @@ where
             }
         }
         if sent.held >= FLUSH_AT {
-            if let Some(collecting) = &self.collecting {
-                collecting.flush(self.link.out());
+            if let Some(collecting) = &mut self.collecting {
+                collecting.flush(self.link.out_frames(collecting.answers()));
             }
         }
     }

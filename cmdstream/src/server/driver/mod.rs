@@ -246,7 +246,8 @@ where
     fn take_frames(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
         let taken = self.take_batch(cx);
         if let Some(collecting) = self.collecting.take() {
-            collecting.finish(self.link.out());
+            let answers = collecting.answers();
+            collecting.finish(self.link.out_frames(answers));
         }
         taken
     }
@@ -261,8 +262,8 @@ where
             self.on_frame(cx, frame)?;
             frames += 1;
             if frames % WRITE_EVERY == 0 {
-                if let Some(collecting) = &self.collecting {
-                    collecting.flush(self.link.out());
+                if let Some(collecting) = &mut self.collecting {
+                    collecting.flush(self.link.out_frames(collecting.answers()));
                 }
                 // Whatever the result, the driver's own write retries.
                 self.link.poll_write(cx, 0)?;

@@ -10,15 +10,15 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Command, Driver, Running};
+use crate::codec::Codec;
+use crate::error::ErrorCode;
+use crate::server::dispatch::Dispatch;
+use crate::server::outbox::{CallRef, Sent};
 
 /// Frames collected from inline polls go to the write buffer at the end of
 /// the batch, or as soon as they hold this many bytes: the write buffer's
 /// high-water mark then sees them in time to stop the batch.
 const FLUSH_AT: usize = 64 * 1024;
-use crate::codec::Codec;
-use crate::error::ErrorCode;
-use crate::server::dispatch::Dispatch;
-use crate::server::outbox::{CallRef, Sent};
 
 impl<IO, D, C> Driver<IO, D, C>
 where

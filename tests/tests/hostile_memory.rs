@@ -184,6 +184,46 @@ async fn a_client_that_never_reads_its_answers_with_commands_in_tasks_holds_the_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_answers_with_commands_polled_inline_holds_the_server_to_its_bounds(
+) {
+    let _turn = TURN.lock().await;
+    const CALLS: u64 = 1000;
+    let srv = serve().await;
+    let bystander = connect(srv.addr).await;
+    let base = HEAP.allocated();
+
+    // Every command in one write: the server reads them in one batch, and
+    // each is answered inline, into the batch's collection.
+    let mut hostile = within("the hostile handshake", RawConn::connect(srv.addr)).await;
+    let mut commands = Vec::new();
+    for id in 1..=CALLS {
+        commands.extend(raw::blob(id, MIB));
+    }
+    hostile.send(&commands).await;
+
+    // Bound: the 1 MiB write buffer and the answer that took it past its
+    // high-water mark (the collection goes to the write buffer once it
+    // holds 64 KiB, so the batch stops there), the 4 MiB output buffer, a
+    // little for the connections themselves.
+    let peak = peak_growth("unread inline answers", base, 24 * MIB).await;
+    let ran = Probe::get(&srv.probe.blobs) as u64;
+    assert!(
+        ran < CALLS / 10,
+        "{ran} of {CALLS} blobs ran for a client that reads nothing"
+    );
+    assert_eq!(
+        within("the bystander's call", bystander.add(2, 3))
+            .await
+            .unwrap(),
+        5
+    );
+
+    drop(hostile);
+    returns_to(base, 2 * MIB).await;
+    println!("peak growth {} KiB, {ran} blobs run", peak / 1024);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_announcing_a_huge_window_that_never_reads_holds_the_client_to_its_bounds() {
     let _turn = TURN.lock().await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

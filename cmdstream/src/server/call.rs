@@ -27,6 +27,13 @@ use crate::wire::frame::{self, Kind};
 /// on; the client then works on one batch while the next is made.
 const STREAM_BATCH: usize = 32 * 1024;
 
+/// With a batch's worth from other streams already waiting for the
+/// connection, a stream hands over what it has (and yields) from this many
+/// bytes on. Many streams at once then each take a short turn before the
+/// connection writes, instead of each making a full batch first while the
+/// client waits for its first bytes.
+const SHORT_BATCH: usize = 4 * 1024;
+
 /// A stream's results encoded and not yet handed to the connection.
 #[derive(Default)]
 struct Batch {
@@ -243,7 +250,10 @@ impl<C: Codec> Call<C> {
                 return self.refuse_answer(refused);
             }
             batch.results += 1;
-            if batch.bytes.len() >= STREAM_BATCH {
+            let made = batch.bytes.len();
+            if made >= STREAM_BATCH
+                || (made >= SHORT_BATCH && self.outbox.backlog().queued() >= STREAM_BATCH)
+            {
                 self.send_batch(&mut batch);
                 // Let the connection write it while the next is made, and
                 // make no more while it cannot take them.
@@ -436,5 +446,89 @@ impl<C> std::fmt::Debug for Call<C> {
             .field("id", &self.call.id)
             .field("command", &self.context.command.name)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::codec::Bincode;
+    use crate::server::hooks::ConnectionInfo;
+    use crate::service::CommandKind;
+    use crate::transport::PeerAddr;
+
+    static COUNT: CommandInfo = CommandInfo::new(1, "count", CommandKind::ServerStream, 0);
+
+    /// A server-streaming call with request id 1, without flow control.
+    fn call(outbox: &Outbox) -> Call<Bincode> {
+        let connection = Arc::new(ConnectionInfo {
+            id: 1,
+            addr: PeerAddr::Other("test".into()),
+            metadata: Default::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
+            principal: None,
+            shutdown: CancellationToken::new(),
+        });
+        let context = CallContext {
+            request_id: 1,
+            command: &COUNT,
+            deadline: None,
+            traceparent: None,
+            metadata: Default::default(),
+            connection,
+        };
+        let call = CallRef { id: 1, seq: 1 };
+        Call::new(
+            call,
+            Bytes::new(),
+            context,
+            Bincode,
+            outbox.clone(),
+            None,
+            None,
+        )
+    }
+
+    /// Streams 2,000 results of about 100 bytes each while taking what
+    /// the stream hands over as a driver would, with `waiting` bytes from
+    /// other streams in the channel all along: the sizes of the batches
+    /// before the last.
+    async fn batches(waiting: usize) -> Vec<usize> {
+        let (outbox, mut rx) = Outbox::new(1 << 20, 64 << 20);
+        outbox.backlog().charge(waiting);
+        let results = futures_util::stream::iter(std::iter::repeat_n(vec![7u8; 100], 2000));
+        let stream = tokio::spawn(call(&outbox).reply_stream(results));
+        let mut sizes = Vec::new();
+        while let Some(Out::Frame { last, frame, .. }) = rx.recv().await {
+            outbox.backlog().release(frame.len());
+            if last {
+                break;
+            }
+            sizes.push(frame.len());
+        }
+        stream.await.unwrap();
+        sizes
+    }
+
+    #[tokio::test]
+    async fn a_stream_alone_hands_over_full_batches() {
+        let sizes = batches(0).await;
+        assert!(sizes.len() >= 4, "{sizes:?}");
+        assert!(sizes.iter().all(|&n| n >= STREAM_BATCH), "{sizes:?}");
+    }
+
+    #[tokio::test]
+    async fn a_stream_hands_over_short_batches_while_a_full_one_waits() {
+        let sizes = batches(STREAM_BATCH).await;
+        assert!(sizes.len() >= 20, "{sizes:?}");
+        assert!(
+            sizes
+                .iter()
+                .all(|&n| (SHORT_BATCH..SHORT_BATCH + 200).contains(&n)),
+            "{sizes:?}"
+        );
     }
 }

@@ -27,11 +27,9 @@ use crate::wire::frame::{self, Kind};
 /// on; the client then works on one batch while the next is made.
 const STREAM_BATCH: usize = 32 * 1024;
 
-/// With a batch's worth from other streams already waiting for the
-/// connection, a stream hands over what it has (and yields) from this many
-/// bytes on. Many streams at once then each take a short turn before the
-/// connection writes, instead of each making a full batch first while the
-/// client waits for its first bytes.
+/// With a batch's worth from others already waiting for the connection, a
+/// stream hands over what it has (and yields) from this many bytes on: many
+/// streams then take short turns, not full batches, before the first write.
 const SHORT_BATCH: usize = 4 * 1024;
 
 /// A stream's results encoded and not yet handed to the connection.

@@ -19,6 +19,9 @@ pub(crate) enum FrameBuf {
     Heap(BytesMut),
 }
 
+/// The most room a scratch keeps after a large frame took its memory.
+const KEEP: usize = 64 * 1024;
+
 thread_local! {
     static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::with_capacity(4096));
 }
@@ -56,7 +59,13 @@ impl FrameBuf {
         } else {
             // The frame takes the scratch's memory along; the scratch grows
             // anew when it next needs room.
-            FrameBuf::Heap(buf.split())
+            let frame = buf.split();
+            if buf.capacity() > KEEP {
+                // What is left shares the frame's allocation and would keep
+                // it alive for as long as the thread lives.
+                *buf = BytesMut::new();
+            }
+            FrameBuf::Heap(frame)
         }
     }
 
@@ -107,6 +116,22 @@ mod tests {
         })
         .unwrap();
         assert_eq!(again.as_slice(), &[3]);
+    }
+
+    #[test]
+    fn a_large_frame_leaves_no_room_behind_that_would_keep_its_memory() {
+        // Written piece by piece, as an encoder does: the buffer doubles
+        // past what the frame needs.
+        let large = FrameBuf::encode::<()>(|b| {
+            for _ in 0..150 {
+                b.extend_from_slice(&[5; 4096]);
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(large.len(), 150 * 4096);
+        let kept = SCRATCH.with(|s| s.borrow().capacity());
+        assert!(kept <= KEEP, "the scratch kept {kept} bytes of room");
     }
 
     #[test]

@@ -180,6 +180,7 @@ impl<T, C> ResultStream<T, C> {
     /// reports how it ended.
     fn end(&mut self, outcome: Outcome) {
         self.done = true;
+        self.run = None;
         if let Some(trace) = &mut self.trace {
             trace.finish(outcome);
         }
@@ -212,66 +213,82 @@ impl<T: DeserializeOwned, C: Codec> Stream for ResultStream<T, C> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if this.done {
+        // The common case, kept small: the next result of the run being
+        // walked. A run is only held while the stream is not done.
+        let Some(body) = this.run.as_mut().and_then(Results::next_body) else {
+            return this.poll_refill(cx);
+        };
+        let len = body.len();
+        let item = this.codec.decode(body);
+        this.consumed(len);
+        Poll::Ready(Some(item.map_err(Error::from)))
+    }
+}
+
+impl<T: DeserializeOwned, C: Codec> ResultStream<T, C> {
+    /// The next item when the run being walked has none left: the rest of
+    /// the last batch, then the next event, or how the call ended.
+    #[inline(never)]
+    fn poll_refill(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Error>>> {
+        if self.done {
             return Poll::Ready(None);
         }
-        if let Link::Binding(binding) = &mut this.link {
+        if let Link::Binding(binding) = &mut self.link {
             match binding.as_mut().poll(cx) {
-                Poll::Ready(Ok(bound)) => this.bind(bound),
+                Poll::Ready(Ok(bound)) => self.bind(bound),
                 Poll::Ready(Err(e)) => {
-                    this.end(Outcome::of_error(&e));
+                    self.end(Outcome::of_error(&e));
                     return Poll::Ready(Some(Err(e)));
                 }
-                Poll::Pending if this.timed_out(cx) => {
+                Poll::Pending if self.timed_out(cx) => {
                     // Nothing was sent: nothing to cancel.
-                    this.end(Outcome::Timeout);
+                    self.end(Outcome::Timeout);
                     return Poll::Ready(Some(Err(Error::Timeout)));
                 }
                 Poll::Pending => return Poll::Pending,
             }
         }
-        let Link::Bound { id, .. } = this.link else {
-            unreachable!("bound above")
-        };
         let (item, len) = loop {
-            if let Some(run) = &mut this.run {
+            if let Some(run) = &mut self.run {
                 if let Some(body) = run.next_body() {
-                    break (this.codec.decode(body), body.len());
+                    break (self.codec.decode(body), body.len());
                 }
-                this.run = None;
+                self.run = None;
             }
-            match this.ready.next() {
-                Some(Chunk::One(body)) => break (this.codec.decode(&body), body.len()),
+            match self.ready.next() {
+                Some(Chunk::One(body)) => break (self.codec.decode(&body), body.len()),
                 Some(Chunk::Run(run)) => {
-                    this.run = Some(run);
+                    self.run = Some(run);
                     continue;
                 }
                 None => {}
             }
             // Nothing left to yield: the deadline is looked at (and its
             // timer armed) each time the stream is about to wait.
-            if this.timed_out(cx) {
-                this.end(Outcome::Timeout);
-                this.send(Control::Cancel(id));
+            if self.timed_out(cx) {
+                self.end(Outcome::Timeout);
+                if let Link::Bound { id, .. } = self.link {
+                    self.send(Control::Cancel(id));
+                }
                 return Poll::Ready(Some(Err(Error::Timeout)));
             }
-            let Link::Bound { events, .. } = &mut this.link else {
+            let Link::Bound { events, .. } = &mut self.link else {
                 unreachable!("bound above")
             };
             match std::task::ready!(events.poll_recv(cx)) {
-                Some(Event::Items(items)) => this.ready = items.into_iter(),
+                Some(Event::Items(items)) => self.ready = items.into_iter(),
                 Some(Event::End) => {
-                    this.end(Outcome::Ok);
+                    self.end(Outcome::Ok);
                     return Poll::Ready(None);
                 }
                 Some(Event::Failed(e)) => {
-                    this.end(Outcome::of_error(&e));
+                    self.end(Outcome::of_error(&e));
                     return Poll::Ready(Some(Err(e)));
                 }
                 None => {
                     // The driver went without a word (its runtime shut
                     // down, say): the call was sent, for all we know.
-                    this.end(Outcome::ConnectionLost);
+                    self.end(Outcome::ConnectionLost);
                     let lost = Error::ConnectionLost {
                         reason: "the connection closed".into(),
                         sent: true,
@@ -280,24 +297,37 @@ impl<T: DeserializeOwned, C: Codec> Stream for ResultStream<T, C> {
                 }
             }
         };
-        this.consumed += 1;
-        this.consumed_bytes += len + ITEM_OVERHEAD;
-        if let Some(trace) = &mut this.trace {
-            trace.received(len);
-        }
-        if this.consumed >= this.batch {
-            let credit = this.resize();
-            if credit > 0 {
-                this.send(Control::Credit(id, credit));
-            }
-            this.consumed = 0;
-            this.consumed_bytes = 0;
-        }
+        self.consumed(len);
         Poll::Ready(Some(item.map_err(Error::from)))
     }
 }
 
 impl<T, C> ResultStream<T, C> {
+    /// Counts an item of `len` bytes as consumed, returning credit once a
+    /// batch is.
+    #[inline]
+    fn consumed(&mut self, len: usize) {
+        self.consumed += 1;
+        self.consumed_bytes += len + ITEM_OVERHEAD;
+        if let Some(trace) = &mut self.trace {
+            trace.received(len);
+        }
+        if self.consumed >= self.batch {
+            self.return_credit();
+        }
+    }
+
+    /// Returns the credit for the batch just consumed.
+    #[cold]
+    fn return_credit(&mut self) {
+        let credit = self.resize();
+        if let (true, Link::Bound { id, .. }) = (credit > 0, &self.link) {
+            self.send(Control::Credit(*id, credit));
+        }
+        self.consumed = 0;
+        self.consumed_bytes = 0;
+    }
+
     /// Tells the driver of the stream's connection.
     fn send(&self, msg: Control) {
         if let Link::Bound { control, .. } = &self.link {

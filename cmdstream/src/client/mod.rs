@@ -257,16 +257,23 @@ impl<C: Codec> Client<C> {
             // connection and sending again are boxed, off that path.
             routed => {
                 let deadline = Deadline::after(self.timeout(command));
-                let mut sends = Sends::new(self.options.idempotent.unwrap_or(command.idempotent));
-                if let Some(lease) = routed.pick(Use::Call) {
-                    let result = self
-                        .send_unary(&lease.conn, command, &args, deadline.left()?)
-                        .await;
+                let idempotent = self.options.idempotent.unwrap_or(command.idempotent);
+                // Only what the wait needs is kept across it (not the
+                // picked `Option`, the timeout's `Result` or the resend
+                // state), so the future is little larger than a direct one.
+                let sends = 'first: {
+                    let Some(lease) = routed.pick(Use::Call) else {
+                        break 'first Sends::new(idempotent);
+                    };
+                    let timeout = deadline.left()?;
+                    let result = self.send_unary(&lease.conn, command, &args, timeout).await;
                     lease.record(&result);
+                    let mut sends = Sends::new(idempotent);
                     if !sends.again(&result, &lease.conn) {
                         return Ok(map(self.codec.decode(&result?)?));
                     }
-                }
+                    sends
+                };
                 let resent = self.unary_resent(routed, command, &args, deadline, sends);
                 Ok(map(self.codec.decode(&Box::pin(resent).await?)?))
             }

@@ -1,4 +1,5 @@
-//! Every call shape through a real loopback connection.
+//! Every call shape through a real loopback connection, and many answers
+//! arriving in one read from a scripted server.
 
 use cmdstream::Error;
 use cmdstream_tests::{connect, serve, DivError};
@@ -270,4 +271,60 @@ async fn connection_metadata_too_large_to_send_fails_the_connect_typed() {
         .await
         .expect_err("an unsendable hello was sent");
     assert!(matches!(err, Error::InvalidMetadata(_)), "{err:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn answers_arriving_in_one_read_all_reach_their_callers_however_many() {
+    use cmdstream::codec::{Bincode, Codec};
+    use cmdstream::Client;
+    use cmdstream_tests::calc::INFO;
+    use cmdstream_tests::raw::{self, kind, pipe};
+    use cmdstream_tests::CalcClient;
+    use tokio::io::AsyncWriteExt;
+
+    // Far more answers than the client routes between two yields, all in
+    // one write, in reverse order, and then nothing more: the rest of the
+    // read is routed without waiting for the socket.
+    const CALLS: i64 = 300;
+    let (ours, mut theirs) = tokio::io::duplex(1 << 20);
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let fake = tokio::spawn(async move {
+        pipe::accept(&mut theirs, 0, 32).await;
+        let mut answers = Vec::new();
+        for _ in 0..CALLS {
+            let call = pipe::read_frame(&mut theirs).await.expect("a COMMAND");
+            assert_eq!(call.kind, kind::COMMAND);
+            // After the command id and the flags (none set): `(a, b)`.
+            assert_eq!(call.body[4], 0, "no head fields");
+            let (a, b): (i64, i64) = Codec::decode(&Bincode, &call.body[5..]).unwrap();
+            answers.push(raw::frame(
+                kind::RESULT_LAST,
+                call.id,
+                &raw::encode(&(a + b)),
+            ));
+        }
+        theirs.write_all(&answers.concat()).await.unwrap();
+        let _ = finished.await;
+    });
+    let client = Client::builder()
+        .keepalive(None)
+        .connect_io(ours, &INFO, "fake")
+        .await
+        .unwrap();
+    let client = CalcClient::new(client);
+    let calls = (0..CALLS).map(|i| {
+        let client = client.clone();
+        async move { client.add(i, 1000).await }
+    });
+    let results = tokio::time::timeout(
+        std::time::Duration::from_secs(3_600),
+        futures_util::future::join_all(calls),
+    )
+    .await
+    .expect("every call answered");
+    for (i, result) in results.into_iter().enumerate() {
+        assert_eq!(result.unwrap(), i as i64 + 1000, "call {i}");
+    }
+    let _ = done.send(());
+    fake.await.unwrap();
 }

@@ -1,18 +1,40 @@
-//! What the server sends a client connection: results handed to their
-//! callers by request id (a stream's runs of results gathered per read),
-//! errors, credit for argument streams, ping and pong, go-away.
+//! What the server sends a client connection, routed a slice of a read at
+//! a time: results handed to their callers by request id (a stream's runs
+//! of results gathered per slice), errors, credit for argument streams,
+//! ping and pong, go-away.
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::info;
 
-use super::{Driver, Pending, State};
+use super::{Driver, Pending, State, ROUTE_EVERY};
 use crate::client::message::Reply;
 use crate::client::stream_sink::Chunk;
 use crate::error::{Error, ErrorCode, RemoteError};
 use crate::wire::frame::{ErrorBody, Frame, Kind};
-use crate::wire::results::Results;
+use crate::wire::results::{Incoming, Results};
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
+    /// Routes the frames of the last read, at most [`ROUTE_EVERY`] of them
+    /// (a stream's run counts as one); `unrouted` says whether it stopped
+    /// short.
+    pub(super) fn route_read(&mut self) -> Result<(), Error> {
+        self.unrouted = false;
+        let mut routed = 0;
+        while let Some(incoming) = self.link.next_incoming()? {
+            match incoming {
+                Incoming::Frame(frame) => self.on_frame(frame)?,
+                Incoming::Results(results) => self.on_results(results)?,
+            }
+            routed += 1;
+            if routed == ROUTE_EVERY {
+                self.unrouted = true;
+                break;
+            }
+        }
+        self.flush_streams();
+        Ok(())
+    }
+
     pub(super) fn on_frame(&mut self, frame: Frame) -> Result<(), Error> {
         match frame.kind {
             Kind::ResultLast => {

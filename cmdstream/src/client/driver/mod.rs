@@ -5,7 +5,8 @@
 //! one channel (new calls) and control messages on another (cancel, credit,
 //! streamed arguments); the driver copies them into one write buffer, writes
 //! it once, reads as many frames as the socket has and routes each result
-//! to its caller by request id (`incoming.rs`).
+//! to its caller by request id (`incoming.rs`), a slice of the read at a
+//! time so that the callers' next calls go out meanwhile.
 
 mod incoming;
 
@@ -27,7 +28,6 @@ use crate::conn::link::{Link, Side, Written};
 use crate::error::Error;
 use crate::service::ServiceInfo;
 use crate::wire::frame::{self, Kind};
-use crate::wire::results::Incoming;
 
 /// The sources that said Pending during one poll of the driver.
 #[derive(Default)]
@@ -54,6 +54,16 @@ enum State {
 
 /// The most new calls taken from the channel at a time.
 const TAKE_AT_ONCE: usize = 64;
+
+/// A large read is routed this many frames at a time, the driver yielding
+/// in between: the callers handed their results queue their next calls,
+/// which go out while the rest of the read is routed. Routed all at once,
+/// every call of a full pipeline is answered, then sent again, in one
+/// batch, and the server waits idle while the client routes the batch and
+/// the client while the server answers it. (Measured with 256 calls in
+/// flight, setup A: about 1.0 M calls/s routed at once, 1.6 M with 64;
+/// 32 and 128 do worse than 64.)
+const ROUTE_EVERY: usize = 64;
 
 /// One call in flight. Kept small: the map holds one per call, and every
 /// call writes and reads its entry.
@@ -96,8 +106,8 @@ pub(crate) struct Driver<IO> {
     /// late callers would each go out in a write of their own.
     woken: usize,
     state: State,
-    /// Streams with results gathered during this read, to hand over once
-    /// the read is cut into frames.
+    /// Streams with results gathered from this slice of a read, to hand
+    /// over once the slice is routed.
     to_flush: Vec<u64>,
     /// New calls taken from the channel in one go (one `poll_recv_many`
     /// costs far less than a `poll_recv` per call) and not yet queued.
@@ -105,6 +115,9 @@ pub(crate) struct Driver<IO> {
     /// Bytes of streamed arguments in the write buffer, released from
     /// [`Shared::args_backlog`] once written.
     unwritten_args: usize,
+    /// The last read may hold frames not routed yet: the driver stopped
+    /// after [`ROUTE_EVERY`] of them to let the callers it woke run.
+    unrouted: bool,
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
@@ -125,6 +138,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             to_flush: Vec::new(),
             taken: Vec::new(),
             unwritten_args: 0,
+            unrouted: false,
         }
     }
 
@@ -241,17 +255,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 }
             }
 
-            if !idle.read {
+            // Frames left over from the last read first, then more.
+            if self.unrouted {
+                progress = true;
+                self.route_read()?;
+            } else if !idle.read {
                 match self.link.poll_read(cx)? {
                     Poll::Ready(true) => {
                         progress = true;
-                        while let Some(incoming) = self.link.next_incoming()? {
-                            match incoming {
-                                Incoming::Frame(frame) => self.on_frame(frame)?,
-                                Incoming::Results(results) => self.on_results(results)?,
-                            }
-                        }
-                        self.flush_streams();
+                        self.route_read()?;
                     }
                     Poll::Ready(false) => {
                         let why = match self.shared.going_away.get() {
@@ -285,6 +297,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                         .release(std::mem::take(&mut self.unwritten_args));
                 }
                 Written::Nothing | Written::Blocked => {}
+            }
+            // The callers just handed their results queue their next
+            // calls before the rest of the read is routed.
+            if self.unrouted {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
 
             // Done: closing, or sent away by the server, with nothing left

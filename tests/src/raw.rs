@@ -393,6 +393,20 @@ pub mod pipe {
         assert_eq!(ack, [0, 0, 0], "the server did not accept the hello");
     }
 
+    /// A `Calc` client over `io`, whose other end plays the server; it
+    /// sends no keepalive pings of its own.
+    pub async fn calc_client<IO>(io: IO) -> crate::CalcClient
+    where
+        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let client = cmdstream::Client::builder()
+            .keepalive(None)
+            .connect_io(io, &INFO, "pipe")
+            .await
+            .unwrap();
+        crate::CalcClient::new(client)
+    }
+
     /// Reads one frame; `None` when the peer closed the stream.
     pub async fn read_frame<R: AsyncRead + Unpin>(io: &mut R) -> Option<RawFrame> {
         let mut len = [0u8; 4];

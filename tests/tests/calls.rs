@@ -276,10 +276,7 @@ async fn connection_metadata_too_large_to_send_fails_the_connect_typed() {
 #[tokio::test(start_paused = true)]
 async fn answers_arriving_in_one_read_all_reach_their_callers_however_many() {
     use cmdstream::codec::{Bincode, Codec};
-    use cmdstream::Client;
-    use cmdstream_tests::calc::INFO;
     use cmdstream_tests::raw::{self, kind, pipe};
-    use cmdstream_tests::CalcClient;
     use tokio::io::AsyncWriteExt;
 
     // Far more answers than the client routes between two yields, all in
@@ -306,12 +303,7 @@ async fn answers_arriving_in_one_read_all_reach_their_callers_however_many() {
         theirs.write_all(&answers.concat()).await.unwrap();
         let _ = finished.await;
     });
-    let client = Client::builder()
-        .keepalive(None)
-        .connect_io(ours, &INFO, "fake")
-        .await
-        .unwrap();
-    let client = CalcClient::new(client);
+    let client = pipe::calc_client(ours).await;
     let calls = (0..CALLS).map(|i| {
         let client = client.clone();
         async move { client.add(i, 1000).await }

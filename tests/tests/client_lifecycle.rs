@@ -50,12 +50,7 @@ async fn a_lost_call_says_whether_it_was_sent() {
         assert_eq!(first.kind, kind::COMMAND);
         drop(theirs);
     });
-    let client = Client::builder()
-        .keepalive(None)
-        .connect_io(ours, &INFO, "fake")
-        .await
-        .unwrap();
-    let client = CalcClient::new(client);
+    let client = pipe::calc_client(ours).await;
     let (first, second) = tokio::join!(client.sleep(100), async {
         tokio::task::yield_now().await;
         client.sleep(100).await

@@ -368,13 +368,7 @@ async fn a_real_client_sees_an_idle_go_away_as_unavailable() {
         .build(CalcServer::new(Calc::new(probe)));
     let (ours, theirs) = pipes();
     let task = tokio::spawn(async move { server.serve_connection(theirs, None).await });
-    let client = CalcClient::new(
-        Client::builder()
-            .keepalive(None)
-            .connect_io(ours, &INFO, "pipe")
-            .await
-            .unwrap(),
-    );
+    let client = pipe::calc_client(ours).await;
     assert_eq!(client.add(1, 2).await.unwrap(), 3);
 
     let result = bounded("the server closed the idle connection", task)

@@ -321,8 +321,10 @@ impl<T, C> ResultStream<T, C> {
     #[cold]
     fn return_credit(&mut self) {
         let credit = self.resize();
-        if let (true, Link::Bound { id, .. }) = (credit > 0, &self.link) {
-            self.send(Control::Credit(*id, credit));
+        if let Link::Bound { id, .. } = self.link {
+            if credit > 0 {
+                self.send(Control::Credit(id, credit));
+            }
         }
         self.consumed = 0;
         self.consumed_bytes = 0;

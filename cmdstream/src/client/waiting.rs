@@ -16,16 +16,17 @@ use super::message::Control;
 use crate::error::Error;
 use crate::telemetry::CallTrace;
 
-pin_project_lite::pin_project! {
-    /// Resolves to a sent call's result, or to [`Error::Timeout`] once its
-    /// timeout expires; the call's span (when observed) ends with it.
-    /// Dropped before that, or timed out, it sends CANCEL for the call.
-    pub(super) struct Waiting<'c> {
-        call: Call<'c>,
-        #[pin]
-        deadline: Option<Sleep>,
-        trace: Option<Box<CallTrace>>,
-    }
+/// Resolves to a sent call's result, or to [`Error::Timeout`] once its
+/// timeout expires; the call's span (when observed) ends with it.
+/// Dropped before that, or timed out, it sends CANCEL for the call.
+pub(super) struct Waiting<'c> {
+    call: Call<'c>,
+    // Boxed: a `Sleep` is 112 bytes, most of this future, which is
+    // moved into every caller's own future (and each of those moves
+    // is a `memcpy`) whether the call has a timeout or not. A call
+    // with one allocates its timer; the whole future is 56 bytes.
+    deadline: Option<Pin<Box<Sleep>>>,
+    trace: Option<Box<CallTrace>>,
 }
 
 enum Call<'c> {
@@ -58,7 +59,7 @@ impl<'c> Waiting<'c> {
                     armed: true,
                 },
             },
-            deadline: timeout.map(tokio::time::sleep),
+            deadline: timeout.map(|t| Box::pin(tokio::time::sleep(t))),
             trace,
         }
     }
@@ -85,14 +86,18 @@ impl Future for Waiting<'_> {
     type Output = Result<Bytes, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let Waiting {
+            call,
+            deadline,
+            trace,
+        } = self.get_mut();
         // Looked at in place: a call still waiting is not moved out and
         // back on every poll.
-        let result = match this.call {
+        let result = match call {
             Call::Sent { rx, cancel } => match Pin::new(rx).poll(cx) {
                 Poll::Ready(result) => {
                     cancel.armed = false;
-                    *this.call = Call::Done;
+                    *call = Call::Done;
                     // The driver answers every call it took before it
                     // goes: an unanswered one is treated as sent.
                     result.unwrap_or_else(|_| {
@@ -103,25 +108,24 @@ impl Future for Waiting<'_> {
                     })
                 }
                 Poll::Pending => {
-                    let expired = this
-                        .deadline
-                        .as_pin_mut()
-                        .is_some_and(|deadline| deadline.poll(cx).is_ready());
+                    let expired = deadline
+                        .as_mut()
+                        .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
                     if !expired {
                         return Poll::Pending;
                     }
                     // The call's `cancel`, dropped here, sends CANCEL.
-                    *this.call = Call::Done;
+                    *call = Call::Done;
                     Err(Error::Timeout)
                 }
             },
-            Call::Failed(_) => match std::mem::replace(this.call, Call::Done) {
+            Call::Failed(_) => match std::mem::replace(call, Call::Done) {
                 Call::Failed(error) => Err(error),
                 _ => unreachable!("matched as failed just above"),
             },
             Call::Done => panic!("`Waiting` polled after it resolved"),
         };
-        if let Some(trace) = this.trace {
+        if let Some(trace) = trace {
             trace.ended(&result);
         }
         Poll::Ready(result)
@@ -140,5 +144,16 @@ impl Drop for CancelOnDrop<'_> {
         if self.armed {
             let _ = self.control.send(Control::Cancel(self.id));
         }
+    }
+}
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod tests {
+    use super::*;
+
+    /// Moved into every caller's future: it stays small, a timer or not.
+    #[test]
+    fn a_waiting_call_stays_small() {
+        assert!(std::mem::size_of::<Waiting<'_>>() <= 56);
     }
 }

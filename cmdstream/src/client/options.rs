@@ -56,7 +56,9 @@ impl CallOptions {
     /// deadline, so the server stops the command when it expires; the
     /// caller gets [`Error::Timeout`](crate::Error::Timeout). The default is
     /// to inherit (see [Precedence](Self#precedence)); with nothing to
-    /// inherit, no timeout.
+    /// inherit, no timeout. A unary call with a timeout allocates its
+    /// timer (one allocation more than an untimed call), so that the
+    /// future of an untimed one stays small.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(Some(timeout));
         self

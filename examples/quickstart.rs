@@ -8,7 +8,6 @@
 //! values; see `command_pattern.rs`).
 
 use cmdstream::{Server, Stream};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 /// An application error: it travels back to the caller as a plain value.

@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 
 use cmdstream::codec::{Bincode, Json, Postcard};
 use cmdstream::ResultStream;
-use futures_util::StreamExt;
 
 use crate::raw::{RawClient, RawStream};
 use crate::service::BenchClient;

@@ -31,8 +31,8 @@ mod wire;
 
 pub use client::{
     dns, Backoff, Balance, BreakerState, CallOptions, Change, CircuitBreaker, Client,
-    ClientBuilder, ConnectionState, Dns, Group, MemberState, Reconnect, ResultStream, SendCommand,
-    StateWatch,
+    ClientBuilder, ConnectionState, Dns, Group, MemberState, NextResult, Reconnect, ResultStream,
+    SendCommand, StateWatch,
 };
 pub use codec::Codec;
 pub use error::{Error, ErrorCode, RemoteError, Result, TlsError, TlsErrorKind};

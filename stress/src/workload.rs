@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cmdstream::{Backoff, CallOptions, CircuitBreaker, Client, Error, Group, Reconnect};
-use futures_util::{stream, StreamExt};
+use futures_util::stream;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 

@@ -820,7 +820,6 @@ async fn drain<T>(
 where
     T: serde::de::DeserializeOwned,
 {
-    use futures_util::StreamExt;
     within("the stream's end", async {
         let mut items = Vec::new();
         while let Some(item) = stream.next().await {

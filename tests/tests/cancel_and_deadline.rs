@@ -7,7 +7,6 @@ use std::time::Duration;
 use cmdstream::{CallOptions, Error, Server};
 use cmdstream_tests::raw::{self, RawConn};
 use cmdstream_tests::{connect, eventually, serve, serve_with, Probe};
-use futures_util::StreamExt;
 
 /// Bounds a wait on the network so that a bug fails the test instead of
 /// hanging it.

@@ -168,7 +168,6 @@ async fn a_call_handed_off_by_a_command_that_panicked_is_over_for_its_new_holder
     let mut results = client
         .server_stream::<_, u64>(&INFO.commands[4], &(9u64,))
         .unwrap();
-    use futures_util::StreamExt;
     let first = tokio::time::timeout(Duration::from_secs(5), results.next())
         .await
         .expect("no answer");

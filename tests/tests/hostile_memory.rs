@@ -14,7 +14,6 @@ use cmdstream::{Client, Server, ServerBuilder};
 use cmdstream_tests::calc::INFO;
 use cmdstream_tests::raw::{self, kind, within, RawConn};
 use cmdstream_tests::{connect, serve, serve_with, CalcClient, Probe};
-use futures_util::StreamExt;
 use tokio::net::TcpListener;
 
 #[global_allocator]

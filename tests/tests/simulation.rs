@@ -19,7 +19,6 @@ use cmdstream::{
 };
 use cmdstream_tests::calc::{Calc, CalcServer, Probe, INFO};
 use cmdstream_tests::CalcClient;
-use futures_util::StreamExt;
 use tokio::time::Instant;
 
 const PORT: u16 = 7000;

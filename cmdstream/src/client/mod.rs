@@ -44,7 +44,7 @@ pub use self::group::{dns, Balance, Change, Dns, Group, MemberState};
 pub use self::options::CallOptions;
 pub use self::reconnect::backoff::Backoff;
 pub use self::reconnect::Reconnect;
-pub use self::result_stream::ResultStream;
+pub use self::result_stream::{NextResult, ResultStream};
 pub use self::send_command::SendCommand;
 pub use self::state::ConnectionState;
 pub use self::watch::StateWatch;

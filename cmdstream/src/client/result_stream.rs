@@ -208,9 +208,49 @@ impl<T, C> ResultStream<T, C> {
     }
 }
 
+impl<T: DeserializeOwned, C: Codec> ResultStream<T, C> {
+    /// The next result, or `None` once the stream has ended.
+    ///
+    /// The same as `StreamExt::next` (which it shadows, so that
+    /// `stream.next().await` picks it with the trait in scope or not),
+    /// without the layers of generic polling in between: the common case,
+    /// a result already received, inlines into the caller's loop.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut items: cmdstream::ResultStream<u64, cmdstream::codec::Bincode>) -> Result<(), cmdstream::Error> {
+    /// while let Some(item) = items.next().await {
+    ///     println!("{}", item?);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    // An async `next`, as streams have it; not an iterator's.
+    #[allow(clippy::should_implement_trait)]
+    #[inline]
+    pub fn next(&mut self) -> NextResult<'_, T, C> {
+        NextResult { stream: self }
+    }
+}
+
+/// The future of [`ResultStream::next`].
+#[must_use = "futures do nothing unless polled"]
+pub struct NextResult<'a, T, C> {
+    stream: &'a mut ResultStream<T, C>,
+}
+
+impl<T: DeserializeOwned, C: Codec> Future for NextResult<'_, T, C> {
+    type Output = Option<Result<T, Error>>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut *self.stream).poll_next(cx)
+    }
+}
+
 impl<T: DeserializeOwned, C: Codec> Stream for ResultStream<T, C> {
     type Item = Result<T, Error>;
 
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         // The common case, kept small: the next result of the run being

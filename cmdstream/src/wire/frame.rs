@@ -178,6 +178,11 @@ impl FrameDecoder {
     pub(crate) fn new(max_frame: usize) -> Self {
         FrameDecoder { max_frame }
     }
+
+    /// The largest frame it accepts, as the length prefix counts it.
+    pub(crate) fn max_frame(&self) -> usize {
+        self.max_frame
+    }
 }
 
 impl Decoder for FrameDecoder {

@@ -61,12 +61,13 @@ impl Results {
 
     /// The body of the next result, until there are none left.
     pub(crate) fn next_body(&mut self) -> Option<&[u8]> {
-        let rest = self.frames.get(self.pos..)?;
-        let len = u32::from_be_bytes(rest.get(..LEN_SIZE)?.try_into().ok()?) as usize;
-        let start = self.pos + LEN_SIZE + HEADER_SIZE;
-        let end = self.pos + LEN_SIZE + len;
-        let body = self.frames.get(start..end)?;
-        self.pos = end;
+        let (len, rest) = self
+            .frames
+            .get(self.pos..)?
+            .split_first_chunk::<LEN_SIZE>()?;
+        let len = u32::from_be_bytes(*len) as usize;
+        let body = rest.get(HEADER_SIZE..len)?;
+        self.pos += LEN_SIZE + len;
         Some(body)
     }
 }
@@ -87,13 +88,28 @@ impl FrameDecoder {
         }
         let mut end = first.size;
         let mut count = 1u32;
-        // A frame after the run that is not valid ends the run; the next
-        // call reports it, after the run's results have gone their way.
-        while let Ok(Some(head)) = self.whole_head(&src[end..]) {
-            if head.kind != Kind::Result || head.id != first.id || count == u32::MAX {
+        // The run goes on while the next frame is a whole RESULT of the same
+        // call: its kind and id are compared as the bytes of the head, which
+        // is all a row of thousands of results needs checked per frame. A
+        // frame that does not continue the run, valid or not, ends it; the
+        // next call decodes it (and reports it if it is bad) after the run's
+        // results have gone their way.
+        while count < u32::MAX {
+            let Some(&[l0, l1, l2, l3, kind, i0, i1, i2, i3, i4, i5, i6, i7]) =
+                src.get(end..end + LEN_SIZE + HEADER_SIZE)
+            else {
+                break;
+            };
+            let len = u32::from_be_bytes([l0, l1, l2, l3]) as usize;
+            if kind != Kind::Result as u8
+                || u64::from_be_bytes([i0, i1, i2, i3, i4, i5, i6, i7]) != first.id
+                || len < HEADER_SIZE
+                || len > self.max_frame()
+                || src.len() - end < LEN_SIZE + len
+            {
                 break;
             }
-            end += head.size;
+            end += LEN_SIZE + len;
             count += 1;
         }
         Ok(Some(Incoming::Results(Results {
@@ -154,6 +170,21 @@ mod tests {
         assert_eq!(bodies(r), [b"e"]);
         assert!(dec.decode_incoming(&mut buf).unwrap().is_none());
         assert_eq!(buf.len(), 13, "the partial frame stays");
+    }
+
+    #[test]
+    fn a_too_short_frame_with_the_runs_head_ends_it_and_is_an_error_next() {
+        let mut buf = BytesMut::new();
+        put(&mut buf, Kind::Result, 1, b"a");
+        // A length of 2 cannot hold the kind and id that follow it.
+        buf.extend_from_slice(&2u32.to_be_bytes());
+        buf.extend_from_slice(&[Kind::Result as u8]);
+        buf.extend_from_slice(&1u64.to_be_bytes());
+        let mut dec = FrameDecoder::new(64);
+        let r = results(dec.decode_incoming(&mut buf).unwrap());
+        assert_eq!(bodies(r), [b"a"]);
+        let err = dec.decode_incoming(&mut buf).unwrap_err();
+        assert!(matches!(err, FrameError::TooSmall(2)), "{err:?}");
     }
 
     #[test]

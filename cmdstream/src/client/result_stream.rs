@@ -428,6 +428,12 @@ impl<T, C> std::fmt::Debug for ResultStream<T, C> {
     }
 }
 
+impl<T, C> std::fmt::Debug for NextResult<'_, T, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("NextResult").field(&self.stream).finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::future::poll_fn;

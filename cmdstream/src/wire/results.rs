@@ -188,6 +188,22 @@ mod tests {
     }
 
     #[test]
+    fn a_whole_frame_over_the_limit_with_the_runs_head_ends_it_and_is_an_error_next() {
+        let mut buf = BytesMut::new();
+        put(&mut buf, Kind::Result, 1, b"a");
+        // Its length prefix counts 9 + 60 = 69, over the limit of 64.
+        put(&mut buf, Kind::Result, 1, &[0; 60]);
+        let mut dec = FrameDecoder::new(64);
+        let r = results(dec.decode_incoming(&mut buf).unwrap());
+        assert_eq!(bodies(r), [b"a"]);
+        let err = dec.decode_incoming(&mut buf).unwrap_err();
+        assert!(
+            matches!(err, FrameError::TooLarge { size: 69, max: 64 }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
     fn a_bad_frame_after_a_run_ends_it_and_is_an_error_next() {
         let mut buf = BytesMut::new();
         put(&mut buf, Kind::Result, 1, b"a");

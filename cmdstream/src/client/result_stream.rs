@@ -211,10 +211,12 @@ impl<T, C> ResultStream<T, C> {
 impl<T: DeserializeOwned, C: Codec> ResultStream<T, C> {
     /// The next result, or `None` once the stream has ended.
     ///
-    /// The same as `StreamExt::next` (which it shadows, so that
-    /// `stream.next().await` picks it with the trait in scope or not),
-    /// without the layers of generic polling in between: the common case,
-    /// a result already received, inlines into the caller's loop.
+    /// The same as `StreamExt::next`, without the layers of generic
+    /// polling in between: the common case, a result already received,
+    /// inlines into the caller's loop. On a `ResultStream` (or a `&mut`
+    /// one) it shadows the trait's method, so `stream.next().await` needs
+    /// no trait in scope and picks this one when the trait is; code that
+    /// imported `StreamExt` only for `next` can drop the import.
     ///
     /// ```no_run
     /// # async fn demo(mut items: cmdstream::ResultStream<u64, cmdstream::codec::Bincode>) -> Result<(), cmdstream::Error> {

@@ -70,9 +70,11 @@ pub struct ResultStream<T, C> {
     max_window: u32,
     /// Credit is returned in batches of a quarter window.
     batch: u32,
-    consumed: u32,
-    /// Bytes (with [`ITEM_OVERHEAD`]) of the items consumed since the last
-    /// credit was returned.
+    /// The items still to consume before the batch's credit is returned.
+    until_credit: u32,
+    /// The bodies' bytes of the items consumed since the last credit was
+    /// returned; what their frames and bookkeeping add is counted per
+    /// batch.
     consumed_bytes: usize,
     /// When the call times out, if it has a timeout.
     deadline: Option<Pin<Box<Sleep>>>,
@@ -160,7 +162,7 @@ impl<T, C> ResultStream<T, C> {
             min_window: 1,
             max_window: 1,
             batch: 1,
-            consumed: 0,
+            until_credit: 1,
             consumed_bytes: 0,
             deadline: timeout.map(|t| Box::pin(tokio::time::sleep(t))),
             done: false,
@@ -181,8 +183,18 @@ impl<T, C> ResultStream<T, C> {
     fn end(&mut self, outcome: Outcome) {
         self.done = true;
         self.run = None;
+        self.report_received();
         if let Some(trace) = &mut self.trace {
             trace.finish(outcome);
+        }
+    }
+
+    /// Counts the items consumed since the last credit in an observed
+    /// call's size: once per batch, and at the end, not per item.
+    fn report_received(&mut self) {
+        if let Some(trace) = &mut self.trace {
+            let items = self.batch - self.until_credit;
+            trace.received_items(items as usize, self.consumed_bytes);
         }
     }
 
@@ -198,6 +210,7 @@ impl<T, C> ResultStream<T, C> {
         self.min_window = window.initial;
         self.max_window = window.max.max(window.initial);
         self.batch = (window.initial / 4).max(1);
+        self.until_credit = self.batch;
     }
 
     /// Whether the deadline has passed (arming its timer if not).
@@ -346,15 +359,12 @@ impl<T: DeserializeOwned, C: Codec> ResultStream<T, C> {
 
 impl<T, C> ResultStream<T, C> {
     /// Counts an item of `len` bytes as consumed, returning credit once a
-    /// batch is.
+    /// batch is: a count down and a sum per item, all else per batch.
     #[inline]
     fn consumed(&mut self, len: usize) {
-        self.consumed += 1;
-        self.consumed_bytes += len + ITEM_OVERHEAD;
-        if let Some(trace) = &mut self.trace {
-            trace.received(len);
-        }
-        if self.consumed >= self.batch {
+        self.consumed_bytes += len;
+        self.until_credit -= 1;
+        if self.until_credit == 0 {
             self.return_credit();
         }
     }
@@ -362,13 +372,14 @@ impl<T, C> ResultStream<T, C> {
     /// Returns the credit for the batch just consumed.
     #[cold]
     fn return_credit(&mut self) {
+        self.report_received();
         let credit = self.resize();
         if let Link::Bound { id, .. } = self.link {
             if credit > 0 {
                 self.send(Control::Credit(id, credit));
             }
         }
-        self.consumed = 0;
+        self.until_credit = self.batch;
         self.consumed_bytes = 0;
     }
 
@@ -385,11 +396,11 @@ impl<T, C> ResultStream<T, C> {
     /// grow the window, less to shrink it (a grant cannot be taken back, so
     /// a window shrinks only by withholding credit for consumed items).
     fn resize(&mut self) -> u32 {
-        let consumed = self.consumed;
+        let consumed = self.batch;
         if self.min_window == self.max_window {
             return consumed;
         }
-        let average = (self.consumed_bytes / consumed.max(1) as usize).max(1);
+        let average = (self.consumed_bytes / consumed as usize + ITEM_OVERHEAD).max(1);
         let wanted = (GROWN_WINDOW_BYTES / average)
             .clamp(self.min_window as usize, self.max_window as usize) as u32;
         let credit = if wanted >= self.window {
@@ -413,6 +424,7 @@ impl<T, C> Drop for ResultStream<T, C> {
     fn drop(&mut self) {
         if let (false, Link::Bound { id, .. }) = (self.done, &self.link) {
             self.send(Control::Cancel(*id));
+            self.report_received();
         }
     }
 }
@@ -563,6 +575,40 @@ mod tests {
         }
         assert_eq!(got, [58, 1, 2]);
         assert_eq!(stream.window, 8);
+    }
+
+    #[tokio::test]
+    async fn an_observed_stream_counts_every_frame_it_received() {
+        use crate::service::{CommandInfo, CommandKind};
+        use crate::wire::frame::{HEADER_SIZE, LEN_SIZE};
+        static COUNT: CommandInfo = CommandInfo::new(1, "count", CommandKind::ServerStream, 0);
+        // Batches of 2: 5 items end the call in the middle of a batch.
+        let (tx, events) = mpsc::unbounded_channel();
+        let (control, _sent) = mpsc::unbounded_channel();
+        let bound = Bound {
+            id: 1,
+            events,
+            control,
+            window: Window { initial: 8, max: 8 },
+            held: Held::default(),
+        };
+        let trace = CallTrace::client(&COUNT, "bincode");
+        let mut stream: ResultStream<Vec<u8>, Bincode> =
+            ResultStream::new(bound, Bincode, None).observed(trace);
+        let mut body = bytes::BytesMut::new();
+        Bincode.encode(&vec![7u8; 20], &mut body).unwrap();
+        let body = body.freeze();
+        for _ in 0..5 {
+            tx.send(Event::Items(vec![Chunk::One(body.clone())]))
+                .unwrap();
+            let next = poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await;
+            assert!(matches!(next, Some(Ok(_))), "{next:?}");
+        }
+        tx.send(Event::End).unwrap();
+        let end = poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await;
+        assert!(end.is_none(), "{end:?}");
+        let frame = (LEN_SIZE + HEADER_SIZE + body.len()) as u64;
+        assert_eq!(stream.trace.as_ref().unwrap().bytes_in(), 5 * frame);
     }
 
     #[tokio::test]

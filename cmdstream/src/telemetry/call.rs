@@ -212,6 +212,19 @@ impl CallTrace {
         self.bytes_in += (frame::LEN_SIZE + frame::HEADER_SIZE + body) as u64;
     }
 
+    /// `items` frames with `bodies` bytes of bodies in all arrived for the
+    /// call (a batch of streamed items).
+    #[inline]
+    pub(crate) fn received_items(&mut self, items: usize, bodies: usize) {
+        self.bytes_in += (items * (frame::LEN_SIZE + frame::HEADER_SIZE) + bodies) as u64;
+    }
+
+    /// The bytes of the frames received for the call so far.
+    #[cfg(test)]
+    pub(crate) fn bytes_in(&self) -> u64 {
+        self.bytes_in
+    }
+
     /// A unary or client-streaming call's send ended with `result`: its
     /// size and outcome reported.
     pub(crate) fn ended(&mut self, result: &Result<bytes::Bytes, crate::Error>) {

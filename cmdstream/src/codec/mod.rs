@@ -73,6 +73,13 @@ pub trait Codec: Clone + Send + Sync + 'static {
 /// A payload that could not be encoded or decoded.
 #[derive(Debug, Clone)]
 pub struct CodecError {
+    // Boxed, so that a decoded value's `Result` is small enough to come
+    // back in registers: every result of every call passes through one.
+    inner: Box<Failure>,
+}
+
+#[derive(Debug, Clone)]
+struct Failure {
     direction: Direction,
     codec: &'static str,
     message: Arc<str>,
@@ -87,31 +94,39 @@ enum Direction {
 impl CodecError {
     /// An encoding failure reported by the codec named `codec`.
     pub fn encode(codec: &'static str, message: impl fmt::Display) -> Self {
-        CodecError {
-            direction: Direction::Encode,
-            codec,
-            message: message.to_string().into(),
-        }
+        CodecError::new(Direction::Encode, codec, message)
     }
 
     /// A decoding failure reported by the codec named `codec`.
     pub fn decode(codec: &'static str, message: impl fmt::Display) -> Self {
-        CodecError {
-            direction: Direction::Decode,
+        CodecError::new(Direction::Decode, codec, message)
+    }
+
+    fn new(direction: Direction, codec: &'static str, message: impl fmt::Display) -> Self {
+        let failure = Failure {
+            direction,
             codec,
             message: message.to_string().into(),
+        };
+        CodecError {
+            inner: Box::new(failure),
         }
     }
 
     /// Whether this error happened while decoding.
     pub fn is_decode(&self) -> bool {
-        matches!(self.direction, Direction::Decode)
+        matches!(self.inner.direction, Direction::Decode)
     }
 }
 
 impl fmt::Display for CodecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (verb, hint) = match self.direction {
+        let Failure {
+            direction,
+            codec,
+            message,
+        } = &*self.inner;
+        let (verb, hint) = match direction {
             Direction::Encode => ("encode", "the value cannot be represented in this format"),
             Direction::Decode => (
                 "decode",
@@ -120,8 +135,7 @@ impl fmt::Display for CodecError {
         };
         write!(
             f,
-            "could not {verb} payload with {}: {} ({hint})",
-            self.codec, self.message
+            "could not {verb} payload with {codec}: {message} ({hint})"
         )
     }
 }

@@ -80,6 +80,7 @@ impl Connection {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    #[inline]
     pub(crate) fn send(&self, request: Request) -> Result<(), Error> {
         self.requests.send(request).map_err(|_| self.lost())
     }

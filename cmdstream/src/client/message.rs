@@ -27,6 +27,7 @@ impl Reply {
     }
 
     /// Whether the caller stopped waiting (dropped its future or stream).
+    #[inline]
     pub(crate) fn is_closed(&self) -> bool {
         match self {
             Reply::Once(tx) => tx.is_closed(),

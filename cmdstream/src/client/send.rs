@@ -102,6 +102,7 @@ impl<C: Codec> Client<C> {
     }
 
     /// Queues a call whose COMMAND is `frame`, to be answered once.
+    #[inline]
     fn send_once(
         &self,
         conn: &Connection,

@@ -43,6 +43,7 @@ enum Call<'c> {
 
 impl<'c> Waiting<'c> {
     /// Waits for call `id` on `conn`, answered through `rx`.
+    #[inline]
     pub(super) fn sent(
         conn: &'c Connection,
         id: u64,

@@ -48,6 +48,7 @@ impl FrameBuf {
         })
     }
 
+    #[inline]
     fn from_scratch(buf: &mut BytesMut) -> FrameBuf {
         if buf.len() <= INLINE {
             let mut bytes = [0; INLINE];

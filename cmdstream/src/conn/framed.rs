@@ -104,6 +104,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> FramedIo<IO> {
 
     /// The next whole frame in the read buffer, or the run of RESULT frames
     /// of one call that starts there.
+    #[inline]
     pub(crate) fn next_incoming(&mut self) -> Result<Option<Incoming>, FrameError> {
         let mut incoming = self.decoder.decode_incoming(&mut self.rbuf)?;
         if let Some(Incoming::Results(run)) = &mut incoming {

@@ -110,6 +110,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Link<IO> {
     /// # Errors
     ///
     /// `Protocol` when the bytes are not valid frames.
+    #[inline]
     pub(crate) fn next_incoming(&mut self) -> Result<Option<Incoming>, Error> {
         Ok(self.io.next_incoming()?)
     }

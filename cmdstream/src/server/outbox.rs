@@ -220,6 +220,7 @@ impl Outbox {
     /// A collection of another connection already open here (a command
     /// that drives a connection of its own) stays as it is, and nothing is
     /// collected for this one: its commands' frames take the channel.
+    #[inline]
     pub(crate) fn poll_collected<R>(
         &self,
         collecting: &mut Option<Collecting>,
@@ -309,6 +310,7 @@ impl Outbox {
     /// of the call if `last`. Polled inline, they are encoded straight into
     /// the collection; otherwise into a frame of their own for the channel.
     /// `encode` must leave the buffer as it was when it fails.
+    #[inline]
     pub(crate) fn send_frames<E>(
         &self,
         call: CallRef,

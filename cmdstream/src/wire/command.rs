@@ -75,13 +75,34 @@ pub(crate) fn put_head(
     Ok(())
 }
 
+const BAD: FrameError = FrameError::Malformed("COMMAND head is truncated or invalid");
+
 /// Splits a COMMAND body into its head and its payload.
+#[inline]
 pub(crate) fn parse(mut body: Bytes) -> Result<(CommandHead, Bytes), FrameError> {
-    const BAD: FrameError = FrameError::Malformed("COMMAND head is truncated or invalid");
     let [a, b, c, d, flags, ..] = body[..] else {
         return Err(BAD);
     };
     let command = u32::from_be_bytes([a, b, c, d]);
+    if flags == 0 {
+        // The common case, read where the frame is handled: nothing but
+        // the command id.
+        body.advance(5);
+        let head = CommandHead {
+            command,
+            ..CommandHead::default()
+        };
+        return Ok((head, body));
+    }
+    parse_options(command, flags, body)
+}
+
+/// [`parse`] for a head with a deadline, trace context or metadata.
+fn parse_options(
+    command: u32,
+    flags: u8,
+    mut body: Bytes,
+) -> Result<(CommandHead, Bytes), FrameError> {
     if flags & !(DEADLINE | TRACE | USER) != 0 {
         return Err(FrameError::Malformed("COMMAND has unknown flag bits"));
     }
@@ -89,11 +110,6 @@ pub(crate) fn parse(mut body: Bytes) -> Result<(CommandHead, Bytes), FrameError>
         command,
         ..CommandHead::default()
     };
-    if flags == 0 {
-        // The common case: nothing but the command id.
-        body.advance(5);
-        return Ok((head, body));
-    }
     let mut src = &body[5..];
     if flags & DEADLINE != 0 {
         if src.len() < 4 {

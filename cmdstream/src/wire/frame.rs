@@ -208,6 +208,7 @@ pub(crate) struct Head {
 
 impl Head {
     /// Cuts the frame this is the head of from the start of `src`.
+    #[inline]
     pub(crate) fn cut(self, src: &mut BytesMut) -> Frame {
         src.advance(LEN_SIZE + HEADER_SIZE);
         let body = src.split_to(self.size - LEN_SIZE - HEADER_SIZE).freeze();

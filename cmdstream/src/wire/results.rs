@@ -9,7 +9,7 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::frame::{Frame, FrameDecoder, FrameError, Kind, HEADER_SIZE, LEN_SIZE};
+use super::frame::{Frame, FrameDecoder, FrameError, Head, Kind, HEADER_SIZE, LEN_SIZE};
 
 /// What the client takes from its read buffer at a time.
 #[derive(Debug)]
@@ -76,6 +76,7 @@ impl FrameDecoder {
     /// The next frame in `src`, or, if it is a RESULT, the run of RESULT
     /// frames of the same call that starts with it and goes on as far as
     /// whole frames go.
+    #[inline]
     pub(crate) fn decode_incoming(
         &mut self,
         src: &mut BytesMut,
@@ -86,6 +87,11 @@ impl FrameDecoder {
         if first.kind != Kind::Result {
             return Ok(Some(Incoming::Frame(first.cut(src))));
         }
+        Ok(Some(Incoming::Results(self.run(first, src))))
+    }
+
+    /// The run of RESULT frames of one call that starts with `first`.
+    fn run(&self, first: Head, src: &mut BytesMut) -> Results {
         let mut end = first.size;
         let mut count = 1u32;
         // The run goes on while the next frame is a whole RESULT of the same
@@ -112,12 +118,12 @@ impl FrameDecoder {
             end += LEN_SIZE + len;
             count += 1;
         }
-        Ok(Some(Incoming::Results(Results {
+        Results {
             id: first.id,
             count,
             frames: src.split_to(end).freeze(),
             pos: 0,
-        })))
+        }
     }
 }
 

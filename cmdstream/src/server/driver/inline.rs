@@ -111,6 +111,7 @@ where
     /// panicked: what it sent is dropped.
     ///
     /// [`Outbox::poll_collected`]: crate::server::outbox::Outbox::poll_collected
+    #[inline]
     fn poll_inline(
         &mut self,
         cx: &mut Context<'_>,
@@ -136,6 +137,7 @@ where
     /// call that has, is not running as far as the client is concerned.
     /// Its frames wait in the collection for the end of the batch, unless
     /// the collection has grown large.
+    #[inline]
     fn inline_done(&mut self, call: CallRef, mut running: Running, sent: Sent) {
         if !sent.ended {
             running.result_credit = running.result_credit.saturating_sub(sent.results);

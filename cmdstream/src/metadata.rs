@@ -40,8 +40,11 @@ pub struct Metadata {
 
 impl Metadata {
     /// An empty set.
-    pub fn new() -> Self {
-        Metadata::default()
+    pub const fn new() -> Self {
+        Metadata {
+            entries: Vec::new(),
+            oversized: None,
+        }
     }
 
     pub(crate) fn from_entries(entries: Vec<(String, String)>) -> Self {

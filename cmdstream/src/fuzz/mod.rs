@@ -17,7 +17,7 @@ use tokio_util::codec::Decoder;
 
 pub use self::connection::{client_connection, server_connection};
 use crate::error::ErrorCode;
-use crate::wire::command::{parse, put_head};
+use crate::wire::command::{self, parse, put_head};
 use crate::wire::compat::{put_table, take_table};
 use crate::wire::frame::{self, Frame, FrameDecoder, Kind, HEADER_SIZE, LEN_SIZE};
 use crate::wire::hello::{
@@ -140,8 +140,8 @@ pub fn command_head(data: &[u8]) {
         &mut again,
         head.command,
         head.deadline,
-        head.traceparent.as_deref(),
-        Some(&head.metadata),
+        command::traceparent(&head.extras),
+        Some(command::metadata(&head.extras)),
     )
     .expect("a head that was read can be written");
     let (back, rest) = parse(again.freeze()).expect("a head written parses");
@@ -151,8 +151,14 @@ pub fn command_head(data: &[u8]) {
     let floor =
         |d: Option<std::time::Duration>| d.map(|d| d.max(std::time::Duration::from_millis(1)));
     assert_eq!(back.deadline, floor(head.deadline));
-    assert_eq!(back.traceparent, head.traceparent);
-    assert_eq!(back.metadata, head.metadata);
+    assert_eq!(
+        command::traceparent(&back.extras),
+        command::traceparent(&head.extras)
+    );
+    assert_eq!(
+        command::metadata(&back.extras),
+        command::metadata(&head.extras)
+    );
 }
 
 /// Reads the first byte as which hello, the rest as its head and body: a

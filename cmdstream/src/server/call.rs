@@ -474,8 +474,7 @@ mod tests {
             request_id: 1,
             command: &COUNT,
             deadline: None,
-            traceparent: None,
-            metadata: Default::default(),
+            extras: None,
             connection,
         };
         let call = CallRef { id: 1, seq: 1 };

@@ -12,6 +12,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use super::hooks::ConnectionInfo;
 use crate::metadata::Metadata;
 use crate::service::CommandInfo;
+use crate::wire::command::{self, Extras};
 
 /// The context of one call: who called, until when, with what metadata.
 ///
@@ -29,8 +30,8 @@ pub struct CallContext {
     pub(crate) request_id: u64,
     pub(crate) command: &'static CommandInfo,
     pub(crate) deadline: Option<Instant>,
-    pub(crate) traceparent: Option<String>,
-    pub(crate) metadata: Metadata,
+    /// Trace context and metadata, when the COMMAND carried either.
+    pub(crate) extras: Option<Box<Extras>>,
     /// The connection's: one reference count per call.
     pub(crate) connection: Arc<ConnectionInfo>,
 }
@@ -60,12 +61,12 @@ impl CallContext {
 
     /// The W3C `traceparent` the caller sent, if any.
     pub fn traceparent(&self) -> Option<&str> {
-        self.traceparent.as_deref()
+        command::traceparent(&self.extras)
     }
 
     /// The metadata sent with this call.
     pub fn metadata(&self) -> &Metadata {
-        &self.metadata
+        command::metadata(&self.extras)
     }
 
     /// The metadata the client sent once, in its handshake.

@@ -19,8 +19,30 @@ const USER: u8 = 4;
 pub(crate) struct CommandHead {
     pub(crate) command: u32,
     pub(crate) deadline: Option<Duration>,
+    /// `None` when the COMMAND carries neither trace context nor metadata.
+    pub(crate) extras: Option<Box<Extras>>,
+}
+
+/// The trace context and metadata of a COMMAND: boxed, as most carry
+/// neither, and every call's head and context would otherwise hold and
+/// move them.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Extras {
     pub(crate) traceparent: Option<String>,
     pub(crate) metadata: Metadata,
+}
+
+/// The metadata of a call that has none.
+pub(crate) static NO_METADATA: Metadata = Metadata::new();
+
+/// The W3C `traceparent` in `extras`, if any.
+pub(crate) fn traceparent(extras: &Option<Box<Extras>>) -> Option<&str> {
+    extras.as_ref()?.traceparent.as_deref()
+}
+
+/// The metadata in `extras`, empty if none.
+pub(crate) fn metadata(extras: &Option<Box<Extras>>) -> &Metadata {
+    extras.as_ref().map_or(&NO_METADATA, |e| &e.metadata)
 }
 
 /// Appends the head of a COMMAND body.
@@ -110,6 +132,7 @@ fn parse_options(
         command,
         ..CommandHead::default()
     };
+    let mut extras = Extras::default();
     let mut src = &body[5..];
     if flags & DEADLINE != 0 {
         if src.len() < 4 {
@@ -123,11 +146,14 @@ fn parse_options(
             return Err(BAD);
         }
         let t = std::str::from_utf8(&src[1..1 + n]).map_err(|_| BAD)?;
-        head.traceparent = Some(t.to_owned());
+        extras.traceparent = Some(t.to_owned());
         src.advance(1 + n);
     }
     if flags & USER != 0 {
-        head.metadata = take_metadata(&mut src).ok_or(BAD)?;
+        extras.metadata = take_metadata(&mut src).ok_or(BAD)?;
+    }
+    if flags & (TRACE | USER) != 0 {
+        head.extras = Some(Box::new(extras));
     }
     let consumed = body.len() - src.len();
     body.advance(consumed);
@@ -146,7 +172,7 @@ mod tests {
         assert_eq!(buf.len(), 5 + 7);
         let (head, payload) = parse(buf.freeze()).unwrap();
         assert_eq!(head.command, 42);
-        assert!(head.deadline.is_none() && head.traceparent.is_none() && head.metadata.is_empty());
+        assert!(head.deadline.is_none() && head.extras.is_none());
         assert_eq!(&payload[..], b"payload");
     }
 
@@ -167,8 +193,8 @@ mod tests {
         buf.extend_from_slice(b"xy");
         let (head, payload) = parse(buf.clone().freeze()).unwrap();
         assert_eq!(head.deadline, Some(Duration::from_millis(1500)));
-        assert_eq!(head.traceparent.as_deref(), Some(tp));
-        assert_eq!(head.metadata, md);
+        assert_eq!(traceparent(&head.extras), Some(tp));
+        assert_eq!(metadata(&head.extras), &md);
         assert_eq!(&payload[..], b"xy");
         for cut in 0..head_len {
             assert!(

@@ -105,7 +105,7 @@ where
                 &self.peer.info.addr,
                 C::NAME,
                 frame_len,
-                head.traceparent.as_deref(),
+                command::traceparent(&head.extras),
             ))
         });
         // The span only when a subscriber wants it: with tracing's `log`
@@ -119,8 +119,7 @@ where
             request_id: id,
             command: info,
             deadline,
-            traceparent: head.traceparent,
-            metadata: head.metadata,
+            extras: head.extras,
             connection: self.peer.info.clone(),
         };
         let call_ref = call;

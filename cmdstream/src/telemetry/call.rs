@@ -205,15 +205,9 @@ impl CallTrace {
         &self.span
     }
 
-    /// A frame with a body of `body` bytes arrived for the call (a
-    /// result, a streamed item): counted whole, as the sender counts it.
-    #[inline]
-    pub(crate) fn received(&mut self, body: usize) {
-        self.bytes_in += (frame::LEN_SIZE + frame::HEADER_SIZE + body) as u64;
-    }
-
     /// `items` frames with `bodies` bytes of bodies in all arrived for the
-    /// call (a batch of streamed items).
+    /// call (a result, a batch of streamed items): counted whole, as the
+    /// sender counts them.
     #[inline]
     pub(crate) fn received_items(&mut self, items: usize, bodies: usize) {
         self.bytes_in += (items * (frame::LEN_SIZE + frame::HEADER_SIZE) + bodies) as u64;
@@ -229,7 +223,7 @@ impl CallTrace {
     /// size and outcome reported.
     pub(crate) fn ended(&mut self, result: &Result<bytes::Bytes, crate::Error>) {
         if let Ok(bytes) = result {
-            self.received(bytes.len());
+            self.received_items(1, bytes.len());
         }
         self.finish(Outcome::of(result));
     }

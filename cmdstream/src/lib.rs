@@ -101,6 +101,7 @@ pub mod __private {
 
     pub use crate::codec::{ByteBuf, ByteSlice};
     pub use crate::generated::{MapItems, NoSerde, NoSerdeDe, ViaSerde, ViaSerdeDe, Wire, WireDe};
+    pub use crate::server::{Ran, Unary};
 
     /// Compiles only for types that can cross the wire.
     pub fn assert_wire_type<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static>() {}

@@ -8,6 +8,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use cmdstream::ServiceInfo;
+
 use crate::calc::INFO;
 
 /// Frame kinds.
@@ -127,9 +129,13 @@ fn str16(out: &mut Vec<u8>, s: &str) {
 /// `fingerprint` other than `Calc`'s, every command's signature is altered
 /// too, so the table describes a different definition of every command.
 pub fn command_table(out: &mut Vec<u8>, fingerprint: u64) {
-    let skew = fingerprint ^ INFO.fingerprint;
-    out.extend_from_slice(&(INFO.commands.len() as u16).to_be_bytes());
-    for c in INFO.commands {
+    command_table_of(out, &INFO, fingerprint);
+}
+
+fn command_table_of(out: &mut Vec<u8>, info: &ServiceInfo, fingerprint: u64) {
+    let skew = fingerprint ^ info.fingerprint;
+    out.extend_from_slice(&(info.commands.len() as u16).to_be_bytes());
+    for c in info.commands {
         out.extend_from_slice(&c.id.to_be_bytes());
         out.extend_from_slice(&(c.signature ^ skew).to_be_bytes());
         str16(out, c.name);
@@ -142,16 +148,26 @@ pub fn client_hello(fingerprint: u64) -> Vec<u8> {
     client_hello_with(fingerprint, 16 << 20, 32)
 }
 
+/// The whole, correct client hello for the service `info` with the default
+/// codec.
+pub fn client_hello_for(info: &ServiceInfo) -> Vec<u8> {
+    hello_of(info, info.fingerprint, 16 << 20, 32)
+}
+
 /// The whole client hello for `Calc` with the default codec, announcing
 /// `max_frame` and `stream_window` as given, however absurd.
 pub fn client_hello_with(fingerprint: u64, max_frame: u32, stream_window: u32) -> Vec<u8> {
+    hello_of(&INFO, fingerprint, max_frame, stream_window)
+}
+
+fn hello_of(info: &ServiceInfo, fingerprint: u64, max_frame: u32, stream_window: u32) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend_from_slice(&fingerprint.to_be_bytes());
     body.extend_from_slice(&max_frame.to_be_bytes());
     body.extend_from_slice(&stream_window.to_be_bytes());
-    str16(&mut body, INFO.name);
+    str16(&mut body, info.name);
     str16(&mut body, "bincode");
-    command_table(&mut body, fingerprint);
+    command_table_of(&mut body, info, fingerprint);
     body.extend_from_slice(&0u16.to_be_bytes());
     let mut out = b"CMDC".to_vec();
     out.extend_from_slice(&1u16.to_be_bytes());

@@ -15,6 +15,7 @@ pub(crate) fn expand(r: &Receiver) -> TokenStream {
     let server = r.named("Server");
     let info = static_name(r);
     let arms = r.methods.iter().map(|m| arm(r, m));
+    let unary = dispatch_unary(r);
     let doc = format!(
         "Serves any [`{trait_ident}`]: hand it to [`Server::new`]({}::Server::new).",
         quote!(#krate).to_string().replace(' ', "")
@@ -56,6 +57,8 @@ pub(crate) fn expand(r: &Receiver) -> TokenStream {
                     }
                 }
             }
+
+            #unary
         }
     }
 }
@@ -65,7 +68,8 @@ fn arm(r: &Receiver, m: &Method) -> TokenStream {
     let trait_ident = &r.ident;
     let name = &m.ident;
     let id = m.id;
-    let decode = wire::decode_args(r, m);
+    let call = format_ident!("__cmdstream_call");
+    let decode = wire::decode_args(r, m, &call, quote!(__cmdstream_call.reject_args(error)));
     let stream = m.stream_arg.as_ref().map(|s| {
         let ident = &s.ident;
         let items = wire::arg_items(r, &s.item);
@@ -114,6 +118,98 @@ fn arm(r: &Receiver, m: &Method) -> TokenStream {
             #stream
             #context
             #answer
+        }
+    }
+}
+
+/// `Dispatch::dispatch_unary` for the unary commands whose receiver takes
+/// no context: their arguments decoded into one enum, and one future (a
+/// single type, so that the server keeps its box from call to call) that
+/// runs the receiver and yields the result in another. Nothing when the
+/// trait has no such command.
+fn dispatch_unary(r: &Receiver) -> TokenStream {
+    let krate = &r.krate;
+    let p = quote!(#krate::__private);
+    let trait_ident = &r.ident;
+    let methods: Vec<&Method> = r
+        .methods
+        .iter()
+        .filter(|m| m.kind == Kind::Unary && m.context.is_none())
+        .collect();
+    if methods.is_empty() {
+        return TokenStream::new();
+    }
+    let source = format_ident!("__cmdstream_unary");
+    let names: Vec<_> = methods.iter().map(|m| &m.ident).collect();
+    let arg_idents: Vec<Vec<_>> = methods
+        .iter()
+        .map(|m| m.args.iter().map(|a| &a.ident).collect())
+        .collect();
+    let arg_types = methods.iter().map(|m| {
+        let types = m.args.iter().map(|a| &a.ty);
+        quote!((#(#types,)*))
+    });
+    let result_types = methods.iter().map(|m| m.returns.item());
+    let decodes = methods.iter().zip(&arg_idents).map(|(m, idents)| {
+        let id = m.id;
+        let name = &m.ident;
+        let decode = wire::decode_args(
+            r,
+            m,
+            &source,
+            quote!(#p::Result::Ok(__cmdstream_unary.reject_args(error))),
+        );
+        quote! {
+            #id => {
+                #decode
+                __CmdstreamArgs::#name((#(#idents,)*))
+            }
+        }
+    });
+    let serialize = methods.iter().map(|m| {
+        let name = &m.ident;
+        let (def, value) = wire::reply_value(r, m, quote!(*__cmdstream_value));
+        quote! {
+            __CmdstreamResult::#name(__cmdstream_value) => {
+                #def
+                #p::serde::Serialize::serialize(#value, __s)
+            }
+        }
+    });
+    quote! {
+        fn dispatch_unary<'__a, C: #krate::Codec>(
+            self: &#p::Arc<Self>,
+            __cmdstream_unary: #p::Unary<'__a, C>,
+        ) -> #p::Result<#p::Ran, #p::Unary<'__a, C>> {
+            #[allow(non_camel_case_types)]
+            enum __CmdstreamArgs {
+                #(#names(#arg_types),)*
+            }
+            #[allow(non_camel_case_types)]
+            enum __CmdstreamResult {
+                #(#names(#result_types),)*
+            }
+            impl #p::serde::Serialize for __CmdstreamResult {
+                #[inline]
+                fn serialize<__S: #p::serde::Serializer>(&self, __s: __S) -> #p::Result<__S::Ok, __S::Error> {
+                    match self {
+                        #(#serialize)*
+                    }
+                }
+            }
+            let __cmdstream_args = match __cmdstream_unary.command().id {
+                #(#decodes)*
+                _ => return #p::Result::Err(__cmdstream_unary),
+            };
+            let __cmdstream_server = <#p::Arc<Self> as #p::Clone>::clone(self);
+            #p::Result::Ok(__cmdstream_unary.run(move || async move {
+                let __cmdstream_receiver = &__cmdstream_server.receiver;
+                match __cmdstream_args {
+                    #(__CmdstreamArgs::#names((#(#arg_idents,)*)) => __CmdstreamResult::#names(
+                        <T as #trait_ident>::#names(__cmdstream_receiver, #(#arg_idents),*).await
+                    ),)*
+                }
+            }))
         }
     }
 }

@@ -123,9 +123,15 @@ pub(crate) fn unary_result_map(r: &Receiver, m: &Method) -> (TokenStream, TokenS
     (def, quote!(|value: #wrapper| value.0))
 }
 
-/// Server side: statements that decode the arguments tuple from `call`
-/// into bindings named as the arguments, or reject the call.
-pub(crate) fn decode_args(r: &Receiver, m: &Method) -> TokenStream {
+/// Server side: statements that decode the arguments tuple from `source`
+/// (a `Call` or a `Unary`) into bindings named as the arguments, or return
+/// `reject`, an expression of the decode `error`.
+pub(crate) fn decode_args(
+    r: &Receiver,
+    m: &Method,
+    source: &Ident,
+    reject: TokenStream,
+) -> TokenStream {
     let krate = &r.krate;
     let mut defs = Vec::new();
     let idents: Vec<_> = m.args.iter().map(|a| &a.ident).collect();
@@ -145,9 +151,9 @@ pub(crate) fn decode_args(r: &Receiver, m: &Method) -> TokenStream {
         .collect();
     quote! {
         #(#defs)*
-        let (#(#idents,)*): (#(#types,)*) = match __cmdstream_call.args() {
+        let (#(#idents,)*): (#(#types,)*) = match #source.args() {
             #krate::__private::Result::Ok(args) => args,
-            #krate::__private::Result::Err(error) => return __cmdstream_call.reject_args(error),
+            #krate::__private::Result::Err(error) => return #reject,
         };
         #(let #idents = #idents.0;)*
     }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore, TryAcquireError};
 use tracing::debug;
 
+use super::answer::{encode_frame, Unsendable};
 use super::arg_stream::ArgStream;
 use super::context::CallContext;
 use super::outbox::{CallRef, Out, Outbox};
@@ -337,47 +338,20 @@ impl<C: Codec> Call<C> {
         kind: Kind,
         value: &R,
     ) -> Result<usize, Unsendable> {
-        let start = frame::begin(dst, kind, self.call.id);
-        if let Err(e) = self.codec.encode(value, dst) {
-            dst.truncate(start);
-            return Err(Unsendable::Encode(e));
-        }
-        let len = frame::finish(dst, start);
         let max = self.outbox.client_max_frame();
-        if len > max {
-            dst.truncate(start);
-            return Err(Unsendable::TooLarge { size: len, max });
-        }
-        Ok(len + frame::LEN_SIZE)
+        encode_frame(&self.codec, dst, kind, self.call.id, value, max)
     }
 
     /// Tells the client why its result cannot be sent.
     fn refuse_answer(&mut self, refused: Unsendable) {
-        match refused {
-            Unsendable::Encode(e) => self.send_error(
-                ErrorCode::Internal,
-                &format!("the server could not encode the result: {e}"),
-            ),
-            Unsendable::TooLarge { size, max } => {
-                self.answered = true;
-                debug!(size, max, "result too large for the client");
-                self.finish(Outcome::Error(ErrorCode::FrameTooLarge.as_str()), 0);
-                let call = self.call;
-                let _ = self.outbox.send_frames(call, true, |buf| {
-                    frame::put_too_large(buf, call.id, size, max);
-                    Ok::<_, std::convert::Infallible>(())
-                });
-            }
-        }
+        self.answered = true;
+        self.finish(refused.outcome(), 0);
+        let (call, max) = (self.call, self.outbox.client_max_frame());
+        let _ = self.outbox.send_frames(call, true, |buf| {
+            refused.put(buf, call.id, max);
+            Ok::<_, std::convert::Infallible>(())
+        });
     }
-}
-
-/// Why a result cannot go to the client.
-enum Unsendable {
-    /// The codec could not encode it.
-    Encode(CodecError),
-    /// Its frame is larger than the client accepts.
-    TooLarge { size: usize, max: usize },
 }
 
 impl<C> Call<C> {

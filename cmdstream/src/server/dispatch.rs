@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use super::call::Call;
+use super::unary::{Ran, Unary};
 use crate::codec::Codec;
 use crate::service::ServiceInfo;
 
@@ -24,4 +25,17 @@ pub trait Dispatch: Send + Sync + 'static {
 
     /// Runs one command to completion.
     fn dispatch<C: Codec>(self: Arc<Self>, call: Call<C>) -> impl Future<Output = ()> + Send;
+
+    /// Runs a unary command straight from its frame, without a [`Call`]
+    /// unless its receiver has to wait; or gives it back, and the server
+    /// runs it through [`dispatch`](Dispatch::dispatch). Generated code
+    /// takes the unary commands whose receiver takes no context.
+    #[doc(hidden)]
+    #[inline]
+    fn dispatch_unary<'a, C: Codec>(
+        self: &Arc<Self>,
+        unary: Unary<'a, C>,
+    ) -> Result<Ran, Unary<'a, C>> {
+        Err(unary)
+    }
 }

@@ -10,6 +10,7 @@
 //! ```
 
 mod admission;
+mod answer;
 mod arg_stream;
 mod auth;
 mod call;
@@ -21,6 +22,7 @@ mod hooks;
 mod outbox;
 mod panics;
 mod session;
+mod unary;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -39,6 +41,8 @@ pub use self::config::ServerBuilder;
 pub use self::context::{CallContext, Shutdown};
 pub use self::dispatch::Dispatch;
 pub use self::hooks::ConnectionInfo;
+#[doc(hidden)]
+pub use self::unary::{Ran, Unary};
 
 use self::admission::Admission;
 use self::config::ServerConfig;

@@ -2,6 +2,7 @@
 //! the command, the request id and the panic's message, then lets the
 //! panic go on to where the driver (or the command's task) handles it.
 
+use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -32,19 +33,24 @@ impl<F: Future> Future for Reported<F> {
         match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
             Ok(poll) => poll,
             Err(payload) => {
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .copied()
-                    .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-                    .unwrap_or("(a panic without a message)");
-                tracing::error!(
-                    command = *this.command,
-                    request_id = *this.id,
-                    panic = message,
-                    "a command panicked; its caller is told so"
-                );
+                report(payload.as_ref(), this.command, *this.id);
                 std::panic::resume_unwind(payload)
             }
         }
     }
+}
+
+/// Logs the panic `payload` of the command `command` serving request `id`.
+pub(crate) fn report(payload: &(dyn Any + Send), command: &str, id: u64) {
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(a panic without a message)");
+    tracing::error!(
+        command,
+        request_id = id,
+        panic = message,
+        "a command panicked; its caller is told so"
+    );
 }

@@ -20,6 +20,8 @@ use crate::server::context::CallContext;
 use crate::server::dispatch::Dispatch;
 use crate::server::outbox::CallRef;
 use crate::server::panics::Reported;
+use crate::server::unary::Unary;
+use crate::service::CommandKind;
 use crate::side::Side;
 use crate::telemetry::{self, CallTrace};
 use crate::wire::command;
@@ -75,29 +77,13 @@ where
             return Ok(());
         }
 
-        let (args_tx, args) = if info.kind.streams_arguments() {
-            let (tx, items) = mpsc::unbounded_channel();
-            (
-                Some(tx),
-                Some(ArgSource {
-                    items,
-                    window: self.config.stream_window,
-                }),
-            )
-        } else {
-            (None, None)
-        };
-        let results = info
-            .kind
-            .streams_results()
-            .then(|| Arc::new(Semaphore::new(self.peer.stream_window as usize)));
         let call = CallRef {
             id,
             seq: self.next_seq,
         };
         self.next_seq += 1;
         let deadline = head.deadline.map(|d| Instant::now() + d);
-        let trace = telemetry::call::observing(Side::Server).then(|| {
+        let mut trace = telemetry::call::observing(Side::Server).then(|| {
             Box::new(CallTrace::server(
                 info,
                 id,
@@ -115,6 +101,52 @@ where
             .as_ref()
             .map(|t| t.span().clone())
             .filter(|span| !span.is_disabled());
+
+        // A unary command polled at once, with no span to enter and a
+        // deadline not yet passed, may skip its `Call` (see `Unary`).
+        if info.kind == CommandKind::Unary
+            && span.is_none()
+            && self.config.run_ready_inline
+            && !head.deadline.is_some_and(|d| d.is_zero())
+        {
+            let unary = Unary {
+                call,
+                info,
+                payload: &payload,
+                deadline,
+                codec: &self.codec,
+                waker: cx.waker(),
+                out: self.link.out_frames(0),
+                outbox: &self.outbox,
+                connection: &self.peer.info,
+                kept: &mut self.kept_unary,
+                trace,
+            };
+            match D::dispatch_unary(&self.service, unary) {
+                Ok(ran) => {
+                    self.ran(call, ran);
+                    return Ok(());
+                }
+                Err(unary) => trace = unary.trace,
+            }
+        }
+
+        let (args_tx, args) = if info.kind.streams_arguments() {
+            let (tx, items) = mpsc::unbounded_channel();
+            (
+                Some(tx),
+                Some(ArgSource {
+                    items,
+                    window: self.config.stream_window,
+                }),
+            )
+        } else {
+            (None, None)
+        };
+        let results = info
+            .kind
+            .streams_results()
+            .then(|| Arc::new(Semaphore::new(self.peer.stream_window as usize)));
         let context = CallContext {
             request_id: id,
             command: info,

@@ -14,6 +14,7 @@ use crate::codec::Codec;
 use crate::error::ErrorCode;
 use crate::server::dispatch::Dispatch;
 use crate::server::outbox::{CallRef, Sent};
+use crate::server::unary::{Ran, Step};
 
 /// Frames collected from inline polls go to the write buffer at the end of
 /// the batch, or as soon as they hold this many bytes: the write buffer's
@@ -150,6 +151,29 @@ where
             if let Some(collecting) = &mut self.collecting {
                 collecting.flush(self.link.out_frames(collecting.answers()));
             }
+        }
+    }
+
+    /// Books how a unary command run without a `Call` went (see
+    /// [`Unary`](crate::server::unary::Unary)).
+    #[inline]
+    pub(super) fn ran(&mut self, call: CallRef, ran: Ran) {
+        let running = |abort| Running {
+            seq: call.seq,
+            abort,
+            args: None,
+            arg_credit: 0,
+            results: None,
+            result_credit: 0,
+        };
+        match ran.0 {
+            Step::Answered => {
+                self.link.out_frames(1);
+            }
+            Step::Waiting(abort) => {
+                self.running.insert(call.id, running(Some(abort)));
+            }
+            Step::Panicked => self.inline_panicked(call.id, running(None)),
         }
     }
 

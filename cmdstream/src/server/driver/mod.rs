@@ -1,7 +1,8 @@
 //! The task that owns one server connection.
 //!
 //! It reads frames, starts the commands they carry (`admit.rs`, polling
-//! them inline first: `inline.rs`), routes streamed arguments, cancels and
+//! them inline first, a unary one without a `Call` where it can:
+//! `inline.rs`), routes streamed arguments, cancels and
 //! credit to the commands they belong to, writes what the command tasks
 //! queue in as few writes as it can, and goes through the connection's
 //! life (`lifecycle.rs`). It alone owns the socket and the map of running
@@ -107,6 +108,9 @@ pub(crate) struct Driver<IO, D, C> {
     collecting: Option<Collecting>,
     /// The box of the last command that finished inline, for the next.
     recycled: Option<Box<dyn Any + Send>>,
+    /// The future of the last unary command answered without a `Call`, for
+    /// the next (see `Unary`).
+    kept_unary: Option<Box<dyn Any + Send>>,
     running: SeededIdMap<Running>,
     /// The number the next call gets (see [`CallRef`]).
     next_seq: u64,
@@ -142,6 +146,7 @@ where
             outbox,
             collecting: None,
             recycled: None,
+            kept_unary: None,
             running: seeded_map(),
             next_seq: 1,
             service,

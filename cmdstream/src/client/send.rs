@@ -21,7 +21,7 @@ use crate::conn::frame_buf::FrameBuf;
 use crate::error::Error;
 use crate::service::CommandInfo;
 use crate::telemetry::{self, CallTrace};
-use crate::wire::command::put_head;
+use crate::wire::command::{put_head, put_small};
 use crate::wire::frame::{self, Kind};
 
 impl<C: Codec> Client<C> {
@@ -92,6 +92,7 @@ impl<C: Codec> Client<C> {
                 command,
                 timeout,
                 trace.as_ref().map(|t| t.span()),
+                |dst| Ok(self.codec.encode_to_slice(args, dst)?),
                 |buf| Ok(self.codec.encode(args, buf)?),
             )
             .and_then(|frame| self.send_once(conn, id, command, frame, arg_credit));
@@ -124,6 +125,12 @@ impl<C: Codec> Client<C> {
 
     /// Encodes a whole COMMAND frame, its payload written by `payload`,
     /// into a buffer of its own, so a failed encode leaves nothing behind.
+    ///
+    /// A COMMAND with neither trace context nor metadata, and no span to
+    /// record its size on, is first written straight into a frame small
+    /// enough to travel inline, its payload by `small` (the bytes it wrote,
+    /// or `None` when they do not fit): no scratch buffer and no copy.
+    #[allow(clippy::too_many_arguments)] // two ways to write one payload
     pub(super) fn encode_command(
         &self,
         conn: &Connection,
@@ -131,6 +138,7 @@ impl<C: Codec> Client<C> {
         command: &'static CommandInfo,
         timeout: Option<std::time::Duration>,
         span: Option<&tracing::Span>,
+        small: impl FnOnce(&mut [u8]) -> Result<Option<usize>, Error>,
         payload: impl FnOnce(&mut bytes::BytesMut) -> Result<(), Error>,
     ) -> Result<FrameBuf, Error> {
         let set = self.options.traceparent.as_deref();
@@ -138,6 +146,15 @@ impl<C: Codec> Client<C> {
             Some(span) => telemetry::call::traceparent(set, span),
             None => set.map(Cow::Borrowed),
         };
+        if traceparent.is_none()
+            && self.options.metadata.is_none()
+            && span.is_none_or(|span| span.is_disabled())
+        {
+            let frame = FrameBuf::inline(|dst| put_small(dst, id, command.id, timeout, small))?;
+            if let Some(frame) = frame {
+                return within_limit(conn, frame);
+            }
+        }
         let frame = FrameBuf::encode(|buf| {
             let start = frame::begin(buf, Kind::Command, id);
             put_head(
@@ -151,16 +168,23 @@ impl<C: Codec> Client<C> {
             frame::finish(buf, start);
             Ok::<_, Error>(())
         })?;
-        let (len, max) = (
-            frame.len() - frame::LEN_SIZE,
-            conn.shared.settled.server_max_frame,
-        );
-        if len > max {
-            return Err(Error::FrameTooLarge { size: len, max });
-        }
+        let frame = within_limit(conn, frame)?;
         if let Some(span) = span {
             telemetry::call::sent(span, &conn.shared.peer, id, frame.len());
         }
         Ok(frame)
     }
+}
+
+/// `frame`, if the server takes frames that large.
+#[inline]
+fn within_limit(conn: &Connection, frame: FrameBuf) -> Result<FrameBuf, Error> {
+    let (len, max) = (
+        frame.len() - frame::LEN_SIZE,
+        conn.shared.settled.server_max_frame,
+    );
+    if len > max {
+        return Err(Error::FrameTooLarge { size: len, max });
+    }
+    Ok(frame)
 }

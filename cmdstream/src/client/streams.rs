@@ -130,7 +130,7 @@ impl<C: Codec> Client<C> {
         S: Stream<Item = I> + Send + 'static,
     {
         let id = conn.next_id();
-        let frame = self.encode_command(conn, id, command, timeout, span, payload)?;
+        let frame = self.encode_command(conn, id, command, timeout, span, |_| Ok(None), payload)?;
         let (sink, events) = StreamSink::new();
         let credit = items.is_some().then(|| Arc::new(Semaphore::new(0)));
         conn.send(Request {

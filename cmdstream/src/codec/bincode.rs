@@ -61,6 +61,20 @@ impl Codec for Bincode {
         })
     }
 
+    #[inline]
+    fn encode_to_slice<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        dst: &mut [u8],
+    ) -> Result<Option<usize>, CodecError> {
+        match bincode::serde::encode_into_slice(value, dst, config()) {
+            Ok(len) => Ok(Some(len)),
+            // The slice ran out.
+            Err(EncodeError::UnexpectedEnd) => Ok(None),
+            Err(e) => Err(CodecError::encode(NAME, e)),
+        }
+    }
+
     fn decode<T: DeserializeOwned>(&self, src: &[u8]) -> Result<T, CodecError> {
         let (value, read) = bincode::serde::decode_from_slice(src, config())
             .map_err(|e| CodecError::decode(NAME, e))?;

@@ -62,6 +62,25 @@ pub trait Codec: Clone + Send + Sync + 'static {
         dst: &mut BytesMut,
     ) -> Result<(), CodecError>;
 
+    /// Writes the encoding of `value` at the start of `dst`, if it fits:
+    /// the number of bytes written, or `None` when it does not (what
+    /// follows them in `dst` is then unspecified). The client encodes the
+    /// arguments of a small call this way, straight into the frame it
+    /// queues, and with [`encode`](Self::encode) when this says `None`,
+    /// which it always does unless a codec implements it.
+    ///
+    /// # Errors
+    ///
+    /// As [`encode`](Self::encode).
+    fn encode_to_slice<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        dst: &mut [u8],
+    ) -> Result<Option<usize>, CodecError> {
+        let _ = (value, dst);
+        Ok(None)
+    }
+
     /// Decodes one value from the whole of `src`.
     ///
     /// # Errors
@@ -172,6 +191,28 @@ mod tests {
         assert!(err.is_decode(), "{err}");
         // Garbage fails too.
         assert!(codec.decode::<Sample>(&[0xff; 7]).is_err());
+        // Into a slice: the same bytes when they fit, `None` when they do
+        // not (for a codec without such an encoder, always).
+        let mut slice = [0u8; 256];
+        if let Some(len) = codec.encode_to_slice(&sample(), &mut slice).unwrap() {
+            assert_eq!(&slice[..len], &buf[..]);
+        }
+        let mut short = vec![0u8; buf.len() - 1];
+        assert_eq!(codec.encode_to_slice(&sample(), &mut short).unwrap(), None);
+    }
+
+    #[test]
+    fn the_binary_codecs_encode_into_a_slice() {
+        let mut slice = [0u8; 64];
+        assert!(Bincode
+            .encode_to_slice(&sample(), &mut slice)
+            .unwrap()
+            .is_some());
+        #[cfg(feature = "postcard")]
+        assert!(Postcard
+            .encode_to_slice(&sample(), &mut slice)
+            .unwrap()
+            .is_some());
     }
 
     #[test]

@@ -26,6 +26,19 @@ impl Codec for Postcard {
         })
     }
 
+    #[inline]
+    fn encode_to_slice<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        dst: &mut [u8],
+    ) -> Result<Option<usize>, CodecError> {
+        match postcard::to_slice(value, dst) {
+            Ok(written) => Ok(Some(written.len())),
+            Err(postcard::Error::SerializeBufferFull) => Ok(None),
+            Err(e) => Err(CodecError::encode(NAME, e)),
+        }
+    }
+
     fn decode<T: DeserializeOwned>(&self, src: &[u8]) -> Result<T, CodecError> {
         let (value, rest) =
             postcard::take_from_bytes(src).map_err(|e| CodecError::decode(NAME, e))?;

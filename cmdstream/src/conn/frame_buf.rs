@@ -48,6 +48,20 @@ impl FrameBuf {
         })
     }
 
+    /// A frame small enough to travel inline, written straight into it by
+    /// `write` (its length, or `None` when it does not fit: then there is
+    /// no frame, and the caller goes through [`encode`](Self::encode)).
+    #[inline]
+    pub(crate) fn inline<E>(
+        write: impl FnOnce(&mut [u8]) -> Result<Option<usize>, E>,
+    ) -> Result<Option<FrameBuf>, E> {
+        let mut bytes = [0; INLINE];
+        Ok(write(&mut bytes)?.map(|len| FrameBuf::Inline {
+            len: len as u8,
+            bytes,
+        }))
+    }
+
     #[inline]
     fn from_scratch(buf: &mut BytesMut) -> FrameBuf {
         if buf.len() <= INLINE {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::frame::FrameError;
+use super::frame::{self, FrameError, Kind};
 use super::primitives::{put_metadata, take_metadata};
 use crate::error::Error;
 use crate::metadata::Metadata;
@@ -43,6 +43,51 @@ pub(crate) fn traceparent(extras: &Option<Box<Extras>>) -> Option<&str> {
 /// The metadata in `extras`, empty if none.
 pub(crate) fn metadata(extras: &Option<Box<Extras>>) -> &Metadata {
     extras.as_ref().map_or(&NO_METADATA, |e| &e.metadata)
+}
+
+/// A deadline as the wire carries it: at least 1 ms, as a zero deadline
+/// would expire before the command starts.
+fn millis(deadline: Duration) -> u32 {
+    deadline.as_millis().clamp(1, u32::MAX as u128) as u32
+}
+
+/// Writes a whole COMMAND frame with neither trace context nor metadata
+/// at the start of `dst`, its payload written by `payload` (the bytes it
+/// wrote, or `None` when they do not fit): the frame's length, or `None`
+/// when it does not fit in `dst`. The same bytes as [`frame::begin`],
+/// [`put_head`], the payload and [`frame::finish`] append to a buffer.
+#[inline]
+pub(crate) fn put_small<E>(
+    dst: &mut [u8],
+    id: u64,
+    command: u32,
+    deadline: Option<Duration>,
+    payload: impl FnOnce(&mut [u8]) -> Result<Option<usize>, E>,
+) -> Result<Option<usize>, E> {
+    const BODY: usize = frame::LEN_SIZE + frame::HEADER_SIZE;
+    let [a, b, c, d] = command.to_be_bytes();
+    let mut head = [a, b, c, d, 0, 0, 0, 0, 0];
+    let head_len = match deadline {
+        None => 5,
+        Some(deadline) => {
+            head[4] = DEADLINE;
+            head[5..].copy_from_slice(&millis(deadline).to_be_bytes());
+            9
+        }
+    };
+    let Some(body) = dst.get_mut(BODY..).filter(|b| b.len() >= head_len) else {
+        return Ok(None);
+    };
+    body[..head_len].copy_from_slice(&head[..head_len]);
+    let Some(payload_len) = payload(&mut body[head_len..])? else {
+        return Ok(None);
+    };
+    let len = frame::HEADER_SIZE + head_len + payload_len;
+    let Ok(len32) = u32::try_from(len) else {
+        return Ok(None);
+    };
+    dst[..BODY].copy_from_slice(&frame::head(len32, Kind::Command, id));
+    Ok(Some(frame::LEN_SIZE + len))
 }
 
 /// Appends the head of a COMMAND body.
@@ -83,9 +128,7 @@ pub(crate) fn put_head(
     // `BufMut::put_*`, whose every call is an out-of-line `memcpy`.
     dst.extend_from_slice(&[a, b, c, d, flags]);
     if let Some(deadline) = deadline {
-        // At least 1 ms: a zero deadline would expire before the command starts.
-        let millis = deadline.as_millis().clamp(1, u32::MAX as u128) as u32;
-        dst.extend_from_slice(&millis.to_be_bytes());
+        dst.extend_from_slice(&millis(deadline).to_be_bytes());
     }
     if let Some(t) = traceparent {
         dst.extend_from_slice(&[t.len() as u8]);
@@ -163,6 +206,50 @@ fn parse_options(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The frame `put_small` writes for `payload` into a slice of `room`
+    /// bytes, and the one the buffered path appends.
+    fn both_ways(
+        room: usize,
+        deadline: Option<Duration>,
+        payload: &[u8],
+    ) -> (Option<Vec<u8>>, Vec<u8>) {
+        let mut slice = vec![0u8; room];
+        let small = put_small(&mut slice, 9, 42, deadline, |dst| {
+            Ok::<_, ()>(dst.get_mut(..payload.len()).map(|d| {
+                d.copy_from_slice(payload);
+                payload.len()
+            }))
+        })
+        .unwrap()
+        .map(|len| slice[..len].to_vec());
+        let mut buf = BytesMut::new();
+        let start = frame::begin(&mut buf, Kind::Command, 9);
+        put_head(&mut buf, 42, deadline, None, None).unwrap();
+        buf.extend_from_slice(payload);
+        frame::finish(&mut buf, start);
+        (small, buf.to_vec())
+    }
+
+    #[test]
+    fn a_small_command_written_into_a_slice_is_the_same_frame() {
+        for deadline in [
+            None,
+            Some(Duration::from_millis(1500)),
+            Some(Duration::ZERO),
+        ] {
+            let (small, buffered) = both_ways(46, deadline, b"payload");
+            assert_eq!(small.as_deref(), Some(&buffered[..]), "{deadline:?}");
+        }
+        // Too little room for the payload, or for the head itself.
+        assert_eq!(both_ways(20, None, b"payload").0, None);
+        assert_eq!(
+            both_ways(24, Some(Duration::from_secs(1)), b"").0,
+            Some(both_ways(24, Some(Duration::from_secs(1)), b"").1)
+        );
+        assert_eq!(both_ways(21, Some(Duration::from_secs(1)), b"").0, None);
+        assert_eq!(both_ways(5, None, b"").0, None);
+    }
 
     #[test]
     fn plain_head_is_five_bytes() {

@@ -266,7 +266,7 @@ pub(crate) fn begin(dst: &mut BytesMut, kind: Kind, id: u64) -> usize {
 /// with `extend_from_slice` (which inlines) is one fixed-size copy, where
 /// `BufMut::put_u32` and friends are each an out-of-line `memcpy` call.
 #[inline]
-fn head(len: u32, kind: Kind, id: u64) -> [u8; LEN_SIZE + HEADER_SIZE] {
+pub(crate) fn head(len: u32, kind: Kind, id: u64) -> [u8; LEN_SIZE + HEADER_SIZE] {
     let mut out = [0; LEN_SIZE + HEADER_SIZE];
     out[..LEN_SIZE].copy_from_slice(&len.to_be_bytes());
     out[LEN_SIZE] = kind as u8;

@@ -4,6 +4,7 @@
 //! resend rules allow.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -146,10 +147,11 @@ impl<C: Codec> Client<C> {
             Some(span) => telemetry::call::traceparent(set, span),
             None => set.map(Cow::Borrowed),
         };
-        if traceparent.is_none()
+        let plain = traceparent.is_none()
             && self.options.metadata.is_none()
-            && span.is_none_or(|span| span.is_disabled())
-        {
+            && span.is_none_or(|span| span.is_disabled());
+        let try_small = plain && !TOO_LARGE.get().is(command.id);
+        if try_small {
             let frame = FrameBuf::inline(|dst| put_small(dst, id, command.id, timeout, small))?;
             if let Some(frame) = frame {
                 return within_limit(conn, frame);
@@ -168,11 +170,44 @@ impl<C: Codec> Client<C> {
             frame::finish(buf, start);
             Ok::<_, Error>(())
         })?;
+        if plain {
+            // Tried and too large: not tried for this command again until
+            // one of its frames would have fitted.
+            let fits = frame.len() <= FrameBuf::INLINE;
+            TOO_LARGE.set(match (try_small, fits) {
+                (true, false) => Marked::command(command.id),
+                (false, true) => Marked::NONE,
+                _ => TOO_LARGE.get(),
+            });
+        }
         let frame = within_limit(conn, frame)?;
         if let Some(span) = span {
             telemetry::call::sent(span, &conn.shared.peer, id, frame.len());
         }
         Ok(frame)
+    }
+}
+
+thread_local! {
+    /// The command whose last COMMAND on this thread did not fit inline:
+    /// its next one goes to the scratch buffer at once, instead of being
+    /// encoded twice (a 1 KiB argument, say).
+    static TOO_LARGE: Cell<Marked> = const { Cell::new(Marked::NONE) };
+}
+
+/// A command id, or none.
+#[derive(Clone, Copy)]
+struct Marked(u64);
+
+impl Marked {
+    const NONE: Marked = Marked(0);
+
+    fn command(id: u32) -> Marked {
+        Marked(u64::from(id) + 1)
+    }
+
+    fn is(self, id: u32) -> bool {
+        self.0 == u64::from(id) + 1
     }
 }
 

@@ -27,6 +27,9 @@ thread_local! {
 }
 
 impl FrameBuf {
+    /// The largest frame that travels inline.
+    pub(crate) const INLINE: usize = INLINE;
+
     /// Runs `encode` on an empty buffer and keeps what it wrote. Nothing is
     /// kept when it fails.
     pub(crate) fn encode<E>(

@@ -284,3 +284,96 @@ async fn breaker_transitions_set_its_state() {
     assert_eq!(client.add(2, 3).await.unwrap(), 5);
     assert_eq!(state(), 0.0, "closed after the probe");
 }
+
+/// Unary commands of a generated service, answered at once (without a
+/// `Call`) or after a wait (through one).
+#[cmdstream::receiver]
+pub trait Tally {
+    /// `n`, at once.
+    async fn now(&self, n: u32) -> u32;
+    /// `n`, after a millisecond.
+    async fn later(&self, n: u32) -> u32;
+    /// Panics.
+    async fn broken(&self) -> u32;
+    /// 4 KiB, more than the client takes.
+    async fn large(&self) -> Vec<u8>;
+}
+
+struct TallyImpl;
+
+impl Tally for TallyImpl {
+    async fn now(&self, n: u32) -> u32 {
+        n
+    }
+
+    async fn later(&self, n: u32) -> u32 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        n
+    }
+
+    async fn broken(&self) -> u32 {
+        panic!("broken on purpose")
+    }
+
+    async fn large(&self) -> Vec<u8> {
+        vec![1; 4096]
+    }
+}
+
+#[tokio::test]
+async fn unary_commands_answered_at_once_or_after_a_wait_are_counted_alike() {
+    let m = Recorded::install();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new(TallyServer::new(TallyImpl));
+    tokio::spawn(async move { server.serve(listener).await });
+    let client = TallyClient::from_client(
+        Client::builder()
+            .max_frame_size(1024)
+            .connect(addr, <TallyServer<TallyImpl> as cmdstream::Dispatch>::INFO)
+            .await
+            .unwrap(),
+    );
+    for n in 0..3 {
+        assert_eq!(client.now(n).await.unwrap(), n);
+        assert_eq!(client.later(n).await.unwrap(), n);
+    }
+    assert!(matches!(client.broken().await, Err(Error::Remote(_))));
+    assert!(matches!(
+        client.large().await,
+        Err(Error::FrameTooLarge { .. })
+    ));
+
+    let finished = |method: &str, outcome: &str| {
+        let method = format!("Tally/{method}");
+        m.counter(
+            names::SERVER_CALLS_FINISHED,
+            &[("rpc.method", method.as_str()), ("outcome", outcome)],
+        )
+    };
+    cmdstream_tests::eventually("the server saw every call end", || {
+        finished("now", "ok") == 3
+            && finished("later", "ok") == 3
+            && finished("broken", "error") == 1
+            && finished("large", "error") == 1
+    })
+    .await;
+    for method in ["Tally/now", "Tally/later", "Tally/broken", "Tally/large"] {
+        let method = [("rpc.method", method)];
+        assert_eq!(
+            m.counter(names::SERVER_CALLS_STARTED, &method),
+            m.counter(names::SERVER_CALLS_FINISHED, &method),
+            "{method:?}"
+        );
+        assert_eq!(
+            m.gauge(names::SERVER_CALLS_ACTIVE, &method),
+            0.0,
+            "{method:?}"
+        );
+    }
+    assert_eq!(
+        m.histogram(names::SERVER_CALL_DURATION, &[("rpc.method", "Tally/now")])
+            .len(),
+        3
+    );
+}

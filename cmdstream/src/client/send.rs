@@ -93,8 +93,10 @@ impl<C: Codec> Client<C> {
                 command,
                 timeout,
                 trace.as_ref().map(|t| t.span()),
-                |dst| Ok(self.codec.encode_to_slice(args, dst)?),
-                |buf| Ok(self.codec.encode(args, buf)?),
+                &Args {
+                    codec: &self.codec,
+                    args,
+                },
             )
             .and_then(|frame| self.send_once(conn, id, command, frame, arg_credit));
         match sent {
@@ -124,14 +126,12 @@ impl<C: Codec> Client<C> {
         Ok(rx)
     }
 
-    /// Encodes a whole COMMAND frame, its payload written by `payload`,
-    /// into a buffer of its own, so a failed encode leaves nothing behind.
+    /// Encodes a whole COMMAND frame carrying `payload` into a buffer of
+    /// its own, so a failed encode leaves nothing behind.
     ///
     /// A COMMAND with neither trace context nor metadata, and no span to
     /// record its size on, is first written straight into a frame small
-    /// enough to travel inline, its payload by `small` (the bytes it wrote,
-    /// or `None` when they do not fit): no scratch buffer and no copy.
-    #[allow(clippy::too_many_arguments)] // two ways to write one payload
+    /// enough to travel inline: no scratch buffer and no copy.
     pub(super) fn encode_command(
         &self,
         conn: &Connection,
@@ -139,8 +139,7 @@ impl<C: Codec> Client<C> {
         command: &'static CommandInfo,
         timeout: Option<std::time::Duration>,
         span: Option<&tracing::Span>,
-        small: impl FnOnce(&mut [u8]) -> Result<Option<usize>, Error>,
-        payload: impl FnOnce(&mut bytes::BytesMut) -> Result<(), Error>,
+        payload: &(impl Payload + ?Sized),
     ) -> Result<FrameBuf, Error> {
         let set = self.options.traceparent.as_deref();
         let traceparent = match span {
@@ -152,7 +151,9 @@ impl<C: Codec> Client<C> {
             && span.is_none_or(|span| span.is_disabled());
         let try_small = plain && !TOO_LARGE.get().is(command.id);
         if try_small {
-            let frame = FrameBuf::inline(|dst| put_small(dst, id, command.id, timeout, small))?;
+            let frame = FrameBuf::inline(|dst| {
+                put_small(dst, id, command.id, timeout, |dst| payload.put_small(dst))
+            })?;
             if let Some(frame) = frame {
                 return within_limit(conn, frame);
             }
@@ -166,7 +167,7 @@ impl<C: Codec> Client<C> {
                 traceparent.as_deref(),
                 self.options.metadata.as_deref(),
             )?;
-            payload(buf)?;
+            payload.put(buf)?;
             frame::finish(buf, start);
             Ok::<_, Error>(())
         })?;
@@ -185,6 +186,48 @@ impl<C: Codec> Client<C> {
             telemetry::call::sent(span, &conn.shared.peer, id, frame.len());
         }
         Ok(frame)
+    }
+}
+
+/// What a COMMAND carries after its head.
+pub(super) trait Payload {
+    /// Writes it at the start of `dst`: its length, or `None` when it does
+    /// not fit.
+    fn put_small(&self, dst: &mut [u8]) -> Result<Option<usize>, Error>;
+
+    /// Appends it to `dst`.
+    fn put(&self, dst: &mut bytes::BytesMut) -> Result<(), Error>;
+}
+
+/// A call's arguments, encoded as they are written.
+pub(super) struct Args<'a, C, A: ?Sized> {
+    pub(super) codec: &'a C,
+    pub(super) args: &'a A,
+}
+
+impl<C: Codec, A: Serialize + ?Sized> Payload for Args<'_, C, A> {
+    #[inline]
+    fn put_small(&self, dst: &mut [u8]) -> Result<Option<usize>, Error> {
+        Ok(self.codec.encode_to_slice(self.args, dst)?)
+    }
+
+    fn put(&self, dst: &mut bytes::BytesMut) -> Result<(), Error> {
+        Ok(self.codec.encode(self.args, dst)?)
+    }
+}
+
+/// Arguments encoded already.
+impl Payload for [u8] {
+    fn put_small(&self, dst: &mut [u8]) -> Result<Option<usize>, Error> {
+        Ok(dst.get_mut(..self.len()).map(|dst| {
+            dst.copy_from_slice(self);
+            self.len()
+        }))
+    }
+
+    fn put(&self, dst: &mut bytes::BytesMut) -> Result<(), Error> {
+        dst.extend_from_slice(self);
+        Ok(())
     }
 }
 

@@ -12,6 +12,7 @@ use super::connection::Connection;
 use super::lease::Use;
 use super::message::{Reply, Request};
 use super::resend::Deadline;
+use super::send::{Args, Payload};
 use super::stream_sink::StreamSink;
 use super::{arg_pump, result_stream, Client, ResultStream};
 use crate::codec::Codec;
@@ -68,9 +69,17 @@ impl<C: Codec> Client<C> {
             return self.stream_when_connected(command, args, items, span.cloned());
         };
         let lease = lease.into_owned();
-        let bound = self.open_on(&lease.conn, command, timeout, items, span, |buf| {
-            Ok(self.codec.encode(args, buf)?)
-        })?;
+        let bound = self.open_on(
+            &lease.conn,
+            command,
+            timeout,
+            items,
+            span,
+            &Args {
+                codec: &self.codec,
+                args,
+            },
+        )?;
         Ok(ResultStream::new(
             bound.counted(lease.load),
             self.codec.clone(),
@@ -104,18 +113,21 @@ impl<C: Codec> Client<C> {
                 .await?
                 .into_owned();
             let timeout = deadline.left()?;
-            let bound =
-                client.open_on(&lease.conn, command, timeout, items, span.as_ref(), |buf| {
-                    buf.extend_from_slice(&payload);
-                    Ok(())
-                })?;
+            let bound = client.open_on(
+                &lease.conn,
+                command,
+                timeout,
+                items,
+                span.as_ref(),
+                &payload[..],
+            )?;
             Ok(bound.counted(lease.load))
         };
         Ok(ResultStream::binding(binding, self.codec.clone(), timeout))
     }
 
-    /// Sends a streaming call's COMMAND on `conn` (its payload written by
-    /// `payload`) and starts the pump of its items, if it has any.
+    /// Sends a streaming call's COMMAND on `conn`, carrying `payload`, and
+    /// starts the pump of its items, if it has any.
     pub(super) fn open_on<I, S>(
         &self,
         conn: &Arc<Connection>,
@@ -123,14 +135,14 @@ impl<C: Codec> Client<C> {
         timeout: Option<std::time::Duration>,
         items: Option<S>,
         span: Option<&Span>,
-        payload: impl FnOnce(&mut bytes::BytesMut) -> Result<(), Error>,
+        payload: &(impl Payload + ?Sized),
     ) -> Result<result_stream::Bound, Error>
     where
         I: Serialize + Send + 'static,
         S: Stream<Item = I> + Send + 'static,
     {
         let id = conn.next_id();
-        let frame = self.encode_command(conn, id, command, timeout, span, |_| Ok(None), payload)?;
+        let frame = self.encode_command(conn, id, command, timeout, span, payload)?;
         let (sink, events) = StreamSink::new();
         let credit = items.is_some().then(|| Arc::new(Semaphore::new(0)));
         conn.send(Request {

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use crate::contenders::{Addrs, Contender, Target};
 use crate::cpu::{self, CpuTally};
 use crate::plan::Plan;
-use crate::workload::{burst, count_allocs, fan, pipelined, sequential, stream, Allocs, Op};
+use crate::workload::{
+    burst, count_allocs, fan, pipelined, sequential, sequential_interleaved, stream, Allocs, Op,
+};
 use crate::BenchError;
 
 /// Median, lowest and highest of the rounds' figures.
@@ -109,6 +111,10 @@ struct Collected {
 /// Every contender's figures, in [`Contender::ALL`] order.
 pub(crate) struct Comparison {
     pub(crate) figures: Vec<(Contender, Figures)>,
+    /// Sequential `add` latency p50 of a second raw connection, measured
+    /// alongside the others, nanoseconds: against raw's own, it shows how
+    /// far two identical contenders come apart in this method.
+    pub(crate) raw_again_seq_p50: u64,
 }
 
 impl Comparison {
@@ -158,7 +164,14 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
         }
         pools.push(pool);
     }
+    // Sequential latency runs on every contender in short turns, with a
+    // second raw connection as a control.
+    let mut seq_targets = targets.clone();
+    seq_targets.push(Target::connect(Contender::Raw, &addrs).await?);
+    let mut cpu_seq = vec![CpuTally::default(); seq_targets.len()];
+    let mut raw_again = Vec::new();
 
+    sequential(&seq_targets[targets.len()], plan.warmup).await?;
     for (t, pool) in targets.iter().zip(&pools) {
         let who = t.contender();
         sequential(t, plan.warmup).await?;
@@ -186,11 +199,16 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
         .collect();
     for round in 0..plan.rounds {
         let order = order(round);
-        for &i in &order {
-            let before = cpu::process_time();
-            let samples = sequential(&targets[i], plan.latency_time).await?;
-            collected[i].cpu_seq.add(before, samples.len() as u64);
-            collected[i].seq.extend(samples);
+        let mut seq = sequential_interleaved(
+            &seq_targets,
+            plan.latency_time,
+            plan.latency_slice,
+            &mut cpu_seq,
+        )
+        .await?;
+        raw_again.extend(seq.pop().expect("the control's samples"));
+        for (c, samples) in collected.iter_mut().zip(seq) {
+            c.seq.extend(samples);
         }
         for &i in &order {
             let before = cpu::process_time();
@@ -230,6 +248,9 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
         }
     }
 
+    for (c, tally) in collected.iter_mut().zip(cpu_seq) {
+        c.cpu_seq = tally;
+    }
     let mut figures = Vec::with_capacity(Contender::ALL.len());
     for (target, mut c) in targets.iter().zip(collected) {
         let who = target.contender();
@@ -289,7 +310,11 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
             },
         ));
     }
-    Ok(Comparison { figures })
+    raw_again.sort_unstable();
+    Ok(Comparison {
+        figures,
+        raw_again_seq_p50: percentile(&raw_again, 50.0),
+    })
 }
 
 /// What `--profile` runs.
@@ -413,13 +438,17 @@ pub(crate) async fn unary_rounds(
     }
     let mut seq: Vec<Vec<u64>> = vec![Vec::new(); n];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut cpu = vec![CpuTally::default(); n];
     for round in 0..plan.rounds {
         let mut order: Vec<usize> = (0..n).map(|i| (i + round / 2) % n).collect();
         if round % 2 == 1 {
             order.reverse();
         }
-        for &i in &order {
-            seq[i].extend(sequential(&targets[i], plan.latency_time).await?);
+        let samples =
+            sequential_interleaved(targets, plan.latency_time, plan.latency_slice, &mut cpu)
+                .await?;
+        for (all, some) in seq.iter_mut().zip(samples) {
+            all.extend(some);
         }
         for &i in &order {
             let run = pipelined(&targets[i], plan.in_flight, plan.pipelined_time, Op::Add).await?;

@@ -11,6 +11,9 @@ pub(crate) struct Plan {
     pub(crate) rounds: usize,
     /// Sequential unary calls, per round and contender.
     pub(crate) latency_time: Duration,
+    /// How long each contender calls in turn during those rounds, before
+    /// the next takes over.
+    pub(crate) latency_slice: Duration,
     /// Pipelined unary calls (`add`, then `echo`), per round and contender.
     pub(crate) pipelined_time: Duration,
     /// Calls in flight in the pipelined workloads.
@@ -41,6 +44,7 @@ impl Plan {
             warmup: Duration::from_millis(300),
             rounds: 5,
             latency_time: Duration::from_millis(500),
+            latency_slice: Duration::from_millis(10),
             pipelined_time: Duration::from_millis(750),
             in_flight: 256,
             echo_size: 1024,
@@ -61,6 +65,7 @@ impl Plan {
             warmup: Duration::from_millis(30),
             rounds: 2,
             latency_time: Duration::from_millis(80),
+            latency_slice: Duration::from_millis(5),
             pipelined_time: Duration::from_millis(120),
             in_flight: 256,
             echo_size: 1024,

@@ -7,12 +7,13 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use crate::contenders::{Addrs, Target};
+use crate::cpu::CpuTally;
 use crate::measure::{percentile, Spread, UnaryFigures};
 use crate::plan::Plan;
 use crate::report;
 use crate::runtime::{run_client, Setup};
 use crate::service::BenchClient;
-use crate::workload::{count_allocs, pipelined, sequential, Allocs, Op};
+use crate::workload::{count_allocs, pipelined, sequential, sequential_interleaved, Allocs, Op};
 use crate::BenchError;
 
 /// The goal on pipelined `add`, reconnecting against plain.
@@ -62,11 +63,17 @@ async fn measure(addrs: Addrs, plan: Plan) -> Result<ReconnectComparison, BenchE
     let mut seq: [Vec<u64>; 2] = Default::default();
     let mut rates: [Vec<f64>; 2] = Default::default();
     let mut ratios = Vec::with_capacity(rounds);
+    let mut cpu = [CpuTally::default(); 2];
     for round in 0..rounds {
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         let mut rate = [0.0; 2];
+        let latency = plan.latency_time / 4;
+        let samples =
+            sequential_interleaved(&targets, latency, plan.latency_slice, &mut cpu).await?;
+        for (all, some) in seq.iter_mut().zip(samples) {
+            all.extend(some);
+        }
         for i in order {
-            seq[i].extend(sequential(&targets[i], plan.latency_time / 4).await?);
             let run = pipelined(
                 &targets[i],
                 plan.in_flight,

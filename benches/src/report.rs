@@ -80,13 +80,15 @@ pub(crate) fn preamble(plan: &Plan, quick: bool, cpus: usize, cpu_model: &str) -
     let _ = writeln!(
         s,
         "- per setup: warm-up {:?} per workload and contender, then {} rounds, each contender in \
-         turn (the order rotates and reverses from round to round): {:?} of sequential `add`, \
+         turn (the order rotates and reverses from round to round): {:?} of sequential `add` \
+         (in turns of {:?}, shuffled every pass, a second raw connection among them as a control), \
          {:?} of `add` and {:?} of {}-byte `echo` with {} calls in flight on one connection, \
          {} `slow_add` calls ({:?} in the handler) fired at once over {} connections, one stream \
          of {} items, {} streams of {} items (all fast, then one consumer pausing {:?} per item)",
         plan.warmup,
         plan.rounds,
         plan.latency_time,
+        plan.latency_slice,
         plan.pipelined_time,
         plan.pipelined_time,
         plan.echo_size,
@@ -399,6 +401,12 @@ fn targets(setup: Setup, c: &Comparison) -> String {
         "server stream items/s, cmdstream/raw",
         stream,
         Goal::AtLeast(0.6),
+    );
+    let _ = writeln!(
+        s,
+        "\nControl: a second raw connection, measured in turn with the others, has a \
+         sequential p50 of {:.2}× raw's: how far two identical contenders come apart here.",
+        c.raw_again_seq_p50 as f64 / raw.seq_p50.max(1) as f64
     );
     s
 }

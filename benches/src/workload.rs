@@ -8,14 +8,26 @@ use std::time::{Duration, Instant};
 
 use crate::alloc::{Counter, HeapWatch};
 use crate::contenders::Target;
+use crate::cpu::{self, CpuTally};
 use crate::plan::Plan;
 use crate::BenchError;
 
 /// Sequential `add` calls for `time`; returns each call's latency in
 /// nanoseconds.
 pub(crate) async fn sequential(target: &Target, time: Duration) -> Result<Vec<u64>, BenchError> {
-    let mut target = target.clone();
     let mut samples = Vec::with_capacity(1 << 16);
+    sequential_into(target, time, &mut samples).await?;
+    Ok(samples)
+}
+
+/// As [`sequential`], each latency pushed onto `samples`; returns the
+/// calls made.
+async fn sequential_into(
+    target: &Target,
+    time: Duration,
+    samples: &mut Vec<u64>,
+) -> Result<u64, BenchError> {
+    let mut target = target.clone();
     let end = Instant::now() + time;
     let mut i = 0i64;
     loop {
@@ -27,7 +39,52 @@ pub(crate) async fn sequential(target: &Target, time: Duration) -> Result<Vec<u6
         samples.push(t0.elapsed().as_nanos() as u64);
         i += 1;
     }
+    Ok(i as u64)
+}
+
+/// Sequential `add` calls on each of `targets` in turn, `slice` at a time,
+/// until each has had `time`, in a new shuffled order every pass. So the
+/// targets meet the same drift of the machine (which core each thread runs
+/// on, clock speed, the host), which moves a one-at-a-time latency by more
+/// than the targets differ; and, as no target keeps its place in the
+/// pass, none is caught in step with something periodic. Returns each
+/// target's latencies, nanoseconds, and adds each slice's CPU time and
+/// calls to the target's entry in `cpu`.
+pub(crate) async fn sequential_interleaved(
+    targets: &[Target],
+    time: Duration,
+    slice: Duration,
+    cpu: &mut [CpuTally],
+) -> Result<Vec<Vec<u64>>, BenchError> {
+    let n = targets.len();
+    let passes = time.as_nanos().div_ceil(slice.as_nanos().max(1)) as usize;
+    let mut samples: Vec<Vec<u64>> = (0..n).map(|_| Vec::with_capacity(1 << 16)).collect();
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut shuffle = Shuffle(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..passes {
+        shuffle.apply(&mut order);
+        for &i in &order {
+            let before = cpu::process_time();
+            let calls = sequential_into(&targets[i], slice, &mut samples[i]).await?;
+            cpu[i].add(before, calls);
+        }
+    }
     Ok(samples)
+}
+
+/// Fisher-Yates over an xorshift64 sequence: any order, often, from a
+/// fixed seed.
+struct Shuffle(u64);
+
+impl Shuffle {
+    fn apply(&mut self, v: &mut [usize]) {
+        for i in (1..v.len()).rev() {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            v.swap(i, (self.0 % (i as u64 + 1)) as usize);
+        }
+    }
 }
 
 /// Which unary call a pipelined workload makes.
@@ -251,4 +308,35 @@ pub(crate) async fn count_allocs(target: &Target, plan: &Plan) -> Result<Allocs,
         pipelined: (pipelined.allocs + pipelined.reallocs) as f64 / pipelined_calls as f64,
         per_item,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shuffle_is_a_permutation_and_puts_every_target_after_every_other() {
+        let mut shuffle = Shuffle(0x9e37_79b9_7f4a_7c15);
+        let mut order: Vec<usize> = (0..7).collect();
+        let mut follows = [[0u32; 7]; 7];
+        let mut first = [0u32; 7];
+        for _ in 0..2_000 {
+            shuffle.apply(&mut order);
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..7).collect::<Vec<_>>());
+            first[order[0]] += 1;
+            for w in order.windows(2) {
+                follows[w[0]][w[1]] += 1;
+            }
+        }
+        // 2,000 passes put each target first about 286 times and each
+        // ordered pair side by side about 286 times.
+        assert!(first.iter().all(|&c| (200..380).contains(&c)), "{first:?}");
+        for (a, row) in follows.iter().enumerate() {
+            for (b, &c) in row.iter().enumerate() {
+                assert!(a == b || (200..380).contains(&c), "{a} then {b}: {c}");
+            }
+        }
+    }
 }

@@ -115,6 +115,8 @@ pub(crate) struct Comparison {
     /// alongside the others, nanoseconds: against raw's own, it shows how
     /// far two identical contenders come apart in this method.
     pub(crate) raw_again_seq_p50: u64,
+    /// Pipelined `add` calls per second of that second raw connection.
+    pub(crate) raw_again_add: Spread,
 }
 
 impl Comparison {
@@ -170,6 +172,7 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
     seq_targets.push(Target::connect(Contender::Raw, &addrs).await?);
     let mut cpu_seq = vec![CpuTally::default(); seq_targets.len()];
     let mut raw_again = Vec::new();
+    let mut raw_again_rates = Vec::new();
 
     sequential(&seq_targets[targets.len()], plan.warmup).await?;
     for (t, pool) in targets.iter().zip(&pools) {
@@ -210,12 +213,19 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
         for (c, samples) in collected.iter_mut().zip(seq) {
             c.seq.extend(samples);
         }
-        for &i in &order {
+        // The control takes its turn at pipelined `add` too, after the
+        // contender that runs first this round.
+        for (k, &i) in order.iter().enumerate() {
             let before = cpu::process_time();
             let run = pipelined(&targets[i], plan.in_flight, plan.pipelined_time, Op::Add).await?;
             collected[i].cpu_pipe.add(before, run.samples.len() as u64);
             collected[i].pipe_rates.push(run.calls_per_sec);
             collected[i].pipe.extend(run.samples);
+            if k == 0 {
+                let control = &seq_targets[targets.len()];
+                let run = pipelined(control, plan.in_flight, plan.pipelined_time, Op::Add).await?;
+                raw_again_rates.push(run.calls_per_sec);
+            }
         }
         for &i in &order {
             let op = Op::Echo(plan.echo_size);
@@ -314,6 +324,7 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
     Ok(Comparison {
         figures,
         raw_again_seq_p50: percentile(&raw_again, 50.0),
+        raw_again_add: Spread::of(raw_again_rates),
     })
 }
 

@@ -81,7 +81,7 @@ pub(crate) fn preamble(plan: &Plan, quick: bool, cpus: usize, cpu_model: &str) -
         s,
         "- per setup: warm-up {:?} per workload and contender, then {} rounds, each contender in \
          turn (the order rotates and reverses from round to round): {:?} of sequential `add` \
-         (in turns of {:?}, shuffled every pass, a second raw connection among them as a control), \
+         (in turns of {:?}, shuffled every pass; a second raw connection among them, and at pipelined `add`, as a control), \
          {:?} of `add` and {:?} of {}-byte `echo` with {} calls in flight on one connection, \
          {} `slow_add` calls ({:?} in the handler) fired at once over {} connections, one stream \
          of {} items, {} streams of {} items (all fast, then one consumer pausing {:?} per item)",
@@ -405,8 +405,10 @@ fn targets(setup: Setup, c: &Comparison) -> String {
     let _ = writeln!(
         s,
         "\nControl: a second raw connection, measured in turn with the others, has a \
-         sequential p50 of {:.2}× raw's: how far two identical contenders come apart here.",
-        c.raw_again_seq_p50 as f64 / raw.seq_p50.max(1) as f64
+         sequential p50 of {:.2}× raw's and pipelined `add` at {:.2}× raw's rate: how far two \
+         identical contenders come apart here.",
+        c.raw_again_seq_p50 as f64 / raw.seq_p50.max(1) as f64,
+        c.raw_again_add.median / raw.pipe_add.rate.median
     );
     s
 }

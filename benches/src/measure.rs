@@ -4,10 +4,11 @@
 use std::time::{Duration, Instant};
 
 use crate::contenders::{Addrs, Contender, Target};
-use crate::cpu::{self, CpuTally};
+use crate::cpu::CpuTally;
 use crate::plan::Plan;
 use crate::workload::{
-    burst, count_allocs, fan, pipelined, sequential, sequential_interleaved, stream, Allocs, Op,
+    burst, count_allocs, fan, pipelined, pipelined_interleaved, sequential, sequential_interleaved,
+    stream, Allocs, Op, Shuffle,
 };
 use crate::BenchError;
 
@@ -117,6 +118,9 @@ pub(crate) struct Comparison {
     pub(crate) raw_again_seq_p50: u64,
     /// Pipelined `add` calls per second of that second raw connection.
     pub(crate) raw_again_add: Spread,
+    /// Its items per second of one stream, and of 64 fast ones.
+    pub(crate) raw_again_stream: Spread,
+    pub(crate) raw_again_fan: Spread,
 }
 
 impl Comparison {
@@ -171,8 +175,18 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
     let mut seq_targets = targets.clone();
     seq_targets.push(Target::connect(Contender::Raw, &addrs).await?);
     let mut cpu_seq = vec![CpuTally::default(); seq_targets.len()];
+    let mut cpu_pipe = vec![CpuTally::default(); seq_targets.len()];
     let mut raw_again = Vec::new();
     let mut raw_again_rates = Vec::new();
+    let n = targets.len();
+    let mut streaming: Vec<usize> = (0..=n)
+        .filter(|&i| i == n || Contender::ALL[i].streams())
+        .collect();
+    let mut fanning: Vec<usize> = (0..=n)
+        .filter(|&i| i == n || Contender::ALL[i].fans_out())
+        .collect();
+    let mut shuffle = Shuffle::new(0x3c6e_f372_fe94_f82b);
+    let (mut control_stream, mut control_fan) = (Vec::new(), Vec::new());
 
     sequential(&seq_targets[targets.len()], plan.warmup).await?;
     for (t, pool) in targets.iter().zip(&pools) {
@@ -213,25 +227,33 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
         for (c, samples) in collected.iter_mut().zip(seq) {
             c.seq.extend(samples);
         }
-        // The control takes its turn at pipelined `add` too, after the
-        // contender that runs first this round.
-        for (k, &i) in order.iter().enumerate() {
-            let before = cpu::process_time();
-            let run = pipelined(&targets[i], plan.in_flight, plan.pipelined_time, Op::Add).await?;
-            collected[i].cpu_pipe.add(before, run.samples.len() as u64);
-            collected[i].pipe_rates.push(run.calls_per_sec);
-            collected[i].pipe.extend(run.samples);
-            if k == 0 {
-                let control = &seq_targets[targets.len()];
-                let run = pipelined(control, plan.in_flight, plan.pipelined_time, Op::Add).await?;
-                raw_again_rates.push(run.calls_per_sec);
-            }
-        }
-        for &i in &order {
-            let op = Op::Echo(plan.echo_size);
-            let run = pipelined(&targets[i], plan.in_flight, plan.pipelined_time, op).await?;
-            collected[i].echo_rates.push(run.calls_per_sec);
-            collected[i].echo.extend(run.samples);
+        // Pipelined calls in shuffled turns too, the control among them
+        // at `add`.
+        let with_control: Vec<&Target> = seq_targets.iter().collect();
+        let mut add = pipelined_interleaved(
+            &with_control,
+            plan.in_flight,
+            plan.pipelined_time,
+            plan.pipelined_turn,
+            Op::Add,
+            &mut cpu_pipe,
+        )
+        .await?;
+        raw_again_rates.extend(add.pop().expect("the control's turns").rates);
+        let echo = pipelined_interleaved(
+            &with_control[..targets.len()],
+            plan.in_flight,
+            plan.pipelined_time,
+            plan.pipelined_turn,
+            Op::Echo(plan.echo_size),
+            &mut vec![CpuTally::default(); targets.len()],
+        )
+        .await?;
+        for ((c, add), echo) in collected.iter_mut().zip(add).zip(echo) {
+            c.pipe_rates.extend(add.rates);
+            c.pipe.extend(add.samples);
+            c.echo_rates.extend(echo.rates);
+            c.echo.extend(echo.samples);
         }
         for (k, &conns) in plan.conn_counts.iter().enumerate() {
             for &i in &order {
@@ -240,26 +262,36 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
                 collected[i].bursts[k].1.push(rate);
             }
         }
-        for &i in &order {
-            if Contender::ALL[i].streams() {
-                let rate = stream(&targets[i], plan.stream_items).await?;
-                collected[i].stream_rates.push(rate);
+        // A stream is over in milliseconds: several turns of each in a
+        // round, shuffled, the control (index `n`) among them.
+        for _ in 0..plan.stream_turns {
+            shuffle.apply(&mut streaming);
+            for &i in &streaming {
+                let rate = stream(&seq_targets[i], plan.stream_items).await?;
+                match collected.get_mut(i) {
+                    Some(c) => c.stream_rates.push(rate),
+                    None => control_stream.push(rate),
+                }
             }
-        }
-        for &i in &order {
-            if Contender::ALL[i].fans_out() {
-                let all_fast = fan(&targets[i], plan, plan.fan_items, false).await?;
-                let with_slow = fan(&targets[i], plan, plan.fan_items, true).await?;
-                let c = &mut collected[i];
-                c.fan_fast.push(all_fast.fast_rate);
-                c.fan_slow.push(with_slow.fast_rate);
-                c.fan_peak = c.fan_peak.max(with_slow.peak_heap);
+            shuffle.apply(&mut fanning);
+            for &i in &fanning {
+                let all_fast = fan(&seq_targets[i], plan, plan.fan_items, false).await?;
+                match collected.get_mut(i) {
+                    Some(c) => {
+                        let with_slow = fan(&seq_targets[i], plan, plan.fan_items, true).await?;
+                        c.fan_fast.push(all_fast.fast_rate);
+                        c.fan_slow.push(with_slow.fast_rate);
+                        c.fan_peak = c.fan_peak.max(with_slow.peak_heap);
+                    }
+                    None => control_fan.push(all_fast.fast_rate),
+                }
             }
         }
     }
 
-    for (c, tally) in collected.iter_mut().zip(cpu_seq) {
-        c.cpu_seq = tally;
+    for ((c, seq), pipe) in collected.iter_mut().zip(cpu_seq).zip(cpu_pipe) {
+        c.cpu_seq = seq;
+        c.cpu_pipe = pipe;
     }
     let mut figures = Vec::with_capacity(Contender::ALL.len());
     for (target, mut c) in targets.iter().zip(collected) {
@@ -325,6 +357,8 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
         figures,
         raw_again_seq_p50: percentile(&raw_again, 50.0),
         raw_again_add: Spread::of(raw_again_rates),
+        raw_again_stream: Spread::of(control_stream),
+        raw_again_fan: Spread::of(control_fan),
     })
 }
 
@@ -435,9 +469,8 @@ pub(crate) struct UnaryFigures {
 }
 
 /// Sequential and pipelined `add` on each of `targets` after a warm-up,
-/// in rounds whose order rotates, and reverses every other round, as in
-/// the main run: the sections that set a few contenders side by side (over
-/// TLS, reconnecting).
+/// in rounds of shuffled turns as in the main run: the sections that set
+/// a few contenders side by side (over TLS).
 pub(crate) async fn unary_rounds(
     targets: &[Target],
     plan: &Plan,
@@ -450,20 +483,25 @@ pub(crate) async fn unary_rounds(
     let mut seq: Vec<Vec<u64>> = vec![Vec::new(); n];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); n];
     let mut cpu = vec![CpuTally::default(); n];
-    for round in 0..plan.rounds {
-        let mut order: Vec<usize> = (0..n).map(|i| (i + round / 2) % n).collect();
-        if round % 2 == 1 {
-            order.reverse();
-        }
+    let each: Vec<&Target> = targets.iter().collect();
+    for _ in 0..plan.rounds {
         let samples =
             sequential_interleaved(targets, plan.latency_time, plan.latency_slice, &mut cpu)
                 .await?;
         for (all, some) in seq.iter_mut().zip(samples) {
             all.extend(some);
         }
-        for &i in &order {
-            let run = pipelined(&targets[i], plan.in_flight, plan.pipelined_time, Op::Add).await?;
-            rates[i].push(run.calls_per_sec);
+        let turns = pipelined_interleaved(
+            &each,
+            plan.in_flight,
+            plan.pipelined_time,
+            plan.pipelined_turn,
+            Op::Add,
+            &mut cpu,
+        )
+        .await?;
+        for (all, some) in rates.iter_mut().zip(turns) {
+            all.extend(some.rates);
         }
     }
     Ok(seq

@@ -16,6 +16,8 @@ pub(crate) struct Plan {
     pub(crate) latency_slice: Duration,
     /// Pipelined unary calls (`add`, then `echo`), per round and contender.
     pub(crate) pipelined_time: Duration,
+    /// How long each contender calls in turn during those rounds.
+    pub(crate) pipelined_turn: Duration,
     /// Calls in flight in the pipelined workloads.
     pub(crate) in_flight: usize,
     /// Bytes of each `echo` payload.
@@ -25,8 +27,11 @@ pub(crate) struct Plan {
     /// `slow_add` calls fired at once, spread over the connections, per
     /// round, contender and connection count.
     pub(crate) burst_calls: usize,
-    /// Items of the one stream, per round and contender.
+    /// Items of the one stream, per turn, round and contender.
     pub(crate) stream_items: u64,
+    /// Turns of the one stream and of the fan-out workload per round and
+    /// contender.
+    pub(crate) stream_turns: usize,
     /// Concurrent streams of the fan-out workload.
     pub(crate) fan_streams: usize,
     /// Items of each stream of the fan-out workload.
@@ -46,11 +51,13 @@ impl Plan {
             latency_time: Duration::from_millis(500),
             latency_slice: Duration::from_millis(10),
             pipelined_time: Duration::from_millis(750),
+            pipelined_turn: Duration::from_millis(125),
             in_flight: 256,
             echo_size: 1024,
             conn_counts: vec![1, 4, 16],
             burst_calls: 960,
             stream_items: 500_000,
+            stream_turns: 4,
             fan_streams: 64,
             fan_items: 10_000,
             slow_pause: Duration::from_millis(1),
@@ -67,11 +74,13 @@ impl Plan {
             latency_time: Duration::from_millis(80),
             latency_slice: Duration::from_millis(5),
             pipelined_time: Duration::from_millis(120),
+            pipelined_turn: Duration::from_millis(40),
             in_flight: 256,
             echo_size: 1024,
             conn_counts: vec![1, 4, 16],
             burst_calls: 192,
             stream_items: 20_000,
+            stream_turns: 1,
             fan_streams: 64,
             fan_items: 1_000,
             slow_pause: Duration::from_millis(1),

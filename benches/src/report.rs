@@ -79,20 +79,26 @@ pub(crate) fn preamble(plan: &Plan, quick: bool, cpus: usize, cpu_model: &str) -
     let _ = writeln!(s, "- CPUs: {cpus} × {cpu_model}");
     let _ = writeln!(
         s,
-        "- per setup: warm-up {:?} per workload and contender, then {} rounds, each contender in \
-         turn (the order rotates and reverses from round to round): {:?} of sequential `add` \
-         (in turns of {:?}, shuffled every pass; a second raw connection among them, and at pipelined `add`, as a control), \
-         {:?} of `add` and {:?} of {}-byte `echo` with {} calls in flight on one connection, \
-         {} `slow_add` calls ({:?} in the handler) fired at once over {} connections, one stream \
-         of {} items, {} streams of {} items (all fast, then one consumer pausing {:?} per item)",
+        "- per setup: warm-up {:?} per workload and contender, then {} rounds; in each, every \
+         contender gets {:?} of sequential `add` in turns of {:?}, {:?} of `add` and as much of \
+         {}-byte `echo` with {} calls in flight on one connection in turns of {:?}, and {} turns \
+         of one stream of {} items and of {} streams of {} items (all fast, then one consumer \
+         pausing {:?} per item), the turns of each workload in an order shuffled every pass; \
+         then {} `slow_add` calls ({:?} in the handler) fired at once over {} connections, each \
+         contender once, the order rotating and reversing from round to round",
         plan.warmup,
         plan.rounds,
         plan.latency_time,
         plan.latency_slice,
         plan.pipelined_time,
-        plan.pipelined_time,
         plan.echo_size,
         plan.in_flight,
+        plan.pipelined_turn,
+        plan.stream_turns,
+        thousands(plan.stream_items as f64),
+        plan.fan_streams,
+        thousands(plan.fan_items as f64),
+        plan.slow_pause,
         plan.burst_calls,
         crate::service::SLOW_DELAY,
         plan.conn_counts
@@ -100,14 +106,15 @@ pub(crate) fn preamble(plan: &Plan, quick: bool, cpus: usize, cpu_model: &str) -
             .map(|c| c.to_string())
             .collect::<Vec<_>>()
             .join(", "),
-        thousands(plan.stream_items as f64),
-        plan.fan_streams,
-        thousands(plan.fan_items as f64),
-        plan.slow_pause,
     );
     let _ = writeln!(
         s,
-        "- rates are the median round (slowest–fastest round); latencies are over all rounds' calls"
+        "- a second connection to the raw server takes its turns at sequential and pipelined \
+         `add` and at both streaming workloads, as a control"
+    );
+    let _ = writeln!(
+        s,
+        "- rates are the median turn or round (slowest–fastest); latencies are over all calls"
     );
     let _ = writeln!(
         s,
@@ -404,11 +411,13 @@ fn targets(setup: Setup, c: &Comparison) -> String {
     );
     let _ = writeln!(
         s,
-        "\nControl: a second raw connection, measured in turn with the others, has a \
-         sequential p50 of {:.2}× raw's and pipelined `add` at {:.2}× raw's rate: how far two \
-         identical contenders come apart here.",
+        "\nControl: a second raw connection, measured in turn with the others, comes to {:.2}× \
+         raw's sequential p50, {:.2}× its pipelined `add`, {:.2}× its one stream and {:.2}× its \
+         64 fast streams: how far two identical contenders come apart here.",
         c.raw_again_seq_p50 as f64 / raw.seq_p50.max(1) as f64,
-        c.raw_again_add.median / raw.pipe_add.rate.median
+        c.raw_again_add.median / raw.pipe_add.rate.median,
+        c.raw_again_stream.median / raw.stream_rate.map_or(f64::NAN, |s| s.median),
+        c.raw_again_fan.median / raw.fan.map_or(f64::NAN, |f| f.all_fast.median),
     );
     s
 }

@@ -60,7 +60,7 @@ pub(crate) async fn sequential_interleaved(
     let passes = time.as_nanos().div_ceil(slice.as_nanos().max(1)) as usize;
     let mut samples: Vec<Vec<u64>> = (0..n).map(|_| Vec::with_capacity(1 << 16)).collect();
     let mut order: Vec<usize> = (0..n).collect();
-    let mut shuffle = Shuffle(0x9e37_79b9_7f4a_7c15);
+    let mut shuffle = Shuffle::new(0x9e37_79b9_7f4a_7c15);
     for _ in 0..passes {
         shuffle.apply(&mut order);
         for &i in &order {
@@ -72,12 +72,57 @@ pub(crate) async fn sequential_interleaved(
     Ok(samples)
 }
 
+/// What [`pipelined_interleaved`] measured on one target.
+#[derive(Default)]
+pub(crate) struct PipelinedTurns {
+    /// Calls per second of each turn.
+    pub(crate) rates: Vec<f64>,
+    /// Every call's latency, nanoseconds.
+    pub(crate) samples: Vec<u64>,
+}
+
+/// [`pipelined`] on each of `targets` in turn, `turn` at a time, until
+/// each has had `time`, in a new shuffled order every pass, as
+/// [`sequential_interleaved`] does and for the same reason; each turn's
+/// CPU time and calls go to the target's entry in `cpu`.
+pub(crate) async fn pipelined_interleaved(
+    targets: &[&Target],
+    in_flight: usize,
+    time: Duration,
+    turn: Duration,
+    op: Op,
+    cpu: &mut [CpuTally],
+) -> Result<Vec<PipelinedTurns>, BenchError> {
+    let n = targets.len();
+    let passes = time.as_nanos().div_ceil(turn.as_nanos().max(1)) as usize;
+    let mut turns: Vec<PipelinedTurns> = (0..n).map(|_| PipelinedTurns::default()).collect();
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut shuffle = Shuffle::new(0x2545_f491_4f6c_dd1d);
+    for _ in 0..passes {
+        shuffle.apply(&mut order);
+        for &i in &order {
+            let before = cpu::process_time();
+            let run = pipelined(targets[i], in_flight, turn, op).await?;
+            cpu[i].add(before, run.samples.len() as u64);
+            turns[i].rates.push(run.calls_per_sec);
+            turns[i].samples.extend(run.samples);
+        }
+    }
+    Ok(turns)
+}
+
 /// Fisher-Yates over an xorshift64 sequence: any order, often, from a
 /// fixed seed.
-struct Shuffle(u64);
+pub(crate) struct Shuffle(u64);
 
 impl Shuffle {
-    fn apply(&mut self, v: &mut [usize]) {
+    /// A sequence of orders starting from `seed` (not zero).
+    pub(crate) fn new(seed: u64) -> Shuffle {
+        Shuffle(seed | 1)
+    }
+
+    /// Puts `v` in the next order.
+    pub(crate) fn apply(&mut self, v: &mut [usize]) {
         for i in (1..v.len()).rev() {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;
@@ -316,7 +361,7 @@ mod tests {
 
     #[test]
     fn a_shuffle_is_a_permutation_and_puts_every_target_after_every_other() {
-        let mut shuffle = Shuffle(0x9e37_79b9_7f4a_7c15);
+        let mut shuffle = Shuffle::new(0x9e37_79b9_7f4a_7c15);
         let mut order: Vec<usize> = (0..7).collect();
         let mut follows = [[0u32; 7]; 7];
         let mut first = [0u32; 7];

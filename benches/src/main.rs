@@ -22,6 +22,7 @@ mod reconnecting;
 mod report;
 mod runtime;
 mod service;
+mod side_by_side;
 mod tarpc_peer;
 mod tls;
 mod tonic_peer;

@@ -1,5 +1,5 @@
-//! The rounds: every workload on every contender after a warm-up, in an
-//! order that rotates from round to round, and the figures made of them.
+//! The rounds: every workload on every contender after a warm-up, most
+//! in turns shuffled every pass, and the figures made of them.
 
 use std::time::{Duration, Instant};
 
@@ -457,62 +457,4 @@ mod tests {
             assert_eq!(o, (0..n).collect::<Vec<_>>());
         }
     }
-}
-
-/// One contender's figures in a side-by-side of unary calls.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct UnaryFigures {
-    /// Sequential `add` latency p50, nanoseconds.
-    pub(crate) seq_p50: u64,
-    /// Pipelined `add` calls per second.
-    pub(crate) pipe_add: Spread,
-}
-
-/// Sequential and pipelined `add` on each of `targets` after a warm-up,
-/// in rounds of shuffled turns as in the main run: the sections that set
-/// a few contenders side by side (over TLS).
-pub(crate) async fn unary_rounds(
-    targets: &[Target],
-    plan: &Plan,
-) -> Result<Vec<UnaryFigures>, BenchError> {
-    let n = targets.len();
-    for t in targets {
-        sequential(t, plan.warmup).await?;
-        pipelined(t, plan.in_flight, plan.warmup, Op::Add).await?;
-    }
-    let mut seq: Vec<Vec<u64>> = vec![Vec::new(); n];
-    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); n];
-    let mut cpu = vec![CpuTally::default(); n];
-    let each: Vec<&Target> = targets.iter().collect();
-    for _ in 0..plan.rounds {
-        let samples =
-            sequential_interleaved(targets, plan.latency_time, plan.latency_slice, &mut cpu)
-                .await?;
-        for (all, some) in seq.iter_mut().zip(samples) {
-            all.extend(some);
-        }
-        let turns = pipelined_interleaved(
-            &each,
-            plan.in_flight,
-            plan.pipelined_time,
-            plan.pipelined_turn,
-            Op::Add,
-            &mut cpu,
-        )
-        .await?;
-        for (all, some) in rates.iter_mut().zip(turns) {
-            all.extend(some.rates);
-        }
-    }
-    Ok(seq
-        .into_iter()
-        .zip(rates)
-        .map(|(mut seq, rates)| {
-            seq.sort_unstable();
-            UnaryFigures {
-                seq_p50: percentile(&seq, 50.0),
-                pipe_add: Spread::of(rates),
-            }
-        })
-        .collect())
 }

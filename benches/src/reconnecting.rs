@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use crate::contenders::{Addrs, Target};
 use crate::cpu::CpuTally;
-use crate::measure::{percentile, Spread, UnaryFigures};
+use crate::measure::{percentile, Spread};
 use crate::plan::Plan;
 use crate::report;
 use crate::runtime::{run_client, Setup};
 use crate::service::BenchClient;
+use crate::side_by_side::UnaryFigures;
 use crate::workload::{count_allocs, pipelined, sequential, sequential_interleaved, Allocs, Op};
 use crate::BenchError;
 

@@ -13,12 +13,12 @@ use tokio::sync::oneshot;
 use tokio_rustls::rustls;
 
 use crate::contenders::Target;
-use crate::measure::{unary_rounds, UnaryFigures};
 use crate::plan::Plan;
 use crate::raw::{self, RawClient};
 use crate::report;
 use crate::runtime::{listen, run_on, Setup};
 use crate::service::{BenchClient, BenchServer, Bencher};
+use crate::side_by_side::{unary_rounds, UnaryFigures};
 use crate::tonic_peer::{self, TonicClient};
 use crate::BenchError;
 

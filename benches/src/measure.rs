@@ -170,15 +170,16 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
         }
         pools.push(pool);
     }
-    // Sequential latency runs on every contender in short turns, with a
-    // second raw connection as a control.
-    let mut seq_targets = targets.clone();
-    seq_targets.push(Target::connect(Contender::Raw, &addrs).await?);
-    let mut cpu_seq = vec![CpuTally::default(); seq_targets.len()];
-    let mut cpu_pipe = vec![CpuTally::default(); seq_targets.len()];
+    // The workloads taken in turns take them on every contender and,
+    // last (index `n`), on a second raw connection: the control.
+    let n = targets.len();
+    let mut turn_targets = targets.clone();
+    turn_targets.push(Target::connect(Contender::Raw, &addrs).await?);
+    let with_control: Vec<&Target> = turn_targets.iter().collect();
+    let mut cpu_seq = vec![CpuTally::default(); n + 1];
+    let mut cpu_pipe = vec![CpuTally::default(); n + 1];
     let mut raw_again = Vec::new();
     let mut raw_again_rates = Vec::new();
-    let n = targets.len();
     let mut streaming: Vec<usize> = (0..=n)
         .filter(|&i| i == n || Contender::ALL[i].streams())
         .collect();
@@ -188,7 +189,7 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
     let mut shuffle = Shuffle::new(0x3c6e_f372_fe94_f82b);
     let (mut control_stream, mut control_fan) = (Vec::new(), Vec::new());
 
-    sequential(&seq_targets[targets.len()], plan.warmup).await?;
+    sequential(&turn_targets[n], plan.warmup).await?;
     for (t, pool) in targets.iter().zip(&pools) {
         let who = t.contender();
         sequential(t, plan.warmup).await?;
@@ -217,9 +218,9 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
     for round in 0..plan.rounds {
         let order = order(round);
         let mut seq = sequential_interleaved(
-            &seq_targets,
+            &turn_targets,
             plan.latency_time,
-            plan.latency_slice,
+            plan.latency_turn,
             &mut cpu_seq,
         )
         .await?;
@@ -227,9 +228,7 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
         for (c, samples) in collected.iter_mut().zip(seq) {
             c.seq.extend(samples);
         }
-        // Pipelined calls in shuffled turns too, the control among them
-        // at `add`.
-        let with_control: Vec<&Target> = seq_targets.iter().collect();
+        // The control takes its turns at `add`, not `echo`.
         let mut add = pipelined_interleaved(
             &with_control,
             plan.in_flight,
@@ -241,12 +240,12 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
         .await?;
         raw_again_rates.extend(add.pop().expect("the control's turns").rates);
         let echo = pipelined_interleaved(
-            &with_control[..targets.len()],
+            &with_control[..n],
             plan.in_flight,
             plan.pipelined_time,
             plan.pipelined_turn,
             Op::Echo(plan.echo_size),
-            &mut vec![CpuTally::default(); targets.len()],
+            &mut vec![CpuTally::default(); n],
         )
         .await?;
         for ((c, add), echo) in collected.iter_mut().zip(add).zip(echo) {
@@ -267,7 +266,7 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
         for _ in 0..plan.stream_turns {
             shuffle.apply(&mut streaming);
             for &i in &streaming {
-                let rate = stream(&seq_targets[i], plan.stream_items).await?;
+                let rate = stream(with_control[i], plan.stream_items).await?;
                 match collected.get_mut(i) {
                     Some(c) => c.stream_rates.push(rate),
                     None => control_stream.push(rate),
@@ -275,10 +274,10 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
             }
             shuffle.apply(&mut fanning);
             for &i in &fanning {
-                let all_fast = fan(&seq_targets[i], plan, plan.fan_items, false).await?;
+                let all_fast = fan(with_control[i], plan, plan.fan_items, false).await?;
                 match collected.get_mut(i) {
                     Some(c) => {
-                        let with_slow = fan(&seq_targets[i], plan, plan.fan_items, true).await?;
+                        let with_slow = fan(with_control[i], plan, plan.fan_items, true).await?;
                         c.fan_fast.push(all_fast.fast_rate);
                         c.fan_slow.push(with_slow.fast_rate);
                         c.fan_peak = c.fan_peak.max(with_slow.peak_heap);

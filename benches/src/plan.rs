@@ -13,7 +13,7 @@ pub(crate) struct Plan {
     pub(crate) latency_time: Duration,
     /// How long each contender calls in turn during those rounds, before
     /// the next takes over.
-    pub(crate) latency_slice: Duration,
+    pub(crate) latency_turn: Duration,
     /// Pipelined unary calls (`add`, then `echo`), per round and contender.
     pub(crate) pipelined_time: Duration,
     /// How long each contender calls in turn during those rounds.
@@ -49,7 +49,7 @@ impl Plan {
             warmup: Duration::from_millis(300),
             rounds: 5,
             latency_time: Duration::from_millis(500),
-            latency_slice: Duration::from_millis(10),
+            latency_turn: Duration::from_millis(10),
             pipelined_time: Duration::from_millis(750),
             pipelined_turn: Duration::from_millis(125),
             in_flight: 256,
@@ -72,7 +72,7 @@ impl Plan {
             warmup: Duration::from_millis(30),
             rounds: 2,
             latency_time: Duration::from_millis(80),
-            latency_slice: Duration::from_millis(5),
+            latency_turn: Duration::from_millis(5),
             pipelined_time: Duration::from_millis(120),
             pipelined_turn: Duration::from_millis(40),
             in_flight: 256,

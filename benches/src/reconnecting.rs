@@ -65,12 +65,12 @@ async fn measure(addrs: Addrs, plan: Plan) -> Result<ReconnectComparison, BenchE
     let mut rates: [Vec<f64>; 2] = Default::default();
     let mut ratios = Vec::with_capacity(rounds);
     let mut cpu = [CpuTally::default(); 2];
+    let latency = plan.latency_time / 4;
     for round in 0..rounds {
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         let mut rate = [0.0; 2];
-        let latency = plan.latency_time / 4;
         let samples =
-            sequential_interleaved(&targets, latency, plan.latency_slice, &mut cpu).await?;
+            sequential_interleaved(&targets, latency, plan.latency_turn, &mut cpu).await?;
         for (all, some) in seq.iter_mut().zip(samples) {
             all.extend(some);
         }

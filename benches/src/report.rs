@@ -89,7 +89,7 @@ pub(crate) fn preamble(plan: &Plan, quick: bool, cpus: usize, cpu_model: &str) -
         plan.warmup,
         plan.rounds,
         plan.latency_time,
-        plan.latency_slice,
+        plan.latency_turn,
         plan.pipelined_time,
         plan.echo_size,
         plan.in_flight,

@@ -36,8 +36,7 @@ pub(crate) async fn unary_rounds(
     let each: Vec<&Target> = targets.iter().collect();
     for _ in 0..plan.rounds {
         let samples =
-            sequential_interleaved(targets, plan.latency_time, plan.latency_slice, &mut cpu)
-                .await?;
+            sequential_interleaved(targets, plan.latency_time, plan.latency_turn, &mut cpu).await?;
         for (all, some) in seq.iter_mut().zip(samples) {
             all.extend(some);
         }

@@ -42,34 +42,38 @@ async fn sequential_into(
     Ok(i as u64)
 }
 
-/// Sequential `add` calls on each of `targets` in turn, `slice` at a time,
+/// Sequential `add` calls on each of `targets` in turn, `turn` at a time,
 /// until each has had `time`, in a new shuffled order every pass. So the
 /// targets meet the same drift of the machine (which core each thread runs
 /// on, clock speed, the host), which moves a one-at-a-time latency by more
 /// than the targets differ; and, as no target keeps its place in the
 /// pass, none is caught in step with something periodic. Returns each
-/// target's latencies, nanoseconds, and adds each slice's CPU time and
+/// target's latencies, nanoseconds, and adds each turn's CPU time and
 /// calls to the target's entry in `cpu`.
 pub(crate) async fn sequential_interleaved(
     targets: &[Target],
     time: Duration,
-    slice: Duration,
+    turn: Duration,
     cpu: &mut [CpuTally],
 ) -> Result<Vec<Vec<u64>>, BenchError> {
     let n = targets.len();
-    let passes = time.as_nanos().div_ceil(slice.as_nanos().max(1)) as usize;
     let mut samples: Vec<Vec<u64>> = (0..n).map(|_| Vec::with_capacity(1 << 16)).collect();
     let mut order: Vec<usize> = (0..n).collect();
     let mut shuffle = Shuffle::new(0x9e37_79b9_7f4a_7c15);
-    for _ in 0..passes {
+    for _ in 0..passes(time, turn) {
         shuffle.apply(&mut order);
         for &i in &order {
             let before = cpu::process_time();
-            let calls = sequential_into(&targets[i], slice, &mut samples[i]).await?;
+            let calls = sequential_into(&targets[i], turn, &mut samples[i]).await?;
             cpu[i].add(before, calls);
         }
     }
     Ok(samples)
+}
+
+/// Passes of `turn` each that give every target `time`, at least.
+fn passes(time: Duration, turn: Duration) -> usize {
+    time.as_nanos().div_ceil(turn.as_nanos().max(1)) as usize
 }
 
 /// What [`pipelined_interleaved`] measured on one target.
@@ -94,11 +98,10 @@ pub(crate) async fn pipelined_interleaved(
     cpu: &mut [CpuTally],
 ) -> Result<Vec<PipelinedTurns>, BenchError> {
     let n = targets.len();
-    let passes = time.as_nanos().div_ceil(turn.as_nanos().max(1)) as usize;
     let mut turns: Vec<PipelinedTurns> = (0..n).map(|_| PipelinedTurns::default()).collect();
     let mut order: Vec<usize> = (0..n).collect();
     let mut shuffle = Shuffle::new(0x2545_f491_4f6c_dd1d);
-    for _ in 0..passes {
+    for _ in 0..passes(time, turn) {
         shuffle.apply(&mut order);
         for &i in &order {
             let before = cpu::process_time();

@@ -62,9 +62,11 @@ pub(crate) fn svg(results: &[(Setup, Comparison)], in_flight: usize) -> Result<S
         let root = SVGBackend::with_string(&mut out, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let panels: [Panel; 2] = [
-            ("pipelined `add` calls/s", |f| f.pipe_add.rate.median),
+            ("pipelined `add` calls/s", |f| {
+                f.pipe_add.rate.spread().median
+            }),
             ("pipelined 1 KiB `echo` calls/s", |f| {
-                f.pipe_echo.rate.median
+                f.pipe_echo.rate.spread().median
             }),
         ];
         let areas = root.split_evenly((panels.len(), 1));

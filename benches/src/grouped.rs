@@ -9,11 +9,11 @@ use std::time::Duration;
 use cmdstream::{Client, Group};
 
 use crate::contenders::{Addrs, Target};
-use crate::measure::Spread;
 use crate::plan::Plan;
 use crate::report;
 use crate::runtime::{run_client, Setup};
 use crate::service::BenchClient;
+use crate::stats::Turns;
 use crate::workload::{count_allocs, pipelined_over, Allocs, Op};
 use crate::BenchError;
 
@@ -30,10 +30,9 @@ const PAIRED_ROUNDS: usize = 2;
 /// One group size's figures.
 struct Row {
     size: usize,
-    plain: Spread,
-    group: Spread,
-    /// Group/plain, per round.
-    ratio: Spread,
+    /// Calls per second in each round.
+    plain: Turns,
+    group: Turns,
 }
 
 /// Every size's figures, and the allocations of a one-member group against
@@ -76,7 +75,7 @@ async fn measure(addrs: Addrs, plan: Plan) -> Result<GroupComparison, BenchError
         let group = [Target::Cmdstream(BenchClient::from(group))];
         pipelined_over(&plain, plan.in_flight, plan.warmup, Op::Add).await?;
         pipelined_over(&group, plan.in_flight, plan.warmup, Op::Add).await?;
-        let (mut plain_rates, mut group_rates, mut ratios) = (vec![], vec![], vec![]);
+        let (mut plain_rates, mut group_rates) = (vec![], vec![]);
         for round in 0..rounds {
             // Back to back, the order alternating.
             let (p, g) = if round % 2 == 0 {
@@ -88,15 +87,13 @@ async fn measure(addrs: Addrs, plan: Plan) -> Result<GroupComparison, BenchError
                 let p = pipelined_over(&plain, plan.in_flight, time, Op::Add).await?;
                 (p, g)
             };
-            ratios.push(g.calls_per_sec / p.calls_per_sec.max(f64::MIN_POSITIVE));
             plain_rates.push(p.calls_per_sec);
             group_rates.push(g.calls_per_sec);
         }
         rows.push(Row {
             size,
-            plain: Spread::of(plain_rates),
-            group: Spread::of(group_rates),
-            ratio: Spread::of(ratios),
+            plain: Turns(plain_rates),
+            group: Turns(group_rates),
         });
         if size == 1 {
             one_member = Some([
@@ -124,15 +121,16 @@ pub(crate) fn table(setup: Setup, c: &GroupComparison, plan: &Plan) -> String {
     let _ = writeln!(s, "|---|---:|---:|---:|");
     let rate = report::rate;
     for row in &c.rows {
+        let ratio = row.group.ratios_to(&row.plain);
         let _ = writeln!(
             s,
             "| N = {} | {} | {} | {:.2} ({:.2}–{:.2}) |",
             row.size,
-            rate(row.plain),
-            rate(row.group),
-            row.ratio.median,
-            row.ratio.min,
-            row.ratio.max
+            rate(row.plain.spread()),
+            rate(row.group.spread()),
+            ratio.median,
+            ratio.min,
+            ratio.max
         );
     }
     let [plain, group] = &c.allocs;
@@ -147,7 +145,7 @@ pub(crate) fn table(setup: Setup, c: &GroupComparison, plan: &Plan) -> String {
          of the rounds' own ratios (lowest–highest).",
         c.rounds
     );
-    let one = c.rows.first().map_or(0.0, |r| r.ratio.median);
+    let one = c.rows.first().map_or(0.0, |r| r.group.ratio_to(&r.plain));
     let _ = writeln!(
         s,
         "\nTarget: pipelined `add`, a one-member group against one plain client ≥ {ONE_MEMBER_GOAL}: {one:.2}, {}.",

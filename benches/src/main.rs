@@ -23,6 +23,7 @@ mod report;
 mod runtime;
 mod service;
 mod side_by_side;
+mod stats;
 mod tarpc_peer;
 mod tls;
 mod tonic_peer;

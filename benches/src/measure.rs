@@ -6,68 +6,30 @@ use std::time::{Duration, Instant};
 use crate::contenders::{Addrs, Contender, Target};
 use crate::cpu::CpuTally;
 use crate::plan::Plan;
+use crate::stats::{percentile, Turns};
 use crate::workload::{
     burst, count_allocs, fan, pipelined, pipelined_interleaved, sequential, sequential_interleaved,
     stream, Allocs, Op, Shuffle,
 };
 use crate::BenchError;
 
-/// Median, lowest and highest of the rounds' figures.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Spread {
-    pub(crate) median: f64,
-    pub(crate) min: f64,
-    pub(crate) max: f64,
-}
-
-impl Spread {
-    pub(crate) fn of(mut v: Vec<f64>) -> Spread {
-        if v.is_empty() {
-            return Spread::default();
-        }
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        // With an even number of rounds, the mean of the middle two.
-        let median = if n.is_multiple_of(2) {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        } else {
-            v[n / 2]
-        };
-        Spread {
-            median,
-            min: v[0],
-            max: v[v.len() - 1],
-        }
-    }
-}
-
-/// The nearest-rank percentile `p` (0–100) of sorted samples.
-pub(crate) fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    // The small slack keeps `0.999 * 2000` (1998.0000000000002 in f64) at
-    // rank 1998.
-    let rank = ((p / 100.0) * sorted.len() as f64 - 1e-9).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 /// Rate and tail latency of a workload.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct RateTail {
-    /// Calls per second, over the rounds.
-    pub(crate) rate: Spread,
+    /// Calls per second of each turn (pipelined) or round (many
+    /// connections).
+    pub(crate) rate: Turns,
     /// Latency p99 (pipelined) or p99.9 (many connections), nanoseconds.
     pub(crate) tail: u64,
 }
 
 /// The fan-out workload's figures.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct FanFigures {
-    /// Items/s of all streams when every consumer is fast.
-    pub(crate) all_fast: Spread,
-    /// Items/s of the fast streams while one consumer is slow.
-    pub(crate) with_slow: Spread,
+    /// Items/s of all streams when every consumer is fast, per turn.
+    pub(crate) all_fast: Turns,
+    /// Items/s of the fast streams while one consumer is slow, per turn.
+    pub(crate) with_slow: Turns,
     /// The highest heap growth of any round with a slow consumer, bytes.
     pub(crate) peak_heap: u64,
 }
@@ -83,8 +45,9 @@ pub(crate) struct Figures {
     pub(crate) pipe_echo: RateTail,
     /// Many connections, one entry per connection count (p99.9 tails).
     pub(crate) bursts: Vec<RateTail>,
-    /// One stream's items per second, if the contender streams.
-    pub(crate) stream_rate: Option<Spread>,
+    /// One stream's items per second in each turn, if the contender
+    /// streams.
+    pub(crate) stream_rate: Option<Turns>,
     /// The fan-out workload, if it ran.
     pub(crate) fan: Option<FanFigures>,
     /// CPU time, nanoseconds per sequential and per pipelined `add`.
@@ -116,11 +79,12 @@ pub(crate) struct Comparison {
     /// alongside the others, nanoseconds: against raw's own, it shows how
     /// far two identical contenders come apart in this method.
     pub(crate) raw_again_seq_p50: u64,
-    /// Pipelined `add` calls per second of that second raw connection.
-    pub(crate) raw_again_add: Spread,
-    /// Its items per second of one stream, and of 64 fast ones.
-    pub(crate) raw_again_stream: Spread,
-    pub(crate) raw_again_fan: Spread,
+    /// Pipelined `add` calls per second of that second raw connection, per
+    /// turn.
+    pub(crate) raw_again_add: Turns,
+    /// Its items per second of one stream, and of 64 fast ones, per turn.
+    pub(crate) raw_again_stream: Turns,
+    pub(crate) raw_again_fan: Turns,
 }
 
 impl Comparison {
@@ -304,22 +268,23 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
             .map(|(mut samples, rates)| {
                 samples.sort_unstable();
                 RateTail {
-                    rate: Spread::of(rates),
+                    rate: Turns(rates),
                     tail: percentile(&samples, 99.9),
                 }
             })
             .collect();
-        let fan = who.fans_out().then(|| FanFigures {
-            all_fast: Spread::of(c.fan_fast),
-            with_slow: Spread::of(c.fan_slow),
+        let fan = who.fans_out().then_some(FanFigures {
+            all_fast: Turns(c.fan_fast),
+            with_slow: Turns(c.fan_slow),
             peak_heap: c.fan_peak,
         });
         if let Some(f) = &fan {
-            if f.with_slow.median < FAN_MIN_SHARE * f.all_fast.median {
+            let (with_slow, all_fast) = (f.with_slow.spread().median, f.all_fast.spread().median);
+            if with_slow < FAN_MIN_SHARE * all_fast {
                 return Err(BenchError::new(format!(
                     "{who}: with one slow consumer the other streams fell to {:.0} items/s, \
                      from {:.0}: they are held back",
-                    f.with_slow.median, f.all_fast.median
+                    with_slow, all_fast
                 )));
             }
             if who.bounds_stream_memory() && f.peak_heap > FAN_HEAP_LIMIT {
@@ -335,15 +300,15 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
                 seq_p50: percentile(&c.seq, 50.0),
                 seq_p99: percentile(&c.seq, 99.0),
                 pipe_add: RateTail {
-                    rate: Spread::of(c.pipe_rates),
+                    rate: Turns(c.pipe_rates),
                     tail: percentile(&c.pipe, 99.0),
                 },
                 pipe_echo: RateTail {
-                    rate: Spread::of(c.echo_rates),
+                    rate: Turns(c.echo_rates),
                     tail: percentile(&c.echo, 99.0),
                 },
                 bursts,
-                stream_rate: who.streams().then(|| Spread::of(c.stream_rates)),
+                stream_rate: who.streams().then_some(Turns(c.stream_rates)),
                 fan,
                 cpu_seq: c.cpu_seq.per_call(),
                 cpu_pipe: c.cpu_pipe.per_call(),
@@ -355,9 +320,9 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
     Ok(Comparison {
         figures,
         raw_again_seq_p50: percentile(&raw_again, 50.0),
-        raw_again_add: Spread::of(raw_again_rates),
-        raw_again_stream: Spread::of(control_stream),
-        raw_again_fan: Spread::of(control_fan),
+        raw_again_add: Turns(raw_again_rates),
+        raw_again_stream: Turns(control_stream),
+        raw_again_fan: Turns(control_fan),
     })
 }
 
@@ -424,26 +389,6 @@ pub(crate) async fn profile(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_median_of_an_even_number_of_rounds_is_their_middle() {
-        let s = Spread::of(vec![3.0, 1.0]);
-        assert_eq!((s.min, s.median, s.max), (1.0, 2.0, 3.0));
-        let s = Spread::of(vec![5.0, 1.0, 3.0]);
-        assert_eq!((s.min, s.median, s.max), (1.0, 3.0, 5.0));
-    }
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let v: Vec<u64> = (1..=100).collect();
-        assert_eq!(percentile(&v, 50.0), 50);
-        assert_eq!(percentile(&v, 99.0), 99);
-        assert_eq!(percentile(&v, 100.0), 100);
-        assert_eq!(percentile(&[5], 99.0), 5);
-        assert_eq!(percentile(&[], 50.0), 0);
-        let w: Vec<u64> = (1..=2000).collect();
-        assert_eq!(percentile(&w, 99.9), 1998);
-    }
 
     #[test]
     fn every_contender_leads_some_round() {

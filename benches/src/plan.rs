@@ -57,7 +57,7 @@ impl Plan {
             conn_counts: vec![1, 4, 16],
             burst_calls: 960,
             stream_items: 500_000,
-            stream_turns: 4,
+            stream_turns: 8,
             fan_streams: 64,
             fan_items: 10_000,
             slow_pause: Duration::from_millis(1),

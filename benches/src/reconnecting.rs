@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use crate::contenders::{Addrs, Target};
 use crate::cpu::CpuTally;
-use crate::measure::{percentile, Spread};
 use crate::plan::Plan;
 use crate::report;
 use crate::runtime::{run_client, Setup};
 use crate::service::BenchClient;
 use crate::side_by_side::UnaryFigures;
+use crate::stats::{percentile, Turns};
 use crate::workload::{count_allocs, pipelined, sequential, sequential_interleaved, Allocs, Op};
 use crate::BenchError;
 
@@ -31,8 +31,6 @@ const PAIRED_ROUNDS: usize = 4;
 /// Both clients' figures: plain first, reconnecting second.
 pub(crate) struct ReconnectComparison {
     unary: [UnaryFigures; 2],
-    /// Pipelined `add`, reconnecting/plain, per round.
-    ratio: Spread,
     rounds: usize,
     allocs: [Allocs; 2],
 }
@@ -63,7 +61,6 @@ async fn measure(addrs: Addrs, plan: Plan) -> Result<ReconnectComparison, BenchE
     let rounds = plan.rounds * PAIRED_ROUNDS;
     let mut seq: [Vec<u64>; 2] = Default::default();
     let mut rates: [Vec<f64>; 2] = Default::default();
-    let mut ratios = Vec::with_capacity(rounds);
     let mut cpu = [CpuTally::default(); 2];
     let latency = plan.latency_time / 4;
     for round in 0..rounds {
@@ -84,7 +81,6 @@ async fn measure(addrs: Addrs, plan: Plan) -> Result<ReconnectComparison, BenchE
             .await?;
             rate[i] = run.calls_per_sec;
         }
-        ratios.push(rate[1] / rate[0].max(f64::MIN_POSITIVE));
         rates[0].push(rate[0]);
         rates[1].push(rate[1]);
     }
@@ -93,7 +89,7 @@ async fn measure(addrs: Addrs, plan: Plan) -> Result<ReconnectComparison, BenchE
         seq.sort_unstable();
         UnaryFigures {
             seq_p50: percentile(&seq, 50.0),
-            pipe_add: Spread::of(std::mem::take(&mut rates[i])),
+            pipe_add: Turns(std::mem::take(&mut rates[i])),
         }
     });
     let allocs = [
@@ -102,7 +98,6 @@ async fn measure(addrs: Addrs, plan: Plan) -> Result<ReconnectComparison, BenchE
     ];
     Ok(ReconnectComparison {
         unary,
-        ratio: Spread::of(ratios),
         rounds,
         allocs,
     })
@@ -125,15 +120,16 @@ pub(crate) fn table(setup: Setup, c: &ReconnectComparison, plan: &Plan) -> Strin
         re.seq_p50 as f64 / plain.seq_p50.max(1) as f64
     );
     let rate = report::rate;
-    let pipe = c.ratio.median;
+    let ratios = re.pipe_add.ratios_to(&plain.pipe_add);
+    let pipe = ratios.median;
     let _ = writeln!(
         s,
         "| pipelined `add` calls/s ({} in flight) | {} | {} | {pipe:.2} ({:.2}–{:.2}) |",
         plan.in_flight,
-        rate(plain.pipe_add),
-        rate(re.pipe_add),
-        c.ratio.min,
-        c.ratio.max
+        rate(plain.pipe_add.spread()),
+        rate(re.pipe_add.spread()),
+        ratios.min,
+        ratios.max
     );
     let ratio = |a: f64, b: f64| a / b.max(f64::MIN_POSITIVE);
     let _ = writeln!(

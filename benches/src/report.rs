@@ -4,9 +4,10 @@
 use std::fmt::{self, Write};
 
 use crate::contenders::Contender;
-use crate::measure::{Comparison, Figures, RateTail, Spread};
+use crate::measure::{Comparison, Figures, RateTail};
 use crate::plan::Plan;
 use crate::runtime::Setup;
+use crate::stats::{Spread, Turns};
 
 fn micros(ns: u64) -> String {
     format!("{:.1} µs", ns as f64 / 1000.0)
@@ -58,12 +59,32 @@ fn bytes(b: u64) -> String {
     }
 }
 
-fn ratio(cmd: f64, peer: f64) -> String {
-    if peer == 0.0 || !cmd.is_finite() || !peer.is_finite() {
-        "–".into()
-    } else {
-        format!("{:.2}", cmd / peer)
+/// A figure of the wide table as the ratio table divides it.
+#[derive(Debug, Clone)]
+enum Value {
+    /// A latency, a CPU time, a count.
+    One(f64),
+    /// A rate in each turn: divided turn by turn.
+    Turns(Turns),
+}
+
+impl Value {
+    /// `self / peer`, if it means something.
+    fn ratio_to(&self, peer: &Value) -> Option<f64> {
+        let r = match (self, peer) {
+            (Value::Turns(a), Value::Turns(b)) if a.0.iter().zip(&b.0).next().is_some() => {
+                a.ratio_to(b)
+            }
+            (Value::One(a), Value::One(b)) if *b != 0.0 => a / b,
+            _ => return None,
+        };
+        r.is_finite().then_some(r)
     }
+}
+
+/// A rate cell and its value.
+fn rate_cell(t: &Turns) -> (String, Value) {
+    (rate(t.spread()), Value::Turns(t.clone()))
 }
 
 const NONE: &str = "–";
@@ -81,7 +102,7 @@ pub(crate) fn preamble(plan: &Plan, quick: bool, cpus: usize, cpu_model: &str) -
         s,
         "- per setup: warm-up {:?} per workload and contender, then {} rounds; in each, every \
          contender gets {:?} of sequential `add` in turns of {:?}, {:?} of `add` and as much of \
-         {}-byte `echo` with {} calls in flight on one connection in turns of {:?}, and {} turns \
+         {}-byte `echo` with {} calls in flight on one connection in turns of {:?}, and {} turn{} \
          of one stream of {} items and of {} streams of {} items (all fast, then one consumer \
          pausing {:?} per item), the turns of each workload in an order shuffled every pass; \
          then {} `slow_add` calls ({:?} in the handler) fired at once over {} connections, each \
@@ -95,6 +116,7 @@ pub(crate) fn preamble(plan: &Plan, quick: bool, cpus: usize, cpu_model: &str) -
         plan.in_flight,
         plan.pipelined_turn,
         plan.stream_turns,
+        if plan.stream_turns == 1 { "" } else { "s" },
         thousands(plan.stream_items as f64),
         plan.fan_streams,
         thousands(plan.fan_items as f64),
@@ -124,7 +146,9 @@ pub(crate) fn preamble(plan: &Plan, quick: bool, cpus: usize, cpu_model: &str) -
     let _ = writeln!(
         s,
         "- a ratio is cmdstream (bincode) / the peer: above 1 is faster for rates, slower for \
-         latencies, CPU and allocations"
+         latencies, CPU and allocations; a rate's ratio is the median of the ratios of the two \
+         contenders' turns (or rounds) in the same pass, which the machine's drift over seconds \
+         leaves alone"
     );
     s
 }
@@ -135,13 +159,13 @@ struct Row {
     cells: Vec<String>,
     /// cmdstream's value and each contender's, for the ratio table;
     /// `None` where the ratio means nothing.
-    values: Option<Vec<Option<f64>>>,
+    values: Option<Vec<Option<Value>>>,
 }
 
 fn rows(c: &Comparison, plan: &Plan) -> Vec<Row> {
     let all: Vec<&Figures> = Contender::ALL.iter().map(|&w| c.of(w)).collect();
     let mut rows = Vec::new();
-    let mut push = |name: String, cell: &dyn Fn(&Figures) -> Option<(String, f64)>| {
+    let mut push = |name: String, cell: &dyn Fn(&Figures) -> Option<(String, Value)>| {
         let got: Vec<_> = all.iter().map(|f| cell(f)).collect();
         rows.push(Row {
             name,
@@ -152,17 +176,17 @@ fn rows(c: &Comparison, plan: &Plan) -> Vec<Row> {
                         .map_or_else(|| NONE.to_string(), |(s, _)| s.clone())
                 })
                 .collect(),
-            values: Some(got.iter().map(|g| g.as_ref().map(|(_, v)| *v)).collect()),
+            values: Some(got.into_iter().map(|g| g.map(|(_, v)| v)).collect()),
         });
     };
     push("sequential `add` latency p50".into(), &|f| {
-        Some((micros(f.seq_p50), f.seq_p50 as f64))
+        Some((micros(f.seq_p50), Value::One(f.seq_p50 as f64)))
     });
     push("sequential `add` latency p99".into(), &|f| {
-        Some((micros(f.seq_p99), f.seq_p99 as f64))
+        Some((micros(f.seq_p99), Value::One(f.seq_p99 as f64)))
     });
     let in_flight = plan.in_flight;
-    let pipe = |name: &str, rt: fn(&Figures) -> RateTail| {
+    let pipe = |name: &str, rt: fn(&Figures) -> &RateTail| {
         (
             format!("pipelined {name} calls/s ({in_flight} in flight)"),
             format!("pipelined {name} latency p99"),
@@ -170,12 +194,12 @@ fn rows(c: &Comparison, plan: &Plan) -> Vec<Row> {
         )
     };
     for (rate_name, tail_name, rt) in [
-        pipe("`add`", |f| f.pipe_add),
-        pipe(&format!("{} B `echo`", plan.echo_size), |f| f.pipe_echo),
+        pipe("`add`", |f| &f.pipe_add),
+        pipe(&format!("{} B `echo`", plan.echo_size), |f| &f.pipe_echo),
     ] {
-        push(rate_name, &|f| Some((rate(rt(f).rate), rt(f).rate.median)));
+        push(rate_name, &|f| Some(rate_cell(&rt(f).rate)));
         push(tail_name, &|f| {
-            Some((micros(rt(f).tail), rt(f).tail as f64))
+            Some((micros(rt(f).tail), Value::One(rt(f).tail as f64)))
         });
     }
     for (k, conns) in plan.conn_counts.iter().enumerate() {
@@ -185,53 +209,64 @@ fn rows(c: &Comparison, plan: &Plan) -> Vec<Row> {
                 if *conns == 1 { "" } else { "s" },
                 plan.burst_calls
             ),
-            &|f| Some((rate(f.bursts[k].rate), f.bursts[k].rate.median)),
+            &|f| Some(rate_cell(&f.bursts[k].rate)),
         );
         push(
             format!(
                 "{conns} connection{}: latency p99.9",
                 if *conns == 1 { "" } else { "s" }
             ),
-            &|f| Some((millis(f.bursts[k].tail), f.bursts[k].tail as f64)),
+            &|f| {
+                Some((
+                    millis(f.bursts[k].tail),
+                    Value::One(f.bursts[k].tail as f64),
+                ))
+            },
         );
     }
     push("one server stream: items/s".into(), &|f| {
-        f.stream_rate.map(|s| (rate(s), s.median))
+        f.stream_rate.as_ref().map(rate_cell)
     });
     push(
         format!("{} streams, all fast: items/s", plan.fan_streams),
-        &|f| f.fan.map(|x| (rate(x.all_fast), x.all_fast.median)),
+        &|f| f.fan.as_ref().map(|x| rate_cell(&x.all_fast)),
     );
     push(
         format!(
             "{} streams, one slow consumer: the others' items/s",
             plan.fan_streams
         ),
-        &|f| f.fan.map(|x| (rate(x.with_slow), x.with_slow.median)),
+        &|f| f.fan.as_ref().map(|x| rate_cell(&x.with_slow)),
     );
     push("… share of their rate kept".into(), &|f| {
-        f.fan.map(|x| {
-            let share = x.with_slow.median / x.all_fast.median;
-            (format!("{:.0} %", share * 100.0), share)
+        f.fan.as_ref().map(|x| {
+            let share = x.with_slow.spread().median / x.all_fast.spread().median;
+            (format!("{:.0} %", share * 100.0), Value::One(share))
         })
     });
     push("… peak heap growth meanwhile".into(), &|f| {
-        f.fan.map(|x| (bytes(x.peak_heap), x.peak_heap as f64))
+        f.fan
+            .as_ref()
+            .map(|x| (bytes(x.peak_heap), Value::One(x.peak_heap as f64)))
     });
     push("CPU time per sequential call".into(), &|f| {
-        f.cpu_seq.map(|ns| (micros(ns as u64), ns))
+        f.cpu_seq.map(|ns| (micros(ns as u64), Value::One(ns)))
     });
     push("CPU time per pipelined call".into(), &|f| {
-        f.cpu_pipe.map(|ns| (micros(ns as u64), ns))
+        f.cpu_pipe.map(|ns| (micros(ns as u64), Value::One(ns)))
     });
     push("allocations per sequential call".into(), &|f| {
-        Some((format!("{:.2}", f.allocs.sequential), f.allocs.sequential))
+        let a = f.allocs.sequential;
+        Some((format!("{a:.2}"), Value::One(a)))
     });
     push("allocations per pipelined call".into(), &|f| {
-        Some((format!("{:.2}", f.allocs.pipelined), f.allocs.pipelined))
+        let a = f.allocs.pipelined;
+        Some((format!("{a:.2}"), Value::One(a)))
     });
     push("allocations per streamed item".into(), &|f| {
-        f.allocs.per_item.map(|a| (format!("{a:.3}"), a))
+        f.allocs
+            .per_item
+            .map(|a| (format!("{a:.3}"), Value::One(a)))
     });
     // Share and heap growth compare poorly as ratios.
     for r in &mut rows {
@@ -281,8 +316,8 @@ pub(crate) fn table(setup: Setup, c: &Comparison, plan: &Plan) -> String {
         let Some(values) = &r.values else { continue };
         let cells: Vec<String> = PEERS
             .iter()
-            .map(|&p| match (values[me], values[index(p)]) {
-                (Some(a), Some(b)) => ratio(a, b),
+            .map(|&p| match (&values[me], &values[index(p)]) {
+                (Some(a), Some(b)) => a.ratio_to(b).map_or(NONE.into(), |r| format!("{r:.2}")),
                 _ => NONE.into(),
             })
             .collect();
@@ -344,10 +379,8 @@ fn targets(setup: Setup, c: &Comparison) -> String {
     let _ = writeln!(s, "\n### Setup {}: targets\n", setup.letter());
     let _ = writeln!(s, "| target | goal | measured | |");
     let _ = writeln!(s, "|---|---:|---:|---|");
-    let add = |f: &Figures| f.pipe_add.rate.median;
-    let vs_tarpc = add(me) / add(tarpc);
-    let vs_tonic = add(me) / add(tonic);
-    let vs_raw = add(me) / add(raw);
+    let add = |peer: &Figures| me.pipe_add.rate.ratio_to(&peer.pipe_add.rate);
+    let (vs_tarpc, vs_tonic, vs_raw) = (add(tarpc), add(tonic), add(raw));
     match setup {
         Setup::CurrentThread => {
             verdict(
@@ -378,7 +411,7 @@ fn targets(setup: Setup, c: &Comparison) -> String {
         vs_raw,
         Goal::AtLeast(0.7),
     );
-    let echo = me.pipe_echo.rate.median / tarpc.pipe_echo.rate.median;
+    let echo = me.pipe_echo.rate.ratio_to(&tarpc.pipe_echo.rate);
     verdict(
         &mut s,
         "pipelined 1 KiB `echo`, cmdstream/tarpc",
@@ -399,8 +432,8 @@ fn targets(setup: Setup, c: &Comparison) -> String {
         allocs,
         Goal::AtMost(4.0),
     );
-    let stream = match (me.stream_rate, raw.stream_rate) {
-        (Some(a), Some(b)) => a.median / b.median,
+    let stream = match (&me.stream_rate, &raw.stream_rate) {
+        (Some(a), Some(b)) => a.ratio_to(b),
         _ => 0.0,
     };
     verdict(
@@ -415,9 +448,13 @@ fn targets(setup: Setup, c: &Comparison) -> String {
          raw's sequential p50, {:.2}× its pipelined `add`, {:.2}× its one stream and {:.2}× its \
          64 fast streams: how far two identical contenders come apart here.",
         c.raw_again_seq_p50 as f64 / raw.seq_p50.max(1) as f64,
-        c.raw_again_add.median / raw.pipe_add.rate.median,
-        c.raw_again_stream.median / raw.stream_rate.map_or(f64::NAN, |s| s.median),
-        c.raw_again_fan.median / raw.fan.map_or(f64::NAN, |f| f.all_fast.median),
+        c.raw_again_add.ratio_to(&raw.pipe_add.rate),
+        raw.stream_rate
+            .as_ref()
+            .map_or(f64::NAN, |s| c.raw_again_stream.ratio_to(s)),
+        raw.fan
+            .as_ref()
+            .map_or(f64::NAN, |f| c.raw_again_fan.ratio_to(&f.all_fast)),
     );
     s
 }

@@ -4,18 +4,18 @@
 
 use crate::contenders::Target;
 use crate::cpu::CpuTally;
-use crate::measure::{percentile, Spread};
 use crate::plan::Plan;
+use crate::stats::{percentile, Turns};
 use crate::workload::{pipelined, pipelined_interleaved, sequential, sequential_interleaved, Op};
 use crate::BenchError;
 
 /// One contender's figures in a side-by-side of unary calls.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct UnaryFigures {
     /// Sequential `add` latency p50, nanoseconds.
     pub(crate) seq_p50: u64,
-    /// Pipelined `add` calls per second.
-    pub(crate) pipe_add: Spread,
+    /// Pipelined `add` calls per second, per turn.
+    pub(crate) pipe_add: Turns,
 }
 
 /// Sequential and pipelined `add` on each of `targets` after a warm-up,
@@ -60,7 +60,7 @@ pub(crate) async fn unary_rounds(
             seq.sort_unstable();
             UnaryFigures {
                 seq_p50: percentile(&seq, 50.0),
-                pipe_add: Spread::of(rates),
+                pipe_add: Turns(rates),
             }
         })
         .collect())

@@ -235,11 +235,11 @@ pub(crate) fn table(setup: Setup, c: &TlsComparison, plan: &Plan) -> String {
         s,
         "| pipelined `add` calls/s ({} in flight) | {} | {} | {} |",
         plan.in_flight,
-        rate(me.pipe_add),
-        rate(tonic.pipe_add),
-        rate(raw.pipe_add)
+        rate(me.pipe_add.spread()),
+        rate(tonic.pipe_add.spread()),
+        rate(raw.pipe_add.spread())
     );
-    let pipe = me.pipe_add.median / raw.pipe_add.median.max(f64::MIN_POSITIVE);
+    let pipe = me.pipe_add.ratio_to(&raw.pipe_add);
     let _ = writeln!(s, "\n| ratio over TLS | cmdstream/tonic | cmdstream/raw |");
     let _ = writeln!(s, "|---|---:|---:|");
     let _ = writeln!(
@@ -251,7 +251,7 @@ pub(crate) fn table(setup: Setup, c: &TlsComparison, plan: &Plan) -> String {
     let _ = writeln!(
         s,
         "| pipelined `add` calls/s | {:.2} | {pipe:.2} |",
-        me.pipe_add.median / tonic.pipe_add.median.max(f64::MIN_POSITIVE)
+        me.pipe_add.ratio_to(&tonic.pipe_add)
     );
     let _ = writeln!(
         s,

@@ -9,12 +9,15 @@ use std::time::Duration;
 use cmdstream::{Client, Group};
 
 use crate::contenders::{Addrs, Target};
+use crate::cpu::CpuTally;
 use crate::plan::Plan;
 use crate::report;
 use crate::runtime::{run_client, Setup};
 use crate::service::BenchClient;
 use crate::stats::Turns;
-use crate::workload::{count_allocs, pipelined_over, Allocs, Op};
+use crate::workload::{
+    count_allocs, pipelined_interleaved, pipelined_over, Allocs, Op, PipelinedTurns,
+};
 use crate::BenchError;
 
 /// The group sizes measured.
@@ -23,9 +26,6 @@ const SIZES: [usize; 3] = [1, 2, 4];
 /// The goal for a one-member group on pipelined `add`, against one plain
 /// client.
 const ONE_MEMBER_GOAL: f64 = 0.9;
-
-/// Rounds per round of the main run: each half as long.
-const PAIRED_ROUNDS: usize = 2;
 
 /// One group size's figures.
 struct Row {
@@ -39,7 +39,8 @@ struct Row {
 /// one plain client.
 pub(crate) struct GroupComparison {
     rows: Vec<Row>,
-    rounds: usize,
+    /// Turns each of plain and group took, per size.
+    turns: usize,
     allocs: [Allocs; 2],
 }
 
@@ -54,8 +55,10 @@ pub(crate) fn run(
 }
 
 async fn measure(addrs: Addrs, plan: Plan) -> Result<GroupComparison, BenchError> {
-    let rounds = plan.rounds * PAIRED_ROUNDS;
-    let time = plan.pipelined_time / 2;
+    // Each as long as all the main run's pipelined `add` turns together,
+    // in the same turns.
+    let time = plan.pipelined_time * plan.rounds as u32;
+    let mut turns = 0;
     let mut rows = Vec::new();
     let mut one_member = None;
     for size in SIZES {
@@ -75,25 +78,22 @@ async fn measure(addrs: Addrs, plan: Plan) -> Result<GroupComparison, BenchError
         let group = [Target::Cmdstream(BenchClient::from(group))];
         pipelined_over(&plain, plan.in_flight, plan.warmup, Op::Add).await?;
         pipelined_over(&group, plan.in_flight, plan.warmup, Op::Add).await?;
-        let (mut plain_rates, mut group_rates) = (vec![], vec![]);
-        for round in 0..rounds {
-            // Back to back, the order alternating.
-            let (p, g) = if round % 2 == 0 {
-                let p = pipelined_over(&plain, plan.in_flight, time, Op::Add).await?;
-                let g = pipelined_over(&group, plan.in_flight, time, Op::Add).await?;
-                (p, g)
-            } else {
-                let g = pipelined_over(&group, plan.in_flight, time, Op::Add).await?;
-                let p = pipelined_over(&plain, plan.in_flight, time, Op::Add).await?;
-                (p, g)
-            };
-            plain_rates.push(p.calls_per_sec);
-            group_rates.push(g.calls_per_sec);
-        }
+        let [plain_turns, group_turns]: [PipelinedTurns; 2] = pipelined_interleaved(
+            &[&plain, &group],
+            plan.in_flight,
+            time,
+            plan.pipelined_turn,
+            Op::Add,
+            &mut [CpuTally::default(); 2],
+        )
+        .await?
+        .try_into()
+        .map_err(|_| BenchError::new("two contenders, two sets of turns"))?;
+        turns = plain_turns.rates.len();
         rows.push(Row {
             size,
-            plain: Turns(plain_rates),
-            group: Turns(group_rates),
+            plain: Turns(plain_turns.rates),
+            group: Turns(group_turns.rates),
         });
         if size == 1 {
             one_member = Some([
@@ -104,7 +104,7 @@ async fn measure(addrs: Addrs, plan: Plan) -> Result<GroupComparison, BenchError
     }
     Ok(GroupComparison {
         rows,
-        rounds,
+        turns,
         allocs: one_member.ok_or_else(|| BenchError::new("no one-member group measured"))?,
     })
 }
@@ -141,9 +141,9 @@ pub(crate) fn table(setup: Setup, c: &GroupComparison, plan: &Plan) -> String {
     );
     let _ = writeln!(
         s,
-        "\n{} rounds per size, plain and group back to back in each; a ratio is the median \
-         of the rounds' own ratios (lowest–highest).",
-        c.rounds
+        "\n{} turns each per size, plain and group in an order shuffled every pass; a ratio \
+         is the median of the passes' own ratios (lowest–highest).",
+        c.turns
     );
     let one = c.rows.first().map_or(0.0, |r| r.group.ratio_to(&r.plain));
     let _ = writeln!(

@@ -139,7 +139,7 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
     let n = targets.len();
     let mut turn_targets = targets.clone();
     turn_targets.push(Target::connect(Contender::Raw, &addrs).await?);
-    let with_control: Vec<&Target> = turn_targets.iter().collect();
+    let with_control: Vec<&[Target]> = turn_targets.chunks(1).collect();
     let mut cpu_seq = vec![CpuTally::default(); n + 1];
     let mut cpu_pipe = vec![CpuTally::default(); n + 1];
     let mut raw_again = Vec::new();
@@ -230,7 +230,7 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
         for _ in 0..plan.stream_turns {
             shuffle.apply(&mut streaming);
             for &i in &streaming {
-                let rate = stream(with_control[i], plan.stream_items).await?;
+                let rate = stream(&turn_targets[i], plan.stream_items).await?;
                 match collected.get_mut(i) {
                     Some(c) => c.stream_rates.push(rate),
                     None => control_stream.push(rate),
@@ -238,10 +238,10 @@ pub(crate) async fn run_all(addrs: Addrs, plan: &Plan) -> Result<Comparison, Ben
             }
             shuffle.apply(&mut fanning);
             for &i in &fanning {
-                let all_fast = fan(with_control[i], plan, plan.fan_items, false).await?;
+                let all_fast = fan(&turn_targets[i], plan, plan.fan_items, false).await?;
                 match collected.get_mut(i) {
                     Some(c) => {
-                        let with_slow = fan(with_control[i], plan, plan.fan_items, true).await?;
+                        let with_slow = fan(&turn_targets[i], plan, plan.fan_items, true).await?;
                         c.fan_fast.push(all_fast.fast_rate);
                         c.fan_slow.push(with_slow.fast_rate);
                         c.fan_peak = c.fan_peak.max(with_slow.peak_heap);

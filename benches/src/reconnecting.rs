@@ -7,14 +7,12 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use crate::contenders::{Addrs, Target};
-use crate::cpu::CpuTally;
 use crate::plan::Plan;
 use crate::report;
 use crate::runtime::{run_client, Setup};
 use crate::service::BenchClient;
-use crate::side_by_side::UnaryFigures;
-use crate::stats::{percentile, Turns};
-use crate::workload::{count_allocs, pipelined, sequential, sequential_interleaved, Allocs, Op};
+use crate::side_by_side::{unary_rounds, UnaryFigures};
+use crate::workload::{count_allocs, Allocs};
 use crate::BenchError;
 
 /// The goal on pipelined `add`, reconnecting against plain.
@@ -25,7 +23,7 @@ const PIPE_GOAL: f64 = 0.95;
 /// how the calls fall into batches.
 const ALLOCS_SAME: f64 = 1.02;
 
-/// Rounds per round of the main run: each half as long.
+/// Rounds per round of the main run.
 const PAIRED_ROUNDS: usize = 4;
 
 /// Both clients' figures: plain first, reconnecting second.
@@ -50,55 +48,27 @@ async fn measure(addrs: Addrs, plan: Plan) -> Result<ReconnectComparison, BenchE
     let builder = cmdstream::Client::builder().reconnect(cmdstream::Reconnect::new());
     let reconnecting = BenchClient::connect_with(builder, addrs.cmd_bincode).await?;
     let targets = [Target::Cmdstream(plain), Target::Cmdstream(reconnecting)];
-    for t in &targets {
-        sequential(t, plan.warmup).await?;
-        pipelined(t, plan.in_flight, plan.warmup, Op::Add).await?;
-    }
     // The two differ by a few per cent at most, less than a shared
-    // machine drifts in a few seconds: so many short rounds, the two
-    // clients back to back in each (their order alternating), and the
-    // figure is the median of the rounds' own ratios.
-    let rounds = plan.rounds * PAIRED_ROUNDS;
-    let mut seq: [Vec<u64>; 2] = Default::default();
-    let mut rates: [Vec<f64>; 2] = Default::default();
-    let mut cpu = [CpuTally::default(); 2];
-    let latency = plan.latency_time / 4;
-    for round in 0..rounds {
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        let mut rate = [0.0; 2];
-        let samples =
-            sequential_interleaved(&targets, latency, plan.latency_turn, &mut cpu).await?;
-        for (all, some) in seq.iter_mut().zip(samples) {
-            all.extend(some);
-        }
-        for i in order {
-            let run = pipelined(
-                &targets[i],
-                plan.in_flight,
-                plan.pipelined_time / 2,
-                Op::Add,
-            )
-            .await?;
-            rate[i] = run.calls_per_sec;
-        }
-        rates[0].push(rate[0]);
-        rates[1].push(rate[1]);
-    }
-    let unary = [0, 1].map(|i| {
-        let mut seq = std::mem::take(&mut seq[i]);
-        seq.sort_unstable();
-        UnaryFigures {
-            seq_p50: percentile(&seq, 50.0),
-            pipe_add: Turns(std::mem::take(&mut rates[i])),
-        }
-    });
+    // machine drifts in a few seconds: so four times the main run's
+    // rounds, each a quarter as long at sequential calls and half as long
+    // at pipelined ones, in the same shuffled turns.
+    let paired = Plan {
+        rounds: plan.rounds * PAIRED_ROUNDS,
+        latency_time: plan.latency_time / PAIRED_ROUNDS as u32,
+        pipelined_time: plan.pipelined_time / 2,
+        ..plan.clone()
+    };
+    let unary: [UnaryFigures; 2] = unary_rounds(&targets, &paired)
+        .await?
+        .try_into()
+        .map_err(|_| BenchError::new("two clients, two sets of figures"))?;
     let allocs = [
         count_allocs(&targets[0], &plan).await?,
         count_allocs(&targets[1], &plan).await?,
     ];
     Ok(ReconnectComparison {
         unary,
-        rounds,
+        rounds: paired.rounds,
         allocs,
     })
 }
@@ -147,9 +117,11 @@ pub(crate) fn table(setup: Setup, c: &ReconnectComparison, plan: &Plan) -> Strin
     );
     let _ = writeln!(
         s,
-        "\n{} rounds, the two clients back to back in each; the pipelined ratio is \
-         the median of the rounds' own ratios (lowest–highest).",
-        c.rounds
+        "\n{} rounds, each with turns of both clients in an order shuffled every pass ({} \
+         pipelined turns each in all); the pipelined ratio is the median of the passes' own \
+         ratios (lowest–highest).",
+        c.rounds,
+        re.pipe_add.0.len()
     );
     let verdict = |met: bool| if met { "met" } else { "**missed**" };
     let _ = writeln!(

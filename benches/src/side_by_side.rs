@@ -20,7 +20,7 @@ pub(crate) struct UnaryFigures {
 
 /// Sequential and pipelined `add` on each of `targets` after a warm-up,
 /// in rounds of shuffled turns as in the main run: the sections that set
-/// a few contenders side by side (over TLS).
+/// a few contenders side by side (over TLS, reconnecting).
 pub(crate) async fn unary_rounds(
     targets: &[Target],
     plan: &Plan,
@@ -33,7 +33,7 @@ pub(crate) async fn unary_rounds(
     let mut seq: Vec<Vec<u64>> = vec![Vec::new(); n];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); n];
     let mut cpu = vec![CpuTally::default(); n];
-    let each: Vec<&Target> = targets.iter().collect();
+    let each: Vec<&[Target]> = targets.chunks(1).collect();
     for _ in 0..plan.rounds {
         let samples =
             sequential_interleaved(targets, plan.latency_time, plan.latency_turn, &mut cpu).await?;

@@ -76,7 +76,7 @@ fn passes(time: Duration, turn: Duration) -> usize {
     time.as_nanos().div_ceil(turn.as_nanos().max(1)) as usize
 }
 
-/// What [`pipelined_interleaved`] measured on one target.
+/// What [`pipelined_interleaved`] measured on one contender.
 #[derive(Default)]
 pub(crate) struct PipelinedTurns {
     /// Calls per second of each turn.
@@ -85,19 +85,20 @@ pub(crate) struct PipelinedTurns {
     pub(crate) samples: Vec<u64>,
 }
 
-/// [`pipelined`] on each of `targets` in turn, `turn` at a time, until
-/// each has had `time`, in a new shuffled order every pass, as
+/// [`pipelined_over`] on each of `contenders` (each some connections the
+/// calls are spread over) in turn, `turn` at a time, until each has had
+/// `time`, in a new shuffled order every pass, as
 /// [`sequential_interleaved`] does and for the same reason; each turn's
-/// CPU time and calls go to the target's entry in `cpu`.
+/// CPU time and calls go to the contender's entry in `cpu`.
 pub(crate) async fn pipelined_interleaved(
-    targets: &[&Target],
+    contenders: &[&[Target]],
     in_flight: usize,
     time: Duration,
     turn: Duration,
     op: Op,
     cpu: &mut [CpuTally],
 ) -> Result<Vec<PipelinedTurns>, BenchError> {
-    let n = targets.len();
+    let n = contenders.len();
     let mut turns: Vec<PipelinedTurns> = (0..n).map(|_| PipelinedTurns::default()).collect();
     let mut order: Vec<usize> = (0..n).collect();
     let mut shuffle = Shuffle::new(0x2545_f491_4f6c_dd1d);
@@ -105,7 +106,7 @@ pub(crate) async fn pipelined_interleaved(
         shuffle.apply(&mut order);
         for &i in &order {
             let before = cpu::process_time();
-            let run = pipelined(targets[i], in_flight, turn, op).await?;
+            let run = pipelined_over(contenders[i], in_flight, turn, op).await?;
             cpu[i].add(before, run.samples.len() as u64);
             turns[i].rates.push(run.calls_per_sec);
             turns[i].samples.extend(run.samples);

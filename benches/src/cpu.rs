@@ -1,5 +1,7 @@
 //! CPU time of the whole process (every thread: clients and servers),
-//! from `/proc/self/stat`.
+//! from `/proc/self/stat`; and the time the host took from this machine's
+//! CPUs (steal time), from `/proc/stat`, so that a run on a disturbed
+//! machine says so.
 
 use std::time::Duration;
 
@@ -51,6 +53,64 @@ impl CpuTally {
     }
 }
 
+/// Above this share of the machine's CPU time stolen by the host, a
+/// report calls the measurement disturbed.
+pub(crate) const STEAL_DISTURBED: f64 = 0.02;
+
+/// A reading of `/proc/stat`'s summary line: ticks stolen by the host, and
+/// all ticks, since boot.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Steal {
+    stolen: u64,
+    all: u64,
+}
+
+impl Steal {
+    /// Now's reading, or `None` where `/proc/stat` cannot be read.
+    pub(crate) fn now() -> Option<Steal> {
+        Steal::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+
+    fn parse(stat: &str) -> Option<Steal> {
+        // `cpu  user nice system idle iowait irq softirq steal ...`
+        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+        let ticks: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|f| f.parse().ok())
+            .collect::<Option<_>>()?;
+        // Guest time (fields 9 and 10) is already counted in user time.
+        let all = ticks.iter().take(8).sum();
+        Some(Steal {
+            stolen: *ticks.get(7)?,
+            all,
+        })
+    }
+
+    /// The share of the machine's CPU time the host stole since `self`.
+    pub(crate) fn share_since(self) -> Option<f64> {
+        let now = Steal::now()?;
+        let all = now.all.checked_sub(self.all).filter(|&a| a > 0)?;
+        Some(now.stolen.saturating_sub(self.stolen) as f64 / all as f64)
+    }
+}
+
+/// The sentence a report prints under a measurement that began at `since`.
+pub(crate) fn steal_note(since: Option<Steal>) -> String {
+    match since.and_then(Steal::share_since) {
+        Some(s) if s > STEAL_DISTURBED => format!(
+            "\nSteal time meanwhile: {:.1} % of the machine's CPU time, **a disturbed \
+             measurement**: its ratios say little.\n",
+            s * 100.0
+        ),
+        Some(s) => format!(
+            "\nSteal time meanwhile: {:.1} % of the machine's CPU time.\n",
+            s * 100.0
+        ),
+        None => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +124,13 @@ mod tests {
         }
         std::hint::black_box(x);
         assert!(process_time().unwrap() >= t0);
+    }
+
+    #[test]
+    fn steal_is_the_eighth_field_of_the_summary_line() {
+        let stat = "cpu  100 0 50 800 10 0 0 40 7 0\ncpu0 50 0 25 400 5 0 0 20 0 0\n";
+        let s = Steal::parse(stat).expect("a summary line");
+        assert_eq!((s.stolen, s.all), (40, 1000));
+        assert!(Steal::parse("intr 1 2 3\n").is_none());
     }
 }

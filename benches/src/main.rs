@@ -240,6 +240,7 @@ fn main() -> ExitCode {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
 
     let started = Instant::now();
+    let run_steal = cpu::Steal::now();
     let mut out = report::preamble(&plan, args.quick, cpus, &cpu_model());
     let mut results = Vec::new();
     for setup in [Setup::CurrentThread, Setup::MultiThreadOneWorker] {
@@ -248,9 +249,11 @@ fn main() -> ExitCode {
         }
         eprintln!("measuring setup {setup} …");
         let setup_started = Instant::now();
+        let steal = cpu::Steal::now();
         match runtime::run(setup, &plan, watchdog) {
             Ok(c) => {
                 out.push_str(&report::table(setup, &c, &plan));
+                out.push_str(&cpu::steal_note(steal));
                 results.push((setup, c));
             }
             Err(e) => {
@@ -285,8 +288,12 @@ fn main() -> ExitCode {
         }
         for setup in [Setup::CurrentThread, Setup::MultiThreadOneWorker] {
             eprintln!("measuring setup {setup} {what} …");
+            let steal = cpu::Steal::now();
             match measure(setup, &plan, watchdog) {
-                Ok(table) => out.push_str(&table),
+                Ok(table) => {
+                    out.push_str(&table);
+                    out.push_str(&cpu::steal_note(steal));
+                }
                 Err(e) => {
                     eprintln!("benchmark {what} failed in setup {setup}: {e}");
                     return ExitCode::FAILURE;
@@ -298,6 +305,7 @@ fn main() -> ExitCode {
         "\nWhole run: {:.1} s.\n",
         started.elapsed().as_secs_f64()
     ));
+    out.push_str(&cpu::steal_note(run_steal));
 
     print!("{out}");
     if let Some(path) = &args.out {

@@ -72,7 +72,7 @@ impl Value {
     /// `self / peer`, if it means something.
     fn ratio_to(&self, peer: &Value) -> Option<f64> {
         let r = match (self, peer) {
-            (Value::Turns(a), Value::Turns(b)) if a.0.iter().zip(&b.0).next().is_some() => {
+            (Value::Turns(a), Value::Turns(b)) if !a.0.is_empty() && !b.0.is_empty() => {
                 a.ratio_to(b)
             }
             (Value::One(a), Value::One(b)) if *b != 0.0 => a / b,

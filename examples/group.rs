@@ -38,26 +38,49 @@ impl Worker for MyWorker {
     }
 }
 
-/// A server with a runtime of its own, so that shutting it down ends
+/// One server process: a runtime of its own, so that dropping it ends
 /// every connection at once, as a crash would.
-fn start(id: usize, addr: SocketAddr, done: Arc<[AtomicU64; 3]>) -> tokio::runtime::Runtime {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.spawn(async move {
+struct ServerProcess(Option<tokio::runtime::Runtime>);
+
+impl ServerProcess {
+    /// Starts server `id` on `addr`, listening before it returns (so the
+    /// client's first dial finds it), and waiting for the port to be free
+    /// when a crashed server still holds it.
+    async fn start(
+        id: usize,
+        addr: SocketAddr,
+        done: Arc<[AtomicU64; 3]>,
+    ) -> std::io::Result<ServerProcess> {
         let listener = loop {
-            match tokio::net::TcpListener::bind(addr).await {
+            match std::net::TcpListener::bind(addr) {
                 Ok(listener) => break listener,
-                // The port is still held by the crashed one: again soon.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                    tokio::time::sleep(Duration::from_millis(10)).await
+                }
+                Err(e) => return Err(e),
             }
         };
-        let server = Server::new(WorkerServer::new(MyWorker { id, done }));
-        server.serve(listener).await
-    });
-    runtime
+        listener.set_nonblocking(true)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let server = Server::new(WorkerServer::new(MyWorker { id, done }));
+            server.serve(listener).await
+        });
+        Ok(ServerProcess(Some(runtime)))
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        // Not a blocking shutdown: this may run inside the client's runtime.
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 fn free_port() -> std::io::Result<SocketAddr> {
@@ -68,9 +91,10 @@ fn free_port() -> std::io::Result<SocketAddr> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addrs = [free_port()?, free_port()?, free_port()?];
     let done: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
-    let mut servers: Vec<_> = (0..3)
-        .map(|i| Some(start(i, addrs[i], done.clone())))
-        .collect();
+    let mut servers = Vec::new();
+    for (id, addr) in addrs.iter().enumerate() {
+        servers.push(Some(ServerProcess::start(id, *addr, done.clone()).await?));
+    }
     println!("servers on {}, {}, {}", addrs[0], addrs[1], addrs[2]);
 
     let client = Client::builder()
@@ -137,13 +161,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         if tick == 3 {
             println!("server 2 crashes");
-            if let Some(crashed) = servers[2].take() {
-                crashed.shutdown_background();
-            }
+            servers[2] = None;
         }
         if tick == 7 {
             println!("server 2 is back");
-            servers[2] = Some(start(2, addrs[2], done.clone()));
+            servers[2] = Some(ServerProcess::start(2, addrs[2], done.clone()).await?);
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -156,8 +178,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         failed.load(Ordering::Relaxed)
     );
     client.client().close().await;
-    for server in servers.into_iter().flatten() {
-        server.shutdown_background();
-    }
+    drop(servers);
     Ok(())
 }

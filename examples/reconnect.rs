@@ -46,10 +46,10 @@ impl Counter for MyCounter {
     }
 }
 
-/// One server process: a runtime of its own, so that shutting it down
-/// ends every connection at once, as a crash would.
+/// One server process: a runtime of its own, so that dropping it ends
+/// every connection at once, as a crash would.
 struct ServerProcess {
-    runtime: tokio::runtime::Runtime,
+    runtime: Option<tokio::runtime::Runtime>,
     server: Server<CounterServer<MyCounter>>,
 }
 
@@ -76,7 +76,19 @@ impl ServerProcess {
             let listener = tokio::net::TcpListener::from_std(listener)?;
             serving.serve(listener).await
         });
-        Ok(ServerProcess { runtime, server })
+        Ok(ServerProcess {
+            runtime: Some(runtime),
+            server,
+        })
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        // Not a blocking shutdown: this may run inside the client's runtime.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
@@ -183,13 +195,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("server 1: graceful shutdown; server 2 starts on the same port");
     first.server.shutdown().await;
-    first.runtime.shutdown_background();
+    drop(first);
     let second = ServerProcess::start(addr).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     tally.report("graceful restart");
 
     println!("server 2: crashes; server 3 starts 500 ms later");
-    second.runtime.shutdown_background();
+    drop(second);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let third = ServerProcess::start(addr).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -202,6 +214,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     client.client().close().await;
     watching.await?;
     third.server.shutdown().await;
-    third.runtime.shutdown_background();
+    drop(third);
     Ok(())
 }
